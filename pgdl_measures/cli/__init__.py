@@ -1,0 +1,85 @@
+"""The `pgdl` command line: a thin shell over the library.
+
+Each sub-command lives in its own module of this package and is imported only when it runs,
+so `pgdl --help` does not pay for importing TensorFlow. Errors a user can cause
+(:class:`pgdl_measures.PGDLError`) are printed without a traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+import click
+
+from pgdl_measures import __version__
+from pgdl_measures.errors import PGDLError
+
+# command name -> (module under pgdl_measures.cli, attribute, one-line help shown by `pgdl --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "task": ("task", "task", "Inspect PGDL tasks (competition dataset folders)."),
+    "zoo": ("zoo", "zoo", "Train a grid of models and write a PGDL-format task."),
+    "measures": ("measures", "measures", "List complexity measures or scaffold a new plugin."),
+    "evaluate": ("evaluate", "evaluate", "Compute measures on tasks, rank them, write a report."),
+    "score": ("score", "score", "Score .predict files against reference data (competition CMI)."),
+    "data": ("data", "data", "Download the competition's public data."),
+    "package": ("package", "package", "Package a measure as a competition submission zip."),
+    "run-submission": ("run_submission", "run_submission",
+                       "Run a competition submission on tasks, as the ingestion program did."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if self._available(name)]
+
+    @staticmethod
+    def _available(name):
+        module = COMMANDS[name][0]
+        return importlib.util.find_spec(f"pgdl_measures.cli.{module}") is not None
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(f"pgdl_measures.cli.{module}"), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pgdl")
+def cli():
+    """PGDL toolkit: will this trained network generalize, and which measure predicts it best?
+
+    Reads tasks in the format of the NeurIPS 2020 "Predicting Generalization in Deep Learning"
+    competition, computes complexity measures (AGN, gradient norm, VC dimension, ...), and ranks
+    them with the competition's conditional mutual information and better-behaved rankers.
+    """
+
+
+def main(argv=None):
+    """Console-script entry point: run the CLI, turning PGDLError into exit status 2."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        cli.main(args=argv, prog_name="pgdl", standalone_mode=False)
+    except PGDLError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(0)

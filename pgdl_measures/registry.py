@@ -1,0 +1,92 @@
+"""The measure registry: built-ins merged with plugins from entry points.
+
+Built-ins are named here (module path and class) and imported when first used. Third-party
+packages register measures in the entry-point group ``pgdl_measures.measures`` (the entry
+point's name is the measure's name, its value ``package.module:Class``). Loading is cached. A
+plugin that fails to import, or that reuses a name, is a warning naming its package; the
+built-in keeps the name.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import warnings
+from importlib.metadata import entry_points
+
+from pgdl_measures.errors import PGDLError
+
+ENTRY_POINT_GROUP = "pgdl_measures.measures"
+
+#: name -> "module:Class" of the built-in measures.
+BUILTINS: dict[str, str] = {
+    "agn": "pgdl_measures.measures.agn:AGN",
+    "gradient_norm": "pgdl_measures.measures.gradient_norm:GradientNorm",
+    "vc_dimension": "pgdl_measures.measures.vc_dimension:VCDimension",
+    "jacobian_norm": "pgdl_measures.measures.jacobian_norm:JacobianNorm",
+    "distance_from_init": "pgdl_measures.measures.distance_from_init:DistanceFromInit",
+    "sharpness": "pgdl_measures.measures.sharpness:Sharpness",
+    "sharpness_pgdl_v1": "pgdl_measures.measures.sharpness_pgdl:SharpnessPGDLv1",
+    "sharpness_pgdl_v2": "pgdl_measures.measures.sharpness_pgdl:SharpnessPGDLv2",
+}
+
+
+def _import(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@functools.cache
+def available_measures() -> dict[str, type]:
+    """All measure classes by name: built-ins first, then entry-point plugins (cached)."""
+    from pgdl_measures.measures.base import Measure
+
+    found: dict[str, type] = {}
+    origin: dict[str, str] = {}
+    for name, target in BUILTINS.items():
+        try:
+            found[name] = _import(target)
+        except ImportError:  # a built-in still being written is skipped, not a crash
+            continue
+        origin[name] = "pgdl-measures (built-in)"
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        package = ep.dist.name if ep.dist is not None else ep.value.split(":")[0]
+        try:
+            cls = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any failure of a third-party import
+            warnings.warn(f"measure plugin {ep.name!r} from package {package!r} failed to load: "
+                          f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, Measure)):
+            warnings.warn(f"measure plugin {ep.name!r} from package {package!r} is not a Measure subclass; ignored",
+                          RuntimeWarning, stacklevel=2)
+            continue
+        if ep.name in found:
+            warnings.warn(f"measure plugin {ep.name!r} from package {package!r} duplicates the name already "
+                          f"registered by {origin[ep.name]}; keeping the first", RuntimeWarning, stacklevel=2)
+            continue
+        found[ep.name] = cls
+        origin[ep.name] = package
+    return found
+
+
+def measure_origin(name: str) -> str:
+    """'built-in' or the plugin's module, for listings."""
+    return "built-in" if name in BUILTINS else available_measures()[name].__module__.split(".")[0]
+
+
+def get_measure(name: str, **params):
+    """Instantiate the measure `name` with keyword `params`.
+
+    Raises:
+        PGDLError: unknown name or parameter.
+    """
+    measures = available_measures()
+    if name not in measures:
+        raise PGDLError(f"unknown measure {name!r}; available: {', '.join(sorted(measures))}")
+    cls = measures[name]
+    unknown = set(params) - set(cls.param_names())
+    if unknown:
+        raise PGDLError(f"measure {name!r} has no parameter {', '.join(sorted(unknown))}; "
+                        f"its parameters: {', '.join(cls.param_names()) or 'none'}")
+    return cls(**params)

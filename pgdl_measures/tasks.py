@@ -1,0 +1,360 @@
+"""Read PGDL competition tasks: models from config.json + HDF5 weights, data, model_configs.json.
+
+A *task* is what the competition calls a dataset folder. Two layouts are accepted:
+
+* the sample layout, one folder holding ``model_*/``, ``dataset_1/`` and ``model_configs.json``
+  (the official sample task ``pgdl_toy_data``);
+* the public-data layout, a root holding ``input_data/<task>/{model_*, dataset_1}`` and
+  ``reference_data/<task>/model_configs.json`` (the reference may be absent: the competition
+  hid it during the contest).
+
+Per model, ``config.json`` is built into a Keras 3 model (:mod:`pgdl_measures.model_config`),
+``weights.hdf5`` (written by tf.keras 2.x) is loaded, and ``weights_init.hdf5``, when present,
+is kept as :attr:`TrainedModel.initial_weights`. One broken model never stops the others:
+:meth:`Task.iter_models` yields the error in its place.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pgdl_measures.data import Dataset, ShardedDataset
+from pgdl_measures.errors import PGDLError
+
+MODEL_CONFIGS = "model_configs.json"
+_MODEL_DIR = re.compile(r"^model_(.+)$")
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders ``model_2`` before ``model_10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
+
+
+def normalise_model_id(model_id: Any) -> str:
+    """``"3"`` or ``3`` -> ``"model_3"``; ``"model_3"`` stays as it is (the competition's rule)."""
+    model_id = str(model_id)
+    return model_id if model_id.startswith("model_") else f"model_{model_id}"
+
+
+@dataclass
+class TrainedModel:
+    """One trained model of a task: what a complexity measure is computed on.
+
+    Attributes:
+        model_id: ``model_<k>``.
+        model: the Keras 3 model with its trained weights.
+        initial_weights: the weights at initialisation, in ``model.get_weights()`` order, or
+            None when the task has no ``weights_init.hdf5`` for this model.
+        train: the training data (None when the task has none).
+        test: the test data, when present.
+        task: the task's name.
+        path: the model's folder.
+    """
+
+    model_id: str
+    model: Any
+    initial_weights: list[np.ndarray] | None = None
+    train: Dataset | None = None
+    test: Dataset | None = None
+    task: str = ""
+    path: Path | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes, from the model's output layer."""
+        return int(self.model.outputs[0].shape[-1])
+
+    @property
+    def label(self) -> str:
+        return f"{self.task}/{self.model_id}" if self.task else self.model_id
+
+
+def load_weights(model, path: Path) -> None:
+    """Load HDF5 weights written by tf.keras 2.x into a Keras 3 model, with clear errors."""
+    if not path.is_file():
+        raise PGDLError("weights file is missing", path)
+    try:
+        import h5py
+
+        with h5py.File(path, "r"):
+            pass
+    except OSError as exc:
+        raise PGDLError(f"not a readable HDF5 file (truncated or corrupt?): {exc}", path) from None
+    try:
+        model.load_weights(str(path))
+    except (ValueError, KeyError, OSError, TypeError) as exc:
+        raise PGDLError(f"weights do not match the architecture in config.json: {exc}", path) from None
+
+
+def load_trained_model(model_dir: str | os.PathLike, *, train: Dataset | None = None,
+                       test: Dataset | None = None, task: str = "") -> TrainedModel:
+    """Build one model folder (config.json, weights.hdf5, optional weights_init.hdf5).
+
+    Raises:
+        PGDLError: naming the file at fault.
+    """
+    from pgdl_measures.model_config import build_model, read_config
+
+    model_dir = Path(model_dir)
+    config_path = model_dir / "config.json"
+    config = read_config(config_path)
+    model = build_model(config, config_path)
+    initial = None
+    init_path = model_dir / "weights_init.hdf5"
+    weights_path = model_dir / "weights.hdf5"
+    if not weights_path.is_file():
+        raise PGDLError("weights.hdf5 is missing: every model folder needs its trained weights", weights_path)
+    if init_path.is_file():
+        load_weights(model, init_path)
+        initial = [np.array(w) for w in model.get_weights()]
+    load_weights(model, weights_path)
+    return TrainedModel(model_dir.name, model, initial, train, test, task, model_dir)
+
+
+@dataclass
+class GridReport:
+    """Whether a task's hyper-parameter grid is what the competition accepted."""
+
+    hparams: dict[str, list]
+    missing: list[tuple] = field(default_factory=list)
+    duplicates: dict[tuple, list[str]] = field(default_factory=dict)
+    invalid_values: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod([len(v) for v in self.hparams.values()])) if self.hparams else 0
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.invalid_values
+
+    @property
+    def unique(self) -> bool:
+        return not self.duplicates
+
+    def problems(self) -> list[str]:
+        names = list(self.hparams)
+        out = []
+        for cell in self.missing[:5]:
+            out.append("no model for " + ", ".join(f"{n}={v!r}" for n, v in zip(names, cell)))
+        if len(self.missing) > 5:
+            out.append(f"... {len(self.missing) - 5} more missing cells")
+        for cell, ids in list(self.duplicates.items())[:5]:
+            out.append(f"{', '.join(ids)} share the cell " + ", ".join(f"{n}={v!r}" for n, v in zip(names, cell)))
+        out.extend(self.invalid_values)
+        return out
+
+
+def read_model_configs(path: str | os.PathLike) -> pd.DataFrame:
+    """Read ``model_configs.json`` into a DataFrame, one row per model.
+
+    Columns: ``model_id`` (normalised to ``model_<k>``), one per hyper-parameter (its
+    ``current_value``), ``train_acc``, ``test_acc`` and ``gen_gap = train_acc - test_acc``.
+    ``df.attrs["possible_values"]`` maps each hyper-parameter to its possible values and
+    ``df.attrs["source"]`` is the file.
+
+    Raises:
+        PGDLError: the file is missing, not JSON, or an entry lacks hparams or metrics.
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PGDLError("model_configs.json is missing", path) from None
+    except json.JSONDecodeError as exc:
+        raise PGDLError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path) from None
+    if not isinstance(raw, dict) or not raw:
+        raise PGDLError("expected a non-empty object model id -> {hparams, metrics}", path)
+    rows, possible = [], {}
+    for key, spec in raw.items():
+        model_id = normalise_model_id(key)
+        try:
+            hparams = spec["hparams"]
+            row = {"model_id": model_id}
+            for name, hp in hparams.items():
+                row[name] = hp["current_value"]
+                possible.setdefault(name, list(hp["possible_values"]))
+            metrics = spec.get("metrics", {})
+            row["train_acc"] = float(metrics["train_acc"]) if "train_acc" in metrics else np.nan
+            row["test_acc"] = float(metrics["test_acc"]) if "test_acc" in metrics else np.nan
+        except (KeyError, TypeError) as exc:
+            raise PGDLError(f"entry {key!r} lacks {exc} (expected hparams with current_value and possible_values, and metrics)", path) from None
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df["gen_gap"] = df["train_acc"] - df["test_acc"]
+    df = df.iloc[sorted(range(len(df)), key=lambda i: natural_key(df["model_id"].iloc[i]))].reset_index(drop=True)
+    df.attrs["possible_values"] = possible
+    df.attrs["source"] = str(path)
+    return df
+
+
+def grid_report(configs: pd.DataFrame) -> GridReport:
+    """Check completeness (every combination of possible values present) and uniqueness."""
+    possible = configs.attrs.get("possible_values", {})
+    names = list(possible)
+    report = GridReport(hparams=possible)
+    seen: dict[tuple, list[str]] = {}
+    for _, row in configs.iterrows():
+        cell = tuple(row[n] for n in names)
+        for n, v in zip(names, cell):
+            if v not in possible[n]:
+                report.invalid_values.append(f"{row['model_id']}: {n}={v!r} is not among its possible_values {possible[n]}")
+        seen.setdefault(cell, []).append(row["model_id"])
+    report.duplicates = {cell: ids for cell, ids in seen.items() if len(ids) > 1}
+    report.missing = [cell for cell in itertools.product(*(possible[n] for n in names)) if cell not in seen]
+    return report
+
+
+class Task:
+    """One PGDL task: its models, data and (when present) reference model_configs.json.
+
+    Args:
+        name: the task's name (``task1_v4``, ``pgdl_toy_data``...).
+        input_dir: the folder holding ``model_*/`` and ``dataset_1/``.
+        reference_dir: the folder holding ``model_configs.json``, or None.
+    """
+
+    def __init__(self, name: str, input_dir: str | os.PathLike, reference_dir: str | os.PathLike | None = None):
+        self.name = name
+        self.input_dir = Path(input_dir)
+        self.reference_dir = None if reference_dir is None else Path(reference_dir)
+        self._train: ShardedDataset | None = None
+        self._test: ShardedDataset | None = None
+
+    def __repr__(self):
+        return f"Task({self.name!r}, {str(self.input_dir)!r})"
+
+    # -- models -------------------------------------------------------------------------
+    def model_ids(self) -> list[str]:
+        """The ``model_<k>`` folders of the task, in natural order."""
+        ids = [p.name for p in self.input_dir.iterdir() if p.is_dir() and _MODEL_DIR.match(p.name)]
+        return sorted(ids, key=natural_key)
+
+    def load_model(self, model_id: str, *, with_data: bool = True) -> TrainedModel:
+        """Load one model (with the task's training and test data unless `with_data` is False)."""
+        model_id = normalise_model_id(model_id)
+        folder = self.input_dir / model_id
+        if not folder.is_dir():
+            raise PGDLError(f"task {self.name} has no model folder {model_id}", folder)
+        train = self.train if with_data else None
+        test = self.test if with_data and self.has_test else None
+        return load_trained_model(folder, train=train, test=test, task=self.name)
+
+    def iter_models(self, model_ids: list[str] | None = None, *, with_data: bool = True
+                    ) -> Iterator[tuple[str, TrainedModel | PGDLError]]:
+        """Yield ``(model_id, model or the PGDLError that stopped it)`` for every model."""
+        for model_id in model_ids or self.model_ids():
+            try:
+                yield model_id, self.load_model(model_id, with_data=with_data)
+            except PGDLError as exc:
+                yield model_id, exc
+
+    # -- data ---------------------------------------------------------------------------
+    @property
+    def dataset_dir(self) -> Path:
+        return self.input_dir / "dataset_1"
+
+    @property
+    def train(self) -> ShardedDataset:
+        """The training split (``dataset_1/train``)."""
+        if self._train is None:
+            if not self.dataset_dir.is_dir():
+                raise PGDLError("dataset_1 is missing: a task needs its training data in dataset_1/train", self.dataset_dir)
+            self._train = ShardedDataset.from_folder(self.dataset_dir / "train")
+        return self._train
+
+    @property
+    def has_test(self) -> bool:
+        return (self.dataset_dir / "test").is_dir()
+
+    @property
+    def test(self) -> ShardedDataset | None:
+        """The test split (``dataset_1/test``), or None when the task has none."""
+        if self._test is None and self.has_test:
+            self._test = ShardedDataset.from_folder(self.dataset_dir / "test")
+        return self._test
+
+    # -- reference ----------------------------------------------------------------------
+    @property
+    def model_configs_path(self) -> Path | None:
+        if self.reference_dir is None:
+            return None
+        path = self.reference_dir / MODEL_CONFIGS
+        return path if path.is_file() else None
+
+    @property
+    def has_reference(self) -> bool:
+        return self.model_configs_path is not None
+
+    def model_configs(self, *, validate: bool = True) -> pd.DataFrame:
+        """The task's model_configs.json as a DataFrame (see :func:`read_model_configs`).
+
+        Args:
+            validate: raise when the grid is incomplete or duplicated, or ids match no model
+                folder (the competition rejected such tasks).
+
+        Raises:
+            PGDLError: no reference data, or (with `validate`) a grid the competition rejected.
+        """
+        path = self.model_configs_path
+        if path is None:
+            raise PGDLError(f"task {self.name} has no reference data (model_configs.json)",
+                            self.reference_dir or self.input_dir)
+        df = read_model_configs(path)
+        if validate:
+            problems = grid_report(df).problems() + self.unmatched_ids(df)
+            if problems:
+                raise PGDLError("the hyper-parameter grid is not complete and unique: " + "; ".join(problems), path)
+        return df
+
+    def unmatched_ids(self, configs: pd.DataFrame) -> list[str]:
+        """Messages for model ids of model_configs.json with no model folder."""
+        folders = set(self.model_ids())
+        return [f"{m} matches no model folder in {self.input_dir}" for m in configs["model_id"] if m not in folders]
+
+
+def _is_sample_task(folder: Path) -> bool:
+    return (folder / MODEL_CONFIGS).is_file() or (folder / "dataset_1").is_dir() or any(
+        p.is_dir() and _MODEL_DIR.match(p.name) for p in folder.iterdir())
+
+
+def find_tasks(path: str | os.PathLike) -> list[Task]:
+    """Find the tasks under `path`, in either layout (see the module docstring).
+
+    `path` may be a task folder (sample layout), a public-data root (``input_data/``,
+    ``reference_data/``), or a folder of such (a download destination).
+
+    Raises:
+        PGDLError: `path` does not exist or holds no task.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise PGDLError("no such task folder", root)
+    if (root / "input_data").is_dir():
+        tasks = []
+        for folder in sorted((root / "input_data").iterdir(), key=lambda p: natural_key(p.name)):
+            if folder.is_dir():
+                ref = root / "reference_data" / folder.name
+                tasks.append(Task(folder.name, folder, ref if ref.is_dir() else None))
+        if not tasks:
+            raise PGDLError("input_data/ holds no task folder", root / "input_data")
+        return tasks
+    if _is_sample_task(root):
+        return [Task(root.name, root, root)]
+    tasks = []
+    for child in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
+        if child.is_dir() and ((child / "input_data").is_dir() or _is_sample_task(child)):
+            tasks.extend(find_tasks(child))
+    if not tasks:
+        raise PGDLError("no PGDL task here: expected model_*/ and dataset_1/ folders, or input_data/<task>/", root)
+    return tasks

@@ -1,0 +1,48 @@
+"""`pgdl task info`, `--help` on every command, and the CLI's handling of user errors."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from pgdl_measures.cli import COMMANDS, cli as root
+
+
+def _walk(group, ctx, prefix):
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        yield prefix + [name], command
+        if isinstance(command, click.Group):
+            yield from _walk(command, ctx, prefix + [name])
+
+
+def test_every_command_has_help(cli):
+    result = cli(["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.output, f"command {name} is not available"
+    ctx = click.Context(root)
+    walked = list(_walk(root, ctx, []))
+    assert len(walked) >= len(COMMANDS)
+    for path, command in walked:
+        result = cli(path + ["--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert command.help and command.help.split("\n")[0].strip() in " ".join(result.output.split())
+
+
+def test_task_info_on_sample(cli, toy_path):
+    result = cli(["task", "info", str(toy_path)])
+    assert result.exit_code == 0, result.output
+    assert "18 (18 loaded)" in result.output
+    assert "complete: yes; unique: yes" in result.output
+    result = cli(["task", "info", str(toy_path), "--json"])
+    summary = json.loads(result.output)
+    assert summary[0]["grid"]["complete"] and summary[0]["data"]["train_examples"] == 200
+
+
+def test_task_info_bad_path_exits_2(cli, tmp_path):
+    result = cli(["task", "info", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "no such task folder" in result.output
+    assert "Traceback" not in result.output
