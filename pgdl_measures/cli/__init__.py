@@ -66,9 +66,37 @@ def cli():
     """
 
 
+#: sub-commands that import Keras (and so TensorFlow, with the default backend).
+_KERAS_COMMANDS = {"task", "zoo", "measures", "evaluate", "package"}
+
+
+def _import_keras_quietly() -> None:
+    """Import Keras with the C++ start-up chatter of TensorFlow (written to fd 2) silenced.
+
+    TensorFlow prints oneDNN and CUDA notices before its logging is configured, whatever
+    TF_CPP_MIN_LOG_LEVEL says. A failing import is retried unsilenced so its error shows.
+    """
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import keras  # noqa: F401
+            except Exception:  # noqa: BLE001 - shown by the unsilenced retry below
+                pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    import keras  # noqa: F401,F811
+
+
 def main(argv=None):
     """Console-script entry point: run the CLI, turning PGDLError into exit status 2."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = sys.argv[1:] if argv is None else list(argv)
+    words = [a for a in args if not a.startswith("-")]
+    if words and words[0] in _KERAS_COMMANDS and not {"-h", "--help"} & set(args):
+        _import_keras_quietly()
     try:
         cli.main(args=argv, prog_name="pgdl", standalone_mode=False)
     except PGDLError as exc:
