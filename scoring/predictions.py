@@ -1,0 +1,491 @@
+"""Reading and validating what the competition's scoring program read.
+
+* ``model_configs.json`` (the reference data of a task): ``{model id: {"hparams": {name:
+  {"possible_values": [...], "current_value": v}}, "metrics": {"train_acc": a, "test_acc": b}}}``;
+  :func:`scoring_grid` turns it into a :class:`ScoringGrid` (arrays the rankers work on) and
+  :func:`check_grid` checks, as the competition did, that the grid of hyper-parameter values is
+  complete (every combination of possible values present) and unique (no combination twice).
+* ``<task>.predict`` (a submission's output): a JSON object ``{model id: float}`` where a value
+  may be the string ``"EXCEEDED"`` when the submission ran out of time (:func:`load_prediction`).
+* :func:`score_submission` scores every task under a reference folder against the ``.predict``
+  files of a prediction folder, as the competition's ``score.py`` did.
+
+Every error a user can cause raises :class:`pgdl_measures.errors.PGDLError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pgdl_measures.errors import PGDLError
+
+EXCEEDED = "EXCEEDED"
+"""The value the ingestion program wrote for every model when a submission ran out of time."""
+
+_IGNORED_NAMES = ("__MACOSX", ".DS_Store")  # the competition's name_filter
+
+
+def normalize_model_id(model_id: Any) -> str:
+    """The model id as the competition keyed it: ``model_<id>`` unless it already says "model".
+
+    The competition tested ``'model' not in mid`` (a substring test, not a prefix test), so
+    ``"3"`` becomes ``"model_3"`` and ``"model_3"`` or ``"mymodel"`` stay as they are.
+
+    Args:
+        model_id: a key of ``model_configs.json`` or of a ``.predict`` file.
+
+    Returns:
+        The normalized id (a string).
+    """
+    text = str(model_id)
+    return text if "model" in text else f"model_{text}"
+
+
+def _short_list(items: Sequence[Any], limit: int = 5) -> str:
+    items = list(items)
+    shown = ", ".join(str(item) for item in items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _hparam_index(possible: list, value: Any, name: str) -> int:
+    """Index of ``value`` in ``possible`` by equality (``list.index``), -1 when absent.
+
+    The competition's validity check converted the value of a hyper-parameter named
+    ``convwidth`` to ``int`` first; that quirk is kept.
+    """
+    try:
+        if name == "convwidth":
+            value = int(value)
+        return possible.index(value)
+    except (ValueError, TypeError):
+        return -1
+
+
+@dataclass(frozen=True)
+class ScoringGrid:
+    """A task's models as arrays: what every ranker in :mod:`scoring` works on.
+
+    Rows follow the order of ``model_configs.json``; hyper-parameters follow the order of the
+    first model's ``hparams`` (the competition took names and possible values from it).
+
+    Attributes:
+        model_ids: normalized model ids (see :func:`normalize_model_id`); may repeat after
+            :meth:`take` (bootstrap resamples).
+        gaps: generalization gap per model, ``train_acc - test_acc``.
+        hparams: hyper-parameter names.
+        possible_values: per hyper-parameter, its possible values (first model's spec).
+        value_index: ``(n_models, n_hparams)`` index of each current value in
+            ``possible_values`` by equality, -1 where it equals none.
+        possible_strs: per hyper-parameter, ``str()`` of each possible value (the competition
+            keyed its cells by these strings).
+        str_classes: per hyper-parameter, the distinct ``str()`` of the models' current values.
+        str_codes: ``(n_models, n_hparams)`` index of each model's ``str(current_value)`` in
+            ``str_classes``.
+        source: the file the grid was read from, for messages (None if built from a dict).
+    """
+
+    model_ids: tuple[str, ...]
+    gaps: np.ndarray
+    hparams: tuple[str, ...]
+    possible_values: tuple[tuple[Any, ...], ...]
+    value_index: np.ndarray
+    possible_strs: tuple[tuple[str, ...], ...]
+    str_classes: tuple[tuple[str, ...], ...]
+    str_codes: np.ndarray
+    source: str | None = field(default=None, compare=False)
+
+    @property
+    def n_models(self) -> int:
+        return len(self.model_ids)
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> "ScoringGrid":
+        """The grid restricted to (or resampled at) the given row indices, repeats allowed."""
+        idx = np.asarray(indices, dtype=np.intp)
+        return ScoringGrid(
+            model_ids=tuple(self.model_ids[i] for i in idx),
+            gaps=self.gaps[idx],
+            hparams=self.hparams,
+            possible_values=self.possible_values,
+            value_index=self.value_index[idx],
+            possible_strs=self.possible_strs,
+            str_classes=self.str_classes,
+            str_codes=self.str_codes[idx],
+            source=self.source,
+        )
+
+
+def generalization_gap(metrics: Mapping[str, Any]) -> float:
+    """The competition's generalization gap of one model.
+
+    gap = train_acc - test_acc
+
+    Args:
+        metrics: the model's ``metrics`` entry of ``model_configs.json``.
+
+    Returns:
+        The gap (float).
+    """
+    return metrics["train_acc"] - metrics["test_acc"]
+
+
+def scoring_grid(model_specs: Mapping[str, Any],
+                 path: str | os.PathLike | None = None) -> ScoringGrid:
+    """Check the structure of a ``model_configs.json`` mapping and turn it into arrays.
+
+    Hyper-parameter names and possible values are those of the first model (as in the
+    competition); every model must give a ``current_value`` for each of them. The gap of each
+    model is ``train_acc - test_acc``. Completeness of the grid is not checked here (see
+    :func:`check_grid`).
+
+    Args:
+        model_specs: model id -> {"hparams": ..., "metrics": ...}.
+        path: the file it came from, named in error messages.
+
+    Returns:
+        The :class:`ScoringGrid`.
+
+    Raises:
+        PGDLError: empty mapping, a model without numeric finite ``train_acc``/``test_acc``, a
+            hyper-parameter without ``possible_values`` or ``current_value``, two ids that
+            normalize to the same ``model_<id>``.
+    """
+    if not isinstance(model_specs, Mapping) or not model_specs:
+        raise PGDLError("expected a non-empty JSON object: model id -> {hparams, metrics}", path)
+    ids: list[str] = []
+    seen: dict[str, Any] = {}
+    for raw_id, spec in model_specs.items():
+        mid = normalize_model_id(raw_id)
+        if mid in seen:
+            raise PGDLError(f"model ids {seen[mid]!r} and {raw_id!r} both name {mid!r}", path)
+        seen[mid] = raw_id
+        ids.append(mid)
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("hparams"), Mapping) \
+                or not isinstance(spec.get("metrics"), Mapping):
+            raise PGDLError(f"model {raw_id!r} needs 'hparams' and 'metrics' objects", path)
+        for key in ("train_acc", "test_acc"):
+            value = spec["metrics"].get(key)
+            if not _is_number(value) or not math.isfinite(value):
+                raise PGDLError(f"model {raw_id!r}: metrics.{key} must be a finite number, "
+                                f"got {value!r}", path)
+    specs = list(model_specs.values())
+    raw_ids = list(model_specs.keys())
+    first = specs[0]["hparams"]
+    names = tuple(str(name) for name in first)
+    possible: list[list] = []
+    for name in names:
+        entry = first[name]
+        values = entry.get("possible_values") if isinstance(entry, Mapping) else None
+        if not isinstance(values, list) or not values:
+            raise PGDLError(f"model {raw_ids[0]!r}: hyper-parameter {name!r} needs a non-empty "
+                            "'possible_values' list", path)
+        possible.append(values)
+    n, h = len(specs), len(names)
+    value_index = np.empty((n, h), dtype=np.int64)
+    str_codes = np.empty((n, h), dtype=np.int64)
+    classes: list[dict[str, int]] = [{} for _ in names]
+    for row, (raw_id, spec) in enumerate(zip(raw_ids, specs)):
+        hparams = spec["hparams"]
+        for col, name in enumerate(names):
+            entry = hparams.get(name)
+            if not isinstance(entry, Mapping) or "current_value" not in entry:
+                raise PGDLError(f"model {raw_id!r} has no current_value for hyper-parameter "
+                                f"{name!r} (every model needs the first model's hyper-parameters)",
+                                path)
+            value = entry["current_value"]
+            value_index[row, col] = _hparam_index(possible[col], value, name)
+            str_codes[row, col] = classes[col].setdefault(str(value), len(classes[col]))
+    gaps = np.array([generalization_gap(spec["metrics"]) for spec in specs], dtype=np.float64)
+    return ScoringGrid(
+        model_ids=tuple(ids),
+        gaps=gaps,
+        hparams=names,
+        possible_values=tuple(tuple(values) for values in possible),
+        value_index=value_index,
+        possible_strs=tuple(tuple(str(v) for v in values) for values in possible),
+        str_classes=tuple(tuple(c) for c in classes),
+        str_codes=str_codes,
+        source=None if path is None else os.fspath(path),
+    )
+
+
+def check_grid(grid: ScoringGrid, path: str | os.PathLike | None = None) -> None:
+    """Check that the hyper-parameter grid is complete and unique, as the competition did.
+
+    Each model's values are located in the possible values by equality (``list.index``);
+    complete means every combination of possible values has a model, unique that none has two.
+
+    Args:
+        grid: the task's grid.
+        path: the file named in error messages (defaults to ``grid.source``).
+
+    Raises:
+        PGDLError: a current value that is not among the possible values, a missing
+            combination, a duplicated combination.
+    """
+    path = grid.source if path is None else path
+    bad = np.argwhere(grid.value_index < 0)
+    if len(bad):
+        row, col = bad[0]
+        raise PGDLError(
+            f"{grid.model_ids[row]}: hyper-parameter {grid.hparams[col]!r} has a current_value "
+            f"that is not among its possible_values {list(grid.possible_values[col])!r}", path)
+    shape = tuple(len(v) for v in grid.possible_values)
+    expected = math.prod(shape)
+    if grid.n_models == 0:
+        raise PGDLError("the task has no models", path)
+    if shape:
+        flat = np.ravel_multi_index(grid.value_index.T, shape)
+    else:
+        flat = np.zeros(grid.n_models, dtype=np.intp)
+    uniq, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    problems = []
+    if len(uniq) < expected:
+        missing = expected - len(uniq)
+        example = ""
+        if expected <= 10_000_000:
+            present = np.zeros(expected, dtype=bool)
+            present[uniq] = True
+            first_missing = np.unravel_index(int(np.argmin(present)), shape)
+            example = " (e.g. " + ", ".join(
+                f"{name}={grid.possible_values[c][i]!r}"
+                for c, (name, i) in enumerate(zip(grid.hparams, first_missing))) + ")"
+        problems.append(f"the grid is not complete: {missing} of {expected} combinations of "
+                        f"possible values have no model{example}")
+    if (counts > 1).any():
+        dup = int(np.argmax(counts > 1))
+        sharing = [grid.model_ids[i] for i in np.flatnonzero(inverse.ravel() == dup)]
+        problems.append(f"the grid is not unique: models {_short_list(sharing)} share the same "
+                        "hyper-parameter values")
+    if problems:
+        raise PGDLError("; ".join(problems), path)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise PGDLError(f"{what} not found", path)
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise PGDLError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
+                        path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PGDLError(f"cannot read {what}: {exc}", path) from None
+
+
+def load_model_specs(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a task's ``model_configs.json`` (the file, or the task folder holding it).
+
+    Args:
+        path: ``model_configs.json`` or its folder.
+
+    Returns:
+        The JSON object, model id -> spec, in file order.
+
+    Raises:
+        PGDLError: missing file, invalid JSON, not an object.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model_configs.json"
+    specs = _read_json(path, "model_configs.json")
+    if not isinstance(specs, dict):
+        raise PGDLError("expected a JSON object: model id -> {hparams, metrics}", path)
+    return specs
+
+
+def load_prediction(path: str | os.PathLike) -> dict[str, float | str]:
+    """Read a ``.predict`` file: a JSON object model id -> float (or ``"EXCEEDED"``).
+
+    Args:
+        path: the ``.predict`` file.
+
+    Returns:
+        model id (as written) -> float, or the string ``"EXCEEDED"``.
+
+    Raises:
+        PGDLError: missing file, invalid JSON, not an object, a value that is neither a number
+            nor ``"EXCEEDED"``, a NaN or infinite value.
+    """
+    path = Path(path)
+    raw = _read_json(path, "prediction file (<task>.predict, a JSON object model id -> float)")
+    if not isinstance(raw, dict):
+        raise PGDLError("expected a JSON object: model id -> float", path)
+    prediction: dict[str, float | str] = {}
+    for mid, value in raw.items():
+        if value == EXCEEDED:
+            prediction[mid] = EXCEEDED
+        elif not _is_number(value):
+            raise PGDLError(f"model {mid!r}: expected a number or \"EXCEEDED\", got {value!r}",
+                            path)
+        elif not math.isfinite(value):
+            raise PGDLError(f"model {mid!r}: value {value!r} is not finite", path)
+        else:
+            prediction[mid] = value
+    return prediction
+
+
+def align_prediction(prediction: Mapping[Any, Any], grid: ScoringGrid,
+                     path: str | os.PathLike | None = None, *, exact: bool = True) -> np.ndarray:
+    """The prediction as an array in the grid's model order.
+
+    Keys are normalized like the model ids (``"3"`` and ``"model_3"`` both name ``model_3``).
+
+    Args:
+        prediction: model id -> finite number.
+        grid: the task's grid.
+        path: the prediction file named in error messages.
+        exact: require the prediction to cover exactly the grid's models; when False, only
+            keys unknown to the grid are errors and the result holds NaN for missing models.
+
+    Returns:
+        float64 array of length ``grid.n_models``.
+
+    Raises:
+        PGDLError: missing or extra model ids, two keys naming the same model, a value that is
+            not a finite number (``"EXCEEDED"`` included: handle it before).
+    """
+    values: dict[str, float] = {}
+    raw_of: dict[str, Any] = {}
+    for raw_id, value in prediction.items():
+        mid = normalize_model_id(raw_id)
+        if mid in values:
+            raise PGDLError(f"keys {raw_of[mid]!r} and {raw_id!r} both name model {mid!r}", path)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise PGDLError(f"model {raw_id!r}: expected a number, got {value!r}", path)
+        if not math.isfinite(value):
+            raise PGDLError(f"model {raw_id!r}: value {value!r} is not finite", path)
+        values[mid] = float(value)
+        raw_of[mid] = raw_id
+    known = set(grid.model_ids)
+    extra = [raw_of[m] for m in values if m not in known]
+    missing = [m for m in dict.fromkeys(grid.model_ids) if m not in values]
+    problems = []
+    if missing and exact:
+        problems.append(f"no value for {len(missing)} of the task's models "
+                        f"({_short_list(missing)})")
+    if extra:
+        problems.append(f"{len(extra)} model ids are not in the task ({_short_list(extra)})")
+    if problems:
+        raise PGDLError("; ".join(problems) + "; a prediction needs one value per model of "
+                        "model_configs.json", path)
+    return np.array([values.get(m, math.nan) for m in grid.model_ids], dtype=np.float64)
+
+
+def find_tasks(reference_dir: str | os.PathLike) -> dict[str, Path]:
+    """The tasks under a reference folder: task name -> its ``model_configs.json``.
+
+    A task is a folder holding ``model_configs.json``, found recursively (the reference folder
+    itself may be one); its name is the folder's name, which is also the stem of its
+    ``.predict`` file. As in the competition, a ``reference_data`` sub-folder is entered when
+    there is one (so a public-data root, which also holds ``input_data/``, works) and paths
+    through ``__MACOSX`` or ``.DS_Store`` are ignored.
+
+    Args:
+        reference_dir: the reference data folder (e.g. ``reference_data/``).
+
+    Returns:
+        Task name -> path of its ``model_configs.json``, sorted by name.
+
+    Raises:
+        PGDLError: the folder does not exist, holds no task, or two tasks share a name.
+    """
+    root = Path(reference_dir)
+    if not root.is_dir():
+        raise PGDLError("reference folder not found", root)
+    if (root / "reference_data").is_dir() and not (root / "model_configs.json").is_file():
+        root = root / "reference_data"
+    found = sorted(p for p in root.rglob("model_configs.json")
+                   if p.is_file() and not any(bad in part for part in p.relative_to(root).parts
+                                              for bad in _IGNORED_NAMES))
+    tasks: dict[str, Path] = {}
+    for config in found:
+        name = config.parent.resolve().name if config.parent == root else config.parent.name
+        if name in tasks:
+            raise PGDLError(f"two tasks are named {name!r}: {tasks[name]} and {config}", root)
+        tasks[name] = config
+    if not tasks:
+        raise PGDLError("no model_configs.json found (expected <task>/model_configs.json)", root)
+    return dict(sorted(tasks.items()))
+
+
+@dataclass(frozen=True)
+class SubmissionScore:
+    """The result of scoring a submission.
+
+    Attributes:
+        tasks: task name -> the competition's score of the task (a fraction, not x100), or
+            None for a task whose prediction holds ``"EXCEEDED"``.
+        average: 100 times the mean of the task scores; 0 when any prediction holds
+            ``"EXCEEDED"``.
+        exceeded: the tasks whose prediction holds ``"EXCEEDED"``.
+    """
+
+    tasks: dict[str, float | None]
+    average: float
+    exceeded: tuple[str, ...] = ()
+
+
+def score_submission(reference_dir: str | os.PathLike,
+                     prediction_dir: str | os.PathLike) -> SubmissionScore:
+    """Score the ``.predict`` files of a prediction folder as the competition did.
+
+    For each task ``<name>`` (:func:`find_tasks`), read ``<name>/model_configs.json``, check
+    its grid (:func:`check_grid`), read ``<prediction_dir>/<name>.predict`` and compute the
+    competition's score :func:`scoring.cmi.conditional_mutual_information`. Then
+
+        average = 100 * mean_t score_t,   or 0 if any prediction holds "EXCEEDED".
+
+    Warnings of the score (empty cells, skipped pairs) are re-issued prefixed with the task.
+
+    Args:
+        reference_dir: the reference data folder.
+        prediction_dir: the folder of ``<task>.predict`` files.
+
+    Returns:
+        A :class:`SubmissionScore`.
+
+    Raises:
+        PGDLError: any invalid reference or prediction file (the file is named).
+    """
+    from scoring.cmi import conditional_mutual_information_grid
+
+    pred_root = Path(prediction_dir)
+    if not pred_root.is_dir():
+        raise PGDLError("prediction folder not found", pred_root)
+    scores: dict[str, float | None] = {}
+    exceeded: list[str] = []
+    for name, config_path in find_tasks(reference_dir).items():
+        grid = scoring_grid(load_model_specs(config_path), config_path)
+        check_grid(grid, config_path)
+        predict_path = pred_root / f"{name}.predict"
+        prediction = load_prediction(predict_path)
+        if any(value == EXCEEDED for value in prediction.values()):
+            exceeded.append(name)
+            scores[name] = None
+            continue
+        values = align_prediction(prediction, grid, predict_path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scores[name] = conditional_mutual_information_grid(values, grid)
+        for item in caught:
+            warnings.warn(f"task {name}: {item.message}", item.category, stacklevel=2)
+    done = [s for s in scores.values() if s is not None]
+    if exceeded or not done:
+        average = 0.0
+    else:
+        average = sum(done) / float(len(done)) * 100.0
+    return SubmissionScore(tasks=scores, average=average, exceeded=tuple(exceeded))
