@@ -52,6 +52,10 @@ class Measure:
     backends: ClassVar[tuple[str, ...]] = BACKENDS
     reference: ClassVar[str] = ""
 
+    def __init__(self):
+        """A measure without parameters needs no ``__init__`` of its own (object's takes
+        ``*args, **kwargs``, which :meth:`param_names` would report as parameters)."""
+
     @classmethod
     def param_names(cls) -> list[str]:
         """The constructor's keyword parameters, in declaration order."""

@@ -1,0 +1,173 @@
+"""The measure registry: built-ins, entry-point plugins from a real (fake) distribution, warnings."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+from pgdl_measures.errors import PGDLError
+from pgdl_measures.registry import (BUILTINS, ENTRY_POINT_GROUP, available_measures, get_measure,
+                                    measure_origin)
+
+PLUGIN_MODULE = '''
+from pgdl_measures.measures.base import Measure
+
+
+class WeightCount(Measure):
+    """Number of weight entries (a fake plugin measure)."""
+
+    name = "weight_count"
+    summary = "Number of weight entries"
+    direction = 1
+    needs_train_data = False
+    reference = "test fixture"
+
+    def __init__(self, *, scale: float = 1.0):
+        self.scale = scale
+
+    def compute(self, trained):
+        return self.scale * sum(w.size for w in trained.model.get_weights())
+
+
+class ImpostorVC(WeightCount):
+    name = "vc_dimension"
+
+
+class NotAMeasure:
+    pass
+'''
+
+
+def make_distribution(root: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str]) -> Path:
+    """Write an installed-looking distribution (``<dist>-0.1.dist-info`` + modules) under `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    info = root / f"{dist}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = [f"[{ENTRY_POINT_GROUP}]"] + [f"{name} = {target}" for name, target in entry_points.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+    return root
+
+
+@pytest.fixture
+def fresh_registry():
+    """Clear the registry's cache before and after, so a fake plugin never leaks into other tests."""
+    available_measures.cache_clear()
+    yield available_measures
+    available_measures.cache_clear()
+
+
+@pytest.fixture
+def plugin_path(tmp_path, monkeypatch, fresh_registry, request):
+    """A directory on sys.path holding the distribution `fakeplugin` (entry points per test)."""
+    tag = request.node.name.replace("[", "_").replace("]", "").replace("-", "_")
+    module = f"fakeplugin_{tag}"
+
+    def install(entry_points: dict[str, str], extra_modules: dict[str, str] | None = None):
+        targets = {name: target.replace("MODULE", module) for name, target in entry_points.items()}
+        modules = {module: PLUGIN_MODULE, **(extra_modules or {})}
+        root = make_distribution(tmp_path / "site", "fakeplugin", modules, targets)
+        monkeypatch.syspath_prepend(str(root))
+        for name in [module, *(extra_modules or {})]:
+            monkeypatch.delitem(sys.modules, name, raising=False)
+        return module
+
+    return install
+
+
+def _plugin_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, RuntimeWarning) and "plugin" in str(w.message)]
+
+
+def test_builtins_are_available_without_installation(fresh_registry):
+    measures = fresh_registry()
+    assert {"vc_dimension", "distance_from_init"} <= set(measures)
+    builtins = [name for name in BUILTINS if name in measures]
+    assert list(measures)[:len(builtins)] == builtins  # built-ins first, in BUILTINS order
+    assert measure_origin("vc_dimension") == "built-in"
+
+
+def test_loading_is_cached(fresh_registry):
+    assert fresh_registry() is fresh_registry()
+
+
+def test_plugin_from_entry_point_is_registered(plugin_path):
+    module = plugin_path({"weight_count": "MODULE:WeightCount"})
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        measures = available_measures()
+    assert not _plugin_warnings(record)
+    assert measures["weight_count"].__module__ == module
+    measure = get_measure("weight_count", scale=2.0)
+    assert measure.params == {"scale": 2.0}
+    assert measure_origin("weight_count") == module
+
+
+def test_plugin_that_fails_to_import_is_a_warning_naming_its_package(plugin_path):
+    plugin_path({"weight_count": "MODULE:WeightCount", "broken": "fakeplugin_broken_mod:Broken"},
+                {"fakeplugin_broken_mod": "raise ImportError('needs torch, which is not installed')\n"})
+    with pytest.warns(RuntimeWarning) as record:
+        measures = available_measures()
+    messages = _plugin_warnings(record)
+    assert len(messages) == 1
+    assert "'broken'" in messages[0] and "'fakeplugin'" in messages[0] and "needs torch" in messages[0]
+    assert "broken" not in measures
+    assert "weight_count" in measures and "vc_dimension" in measures  # the rest still load
+
+
+def test_plugin_with_a_syntax_error_is_a_warning(plugin_path):
+    plugin_path({"typo": "fakeplugin_typo_mod:Typo"}, {"fakeplugin_typo_mod": "def oops(:\n"})
+    with pytest.warns(RuntimeWarning, match=r"'typo' from package 'fakeplugin' failed to load: SyntaxError"):
+        measures = available_measures()
+    assert "typo" not in measures
+
+
+def test_missing_attribute_is_a_warning(plugin_path):
+    plugin_path({"ghost": "MODULE:Ghost"})
+    with pytest.warns(RuntimeWarning, match=r"'ghost' from package 'fakeplugin' failed to load"):
+        assert "ghost" not in available_measures()
+
+
+def test_duplicate_name_is_a_warning_and_the_builtin_keeps_it(plugin_path):
+    from pgdl_measures.measures.vc_dimension import VCDimension
+
+    plugin_path({"vc_dimension": "MODULE:ImpostorVC"})
+    with pytest.warns(RuntimeWarning) as record:
+        measures = available_measures()
+    messages = _plugin_warnings(record)
+    assert len(messages) == 1
+    assert "'vc_dimension'" in messages[0] and "'fakeplugin'" in messages[0] and "duplicates" in messages[0]
+    assert measures["vc_dimension"] is VCDimension
+
+
+def test_entry_point_that_is_not_a_measure_is_a_warning(plugin_path):
+    plugin_path({"not_a_measure": "MODULE:NotAMeasure"})
+    with pytest.warns(RuntimeWarning, match=r"'not_a_measure' from package 'fakeplugin' is not a Measure subclass"):
+        assert "not_a_measure" not in available_measures()
+
+
+def test_warnings_are_given_once_then_cached(plugin_path):
+    plugin_path({"ghost": "MODULE:Ghost"})
+    with pytest.warns(RuntimeWarning):
+        available_measures()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        available_measures()
+    assert not _plugin_warnings(record)
+
+
+def test_get_measure_unknown_name_lists_available(fresh_registry):
+    with pytest.raises(PGDLError, match=r"unknown measure 'no_such_measure'; available: .*vc_dimension"):
+        get_measure("no_such_measure")
+
+
+def test_get_measure_unknown_parameter_lists_parameters(fresh_registry):
+    with pytest.raises(PGDLError, match=r"has no parameter spatial; its parameters: use_input_size"):
+        get_measure("vc_dimension", spatial=3)
+    assert get_measure("vc_dimension", use_input_size=True).use_input_size is True
