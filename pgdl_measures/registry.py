@@ -37,18 +37,15 @@ def _import(target: str):
 
 
 @functools.cache
-def available_measures() -> dict[str, type]:
-    """All measure classes by name: built-ins first, then entry-point plugins (cached)."""
+def _load() -> tuple[dict[str, type], dict[str, str]]:
+    """(measure classes by name, the package each came from): built-ins, then plugins."""
     from pgdl_measures.measures.base import Measure
 
     found: dict[str, type] = {}
     origin: dict[str, str] = {}
     for name, target in BUILTINS.items():
-        try:
-            found[name] = _import(target)
-        except ImportError:  # a built-in still being written is skipped, not a crash
-            continue
-        origin[name] = "pgdl-measures (built-in)"
+        found[name] = _import(target)
+        origin[name] = "built-in"
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         package = ep.dist.name if ep.dist is not None else ep.value.split(":")[0]
         try:
@@ -67,12 +64,20 @@ def available_measures() -> dict[str, type]:
             continue
         found[ep.name] = cls
         origin[ep.name] = package
-    return found
+    return found, origin
+
+
+def available_measures() -> dict[str, type]:
+    """All measure classes by name: built-ins first, then entry-point plugins (cached)."""
+    return _load()[0]
+
+
+available_measures.cache_clear = _load.cache_clear  # type: ignore[attr-defined]
 
 
 def measure_origin(name: str) -> str:
-    """'built-in' or the plugin's module, for listings."""
-    return "built-in" if name in BUILTINS else available_measures()[name].__module__.split(".")[0]
+    """'built-in', or the name of the distribution that registered the plugin."""
+    return _load()[1][name]
 
 
 def get_measure(name: str, **params):

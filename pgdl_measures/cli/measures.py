@@ -12,7 +12,7 @@ import click
 
 def describe(name: str, cls: type) -> dict[str, Any]:
     """One measure's metadata as a JSON-ready dict (what `pgdl measures list` shows)."""
-    from pgdl_measures.registry import BUILTINS, measure_origin
+    from pgdl_measures.registry import measure_origin
 
     params = {p.name: p.default for p in list(inspect.signature(cls.__init__).parameters.values())[1:]}
     return {
@@ -24,7 +24,7 @@ def describe(name: str, cls: type) -> dict[str, Any]:
         "backends": list(cls.backends),
         "reference": cls.reference,
         "params": params,
-        "origin": "built-in" if name in BUILTINS else measure_origin(name),
+        "origin": measure_origin(name),
     }
 
 

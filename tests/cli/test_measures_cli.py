@@ -111,7 +111,7 @@ def test_list_shows_plugins_and_warns_about_broken_ones(cli, tmp_path, monkeypat
     assert "Warning: measure plugin 'broken_one' from package 'pgdl-weight-norm-cli' failed to load" in result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert "broken_one" not in rows
-    assert rows["weight_norm_cli"]["origin"] == names.package
+    assert rows["weight_norm_cli"]["origin"] == names.dist_name  # the distribution that registered it
     assert rows["weight_norm_cli"]["params"] == {"include_biases": False}
     available_measures.cache_clear()
     table = cli(["measures", "list"], env={"COLUMNS": "160"})
