@@ -1,0 +1,78 @@
+"""`pgdl run-submission`: run a competition submission (a thin shell over
+:mod:`pgdl_measures.submission`)."""
+
+from __future__ import annotations
+
+import click
+
+from pgdl_measures.submission import DEFAULT_TIME_BUDGET, KERAS_MODES
+
+
+@click.command("run-submission")
+@click.argument("submission", type=click.Path(exists=True))
+@click.argument("input_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULT_TIME_BUDGET, show_default=True, metavar="SECONDS",
+              help="Time per model (loading it and computing the measure); a model over it is "
+                   "killed and recorded as EXCEEDED.")
+@click.option("--keras", type=click.Choice(KERAS_MODES), default="2", show_default=True,
+              help="2: legacy Keras 2 (tf_keras, TF_USE_LEGACY_KERAS=1), where 2020 idioms work; "
+                   "3: Keras 3.")
+@click.option("--models", default=None, metavar="IDS",
+              help="Only these models, comma-separated (model_0,model_1 or 0,1).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Child processes run at once.")
+@click.option("--reuse-process", is_flag=True,
+              help="One child process per task and job, running its models in turn (as the "
+                   "competition's single process did): TensorFlow starts once, so it is faster; "
+                   "a model over budget or crashing costs a restart.  [default: one process "
+                   "per model]")
+@click.option("--setup-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="Time for a child's start-up (TensorFlow, data, importing the submission) "
+                   "before the model's clock starts  [default: the budget, at least 120].")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary and errors.")
+def run_submission(submission, input_dir, output_dir, time_budget, keras, models, jobs,
+                   reuse_process, setup_timeout, quiet):
+    """Run SUBMISSION on the tasks under INPUT_DIR as the competition's ingestion program did.
+
+    SUBMISSION is a folder or a zip holding complexity.py, which defines
+    complexity(model, dataset) (and may take a third parameter program_dir: its own folder).
+    INPUT_DIR is a task folder, a public-data root (input_data/<task>/) or a folder of tasks.
+    For each task, OUTPUT_DIR/<task>.predict maps each model id to the value complexity
+    returned, or to "EXCEEDED" past the time budget. Each model runs in its own process
+    (--reuse-process: one per task and job) on legacy Keras 2 (tf_keras) unless --keras 3; a
+    model that fails is left out of the .predict file and listed, with its error and the end
+    of its stderr, in OUTPUT_DIR/<task>.errors.json, and the command exits with status 1.
+
+    Example: pgdl run-submission sample_submission ~/pgdl_data/public out --models 0,1
+    """
+    from pgdl_measures.submission import run_submission as run
+
+    def report(task, outcome):
+        if outcome.status == "error":
+            click.echo(f"{task}/{outcome.model_id}: ERROR at {outcome.stage}: {outcome.error}",
+                       err=True)
+            for line in outcome.traceback.strip().splitlines()[-20:]:
+                click.echo(f"    {line}", err=True)
+        elif not quiet:
+            value = outcome.value if outcome.status == "exceeded" else f"{outcome.value:.6g}"
+            click.echo(f"{task}/{outcome.model_id}: {value}  ({outcome.seconds:.1f} s)")
+
+    ids = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    result = run(submission, input_dir, output_dir, time_budget=time_budget, keras=keras,
+                 models=ids, jobs=jobs, reuse_process=reuse_process,
+                 setup_timeout=setup_timeout, on_outcome=report)
+    for task in result.tasks:
+        counts = {s: sum(o.status == s for o in task.outcomes.values())
+                  for s in ("ok", "exceeded", "error")}
+        line = (f"{task.predict_path}: {counts['ok']} values, {counts['exceeded']} EXCEEDED, "
+                f"{counts['error']} errors")
+        if task.errors_path:
+            line += f" (see {task.errors_path})"
+        click.echo(line)
+    if result.failed:
+        total = sum(len(t.outcomes) for t in result.tasks)
+        raise click.ClickException(f"{result.failed} of {total} models failed (listed in the "
+                                   f"errors files above); the .predict files hold the others")

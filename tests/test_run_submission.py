@@ -1,0 +1,366 @@
+"""`pgdl run-submission`: 2020-style submissions on the official sample task.
+
+The fixture submissions live in tests/submissions/ (see its README). Every model runs in a
+child process that imports TensorFlow (several seconds each), so the runs are restricted to one
+or two models of the toy task; the unit tests above them need no child.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pgdl_measures import submission as sub
+from pgdl_measures._ingestion_child import as_float, complexity_kwargs
+from pgdl_measures.errors import PGDLError
+
+SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
+
+
+# ------------------------------------------------------------------------ numpy references
+
+
+def read_weights(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(kernel, bias) per layer, in layer order, from an HDF5 file written by tf.keras 2.x."""
+    import h5py
+
+    out = []
+    with h5py.File(path, "r") as f:
+        for layer in f.attrs["layer_names"]:
+            group = f[layer]
+            names = list(group.attrs["weight_names"])
+            if names:
+                out.append(tuple(np.array(group[n]) for n in names))
+    return out
+
+
+ACTIVATIONS = {None: lambda a: a, "linear": lambda a: a, "relu": lambda a: np.maximum(a, 0.0),
+               "tanh": np.tanh}
+
+
+def numpy_forward(model_dir: Path, x: np.ndarray) -> list[np.ndarray]:
+    """[input, output of each Dense layer] of a toy MLP, in float64."""
+    config = json.loads((model_dir / "config.json").read_text())
+    activations = [ACTIVATIONS[layer.get("activation")] for layer in config["model_config"]]
+    outs = [x.astype(np.float64)]
+    for (kernel, bias), act in zip(read_weights(model_dir / "weights.hdf5"), activations):
+        outs.append(act(outs[-1] @ kernel + bias))
+    return outs
+
+
+def toy_train(toy: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The toy task's training data, shards in natural order, without TensorFlow."""
+    from pgdl_measures.tfrecords import iter_batches
+
+    xs, ys = zip(*iter_batches(toy / "dataset_1" / "train", 1000, reader="python"))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def dense_shapes(model_dir: Path) -> list[tuple[int, int]]:
+    """(fan_in, units) of every Dense layer, from config.json only."""
+    config = json.loads((model_dir / "config.json").read_text())
+    fan_in, shapes = config["input_shape"][0], []
+    for layer in config["model_config"]:
+        shapes.append((fan_in, layer["units"]))
+        fan_in = layer["units"]
+    return shapes
+
+
+def predict(out: Path, task: str = "pgdl_toy_data") -> dict:
+    return json.loads((out / f"{task}.predict").read_text())
+
+
+def zip_folder(folder: Path, archive: Path, *, nested: bool) -> Path:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                rel = path.relative_to(folder)
+                zf.write(path, str(Path(folder.name) / rel if nested else rel))
+    return archive
+
+
+# ------------------------------------------------------------------------ unit tests, no child
+
+
+def test_complexity_kwargs_passes_program_dir_only_when_declared():
+    def two(model, dataset):
+        pass
+
+    def three(model, dataset, program_dir):
+        pass
+
+    def extra(model, dataset, program_dir=None, verbose=False, n=3):
+        pass
+
+    def keyword_only(model, dataset, *, program_dir=None):
+        pass
+
+    def var_kw(model, dataset, **kwargs):
+        pass
+
+    assert complexity_kwargs(two, "/p") == {}
+    assert complexity_kwargs(three, "/p") == {"program_dir": "/p"}
+    assert complexity_kwargs(extra, "/p") == {"program_dir": "/p"}
+    assert complexity_kwargs(keyword_only, "/p") == {"program_dir": "/p"}
+    assert complexity_kwargs(var_kw, "/p") == {}
+
+
+def test_as_float_accepts_scalars_and_names_the_model_otherwise():
+    assert as_float(np.float32(1.5), "model_3") == 1.5
+    assert as_float(np.array(2.0), "model_3") == 2.0
+    assert as_float(7, "model_3") == 7.0
+    for bad in ("abc", None, [1.0, 2.0], {"a": 1}):
+        with pytest.raises(TypeError, match="model_3: complexity returned"):
+            as_float(bad, "model_3")
+
+
+def test_zip_with_files_at_top_level_or_in_one_folder(tmp_path):
+    for nested in (False, True):
+        archive = zip_folder(SUBMISSIONS / "program_dir_helper", tmp_path / f"s{nested}.zip",
+                             nested=nested)
+        with sub.prepared_submission(archive) as root:
+            assert (root / "complexity.py").is_file()
+            assert (root / "helper" / "scale.json").is_file()
+            kept = root
+        assert not kept.exists()  # the temporary folder is gone
+
+
+@pytest.mark.parametrize("name, why", [
+    ("../evil.py", "'..'"),
+    ("/etc/evil.py", "absolute path"),
+    ("ok/../../evil.py", "'..'"),
+])
+def test_unsafe_zip_is_refused_before_writing(tmp_path, name, why):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("complexity.py", "def complexity(model, dataset):\n  return 0.0\n")
+        zf.writestr(name, "x")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(PGDLError, match=why):
+        sub.unpack_submission(archive, dest)
+    assert list(dest.iterdir()) == []
+
+
+def test_zip_with_symlink_is_refused(tmp_path):
+    archive = tmp_path / "link.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("complexity.py", "def complexity(model, dataset):\n  return 0.0\n")
+        info = zipfile.ZipInfo("helper")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(PGDLError, match="symbolic link"):
+        sub.unpack_submission(archive, tmp_path)
+
+
+def test_submission_without_complexity_py(tmp_path, cli, toy_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with pytest.raises(PGDLError, match="no complexity.py"):
+        sub.find_submission_root(tmp_path)
+    archive = tmp_path / "empty.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("readme.txt", "nothing")
+    result = cli(["run-submission", str(archive), str(toy_path), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "no complexity.py" in result.output
+
+
+def test_unknown_model_id_is_a_user_error(cli, toy_path, tmp_path):
+    result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), str(toy_path),
+                  str(tmp_path / "out"), "--models", "model_0,model_99"])
+    assert result.exit_code == 2
+    assert "model_99" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_select_models_accepts_bare_numbers(toy_path):
+    from pgdl_measures.tasks import find_tasks
+
+    tasks = find_tasks(toy_path)
+    assert sub.select_models(tasks, ["1", "model_10"]) == {"pgdl_toy_data": ["model_1", "model_10"]}
+    assert len(sub.select_models(tasks, None)["pgdl_toy_data"]) == 18
+
+
+def test_help_describes_the_command(cli):
+    result = cli(["run-submission", "--help"])
+    assert result.exit_code == 0
+    for text in ("SUBMISSION", "--time-budget", "--keras", "--models", "--jobs", "EXCEEDED"):
+        assert text in result.output
+
+
+# ------------------------------------------------------------------------ end to end (children)
+
+
+def test_baselines_match_hand_computations(tmp_path, cli, toy_path):
+    """VC dimension (as a nested zip), distance from init, Jacobian norm, two models each.
+
+    Both models of a submission run in one child (--reuse-process), as in the competition.
+    """
+    models = ["model_0", "model_10"]  # 1 hidden layer of 64 units; 3 hidden layers of 128
+    archive = zip_folder(SUBMISSIONS / "vc_dimension", tmp_path / "vc.zip", nested=True)
+    values = {}
+    for name, submission in [("vc", archive), ("dist", SUBMISSIONS / "distance_from_init"),
+                             ("jac", SUBMISSIONS / "jacobian_norm")]:
+        out = tmp_path / name
+        result = cli(["run-submission", str(submission), str(toy_path), str(out),
+                      "--models", ",".join(models), "--reuse-process"])
+        assert result.exit_code == 0, result.output
+        values[name] = predict(out)
+        assert list(values[name]) == models
+        assert not (out / "pgdl_toy_data.errors.json").exists()
+
+    x, _ = toy_train(toy_path)
+    for model_id in models:
+        model_dir = toy_path / model_id
+        # VC dimension: W * L * log W from the architecture alone
+        shapes = dense_shapes(model_dir)
+        num_params = sum(i * u + u for i, u in shapes)
+        assert values["vc"][model_id] == pytest.approx(num_params * len(shapes) * np.log(num_params), rel=1e-9)
+        # distance from initialisation from the two weight files
+        trained = [w for pair in read_weights(model_dir / "weights.hdf5") for w in pair]
+        initial = [w for pair in read_weights(model_dir / "weights_init.hdf5") for w in pair]
+        expected = np.sqrt(sum(np.sum((a.astype(np.float64) - b) ** 2) for a, b in zip(trained, initial)))
+        assert expected > 0
+        assert values["dist"][model_id] == pytest.approx(expected, rel=1e-5)
+        # Jacobian norms: d logits/d x = W_1 D_1 ... W_L per example; d logits/d h_L = W_L^T
+        outs = numpy_forward(model_dir, x)
+        weights = read_weights(model_dir / "weights.hdf5")
+        config = json.loads((model_dir / "config.json").read_text())["model_config"]
+        norms = []
+        for n in range(len(x)):
+            jac = np.eye(x.shape[1])
+            for k, (kernel, _) in enumerate(weights):
+                jac = jac @ kernel
+                act = config[k].get("activation")
+                if act == "relu":
+                    jac = jac * (outs[k + 1][n] > 0)
+                elif act == "tanh":
+                    jac = jac * (1 - outs[k + 1][n] ** 2)
+            norms.append(np.linalg.norm(jac))
+        expected = np.mean(norms) + np.linalg.norm(weights[-1][0])
+        assert values["jac"][model_id] == pytest.approx(expected, rel=1e-4)
+
+
+def test_legacy_idioms_and_program_dir(tmp_path, cli, toy_path):
+    x, _ = toy_train(toy_path)
+    out = tmp_path / "legacy"
+    result = cli(["run-submission", str(SUBMISSIONS / "legacy_idioms"), str(toy_path), str(out),
+                  "--models", "model_0"])
+    assert result.exit_code == 0, result.output
+    hidden = numpy_forward(toy_path / "model_0", x)[-2]
+    expected = np.mean(np.sum(hidden ** 2, axis=1)) / hidden.shape[1]
+    assert predict(out)["model_0"] == pytest.approx(expected, rel=1e-5)
+
+    out = tmp_path / "program_dir"
+    result = cli(["run-submission", str(SUBMISSIONS / "program_dir_helper"), str(toy_path),
+                  str(out), "--models", "0"])
+    assert result.exit_code == 0, result.output
+    # 2.5 (from helper/scale.json) * sum of the first example, shards in natural order
+    assert predict(out)["model_0"] == pytest.approx(2.5 * float(np.sum(x[0])), rel=1e-6)
+
+
+def test_misbehaving_submissions_are_recorded_and_the_run_goes_on(tmp_path, cli, toy_path):
+    """An exception (both models in one process), a non-float, an import error."""
+    runs = {  # name: (models, predict file, message, failing models, stage)
+        "raises": (["model_0", "model_1"], {"model_1": 1.0}, "ValueError: deliberate failure",
+                   ["model_0"], "complexity"),
+        "returns_string": (["model_1"], {}, "model_1: complexity returned str 'not a number'",
+                           ["model_1"], "complexity"),
+        "missing_module": (["model_0", "model_1"], {}, "No module named 'pgdl_no_such_module_2020'",
+                           ["model_0", "model_1"], "import"),
+    }
+    for name, (models, values, message, failing, stage) in runs.items():
+        out = tmp_path / name
+        reuse = ["--reuse-process"] if name == "raises" else []
+        result = cli(["run-submission", str(SUBMISSIONS / name), str(toy_path), str(out),
+                      "--models", ",".join(models), *reuse])
+        assert result.exit_code == 1, result.output
+        assert message in result.output  # printed
+        assert predict(out) == values
+        errors = json.loads((out / "pgdl_toy_data.errors.json").read_text())
+        assert list(errors) == failing
+        for model_id in failing:
+            assert message in errors[model_id]["error"]
+            assert errors[model_id]["stage"] == stage
+        assert "Traceback" in errors[failing[0]]["stderr_tail"]
+        if name != "returns_string":  # the submission's own line is in the traceback
+            assert "complexity.py" in errors[failing[0]]["stderr_tail"]
+    # the import error was seen once; the second model was not started again
+    errors = json.loads((tmp_path / "missing_module" / "pgdl_toy_data.errors.json").read_text())
+    assert "not run" in errors["model_1"]["stderr_tail"]
+
+
+def test_stale_errors_file_is_removed(tmp_path):
+    (tmp_path / "t.errors.json").write_text("{}")
+    outcome = sub.TaskOutcome("t", {"model_0": sub.ModelOutcome("model_0", 1.5),
+                                    "model_1": sub.ModelOutcome("model_1", sub.EXCEEDED)})
+    sub._write_task(outcome, tmp_path)
+    assert predict(tmp_path, "t") == {"model_0": 1.5, "model_1": "EXCEEDED"}
+    assert not (tmp_path / "t.errors.json").exists()
+
+
+def test_hang_and_crash_in_a_reused_process_restart_it(tmp_path, toy_path):
+    """--reuse-process: a model over budget or killing the child costs a restart, no more."""
+    seen = []
+    run = sub.run_submission(SUBMISSIONS / "hangs", toy_path, tmp_path / "hangs", time_budget=3,
+                             models=["model_0", "model_1"], reuse_process=True,
+                             on_outcome=lambda task, o: seen.append((task, o.model_id, o.status)))
+    assert predict(tmp_path / "hangs") == {"model_0": "EXCEEDED", "model_1": 2.0}
+    assert seen == [("pgdl_toy_data", "model_0", "exceeded"), ("pgdl_toy_data", "model_1", "ok")]
+    assert run.failed == 0
+    assert run.tasks[0].outcomes["model_0"].seconds >= 3
+
+    run = sub.run_submission(SUBMISSIONS / "crashes", toy_path, tmp_path / "crashes",
+                             models=["model_0", "model_1"], reuse_process=True)
+    assert predict(tmp_path / "crashes") == {"model_1": 3.0}
+    crashed = run.tasks[0].outcomes["model_0"]
+    assert crashed.stage == "crash" and "exit status 3" in crashed.error
+    assert run.failed == 1
+
+
+def test_idioms_under_legacy_keras_2_and_keras_3(tmp_path, toy_path, monkeypatch):
+    """Which 2020 idioms work in each mode (the table of sample_submission/README.md)."""
+    reports = {}
+    for keras in ("2", "3"):
+        report = tmp_path / f"idioms_{keras}.json"
+        monkeypatch.setenv("PGDL_IDIOM_REPORT", str(report))
+        run = sub.run_submission(SUBMISSIONS / "idiom_probe", toy_path, tmp_path / keras,
+                                 keras=keras, models=["model_0"])
+        assert run.failed == 0, run.tasks[0].errors()
+        reports[keras] = json.loads(report.read_text())
+    fails_everywhere = {"K.gradients (symbolic)"}  # also failed under TensorFlow 2.2's eager mode
+    assert {k for k, v in reports["2"].items() if v != "ok"} == fails_everywhere
+    assert {k for k, v in reports["3"].items() if v != "ok"} == fails_everywhere | {
+        "model.input", "model.output", "tf.keras.backend.function", "layer.input_shape",
+        "layer.output_shape", "v.get_shape()", "optimizers.Adam(lr=...)",
+        "model.save_weights('x.h5')", "model.compile + evaluate",
+    }
+    for idiom in ("model(x, tape=tape)", "layer._last_seen_input", "model.initial_weights",
+                  "isinstance(layer, tf.keras.layers.Dense)", "model.predict(dataset.batch(n))"):
+        assert reports["3"][idiom] == "ok"
+
+
+def test_missing_input_folder_is_a_user_error(cli, tmp_path):
+    result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), str(tmp_path),
+                  str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "no PGDL task" in result.output
+
+
+def test_keras_2_without_tf_keras_is_a_user_error(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tf_keras" else real(name, *a))
+    with pytest.raises(PGDLError, match="tf_keras"):
+        sub.child_environment("2")
+    assert sub.child_environment("3")["TF_USE_LEGACY_KERAS"] == "0"
+    with pytest.raises(PGDLError, match="unknown Keras mode"):
+        sub.child_environment("1")
