@@ -1,0 +1,298 @@
+"""The child process that computes measures for `pgdl evaluate`, and the parent's handle on it.
+
+Why a child: a measure that runs too long must become "EXCEEDED" rather than hang the run, and
+a computation cannot be interrupted safely inside one Python process (TensorFlow and JAX run in
+C++). So the parent (:class:`WorkerProcess`) starts ``python -m pgdl_measures._worker``, which
+imports Keras once, loads one model at a time and computes measures on it; the parent waits for
+each answer until the model's deadline and, past it, kills the child and starts a fresh one.
+
+Protocol: length-prefixed pickles (4-byte big-endian length, then the pickle) over the child's
+stdin (requests) and a private copy of its stdout (answers); the child's file descriptor 1 is
+pointed at its stderr first, so nothing TensorFlow prints can corrupt the stream. Requests and
+answers::
+
+    parent -> child                                child -> parent
+    ("hello", {"sys_path": [...]})                 {"ok": True, "backend": ..., "pid": ...}
+    ("load", {"task", "input_dir",                 {"ok": True, "seconds": s}
+              "reference_dir", "model_id"})        {"ok": False, "error": msg, "seconds": s}
+    ("compute", {"cls": MeasureClass,              {"ok": True, "value": v, "seconds": s}
+                 "params": {...}})                 {"ok": False, "error": msg, "seconds": s}
+    ("exit", {})                                   (none: the child exits)
+
+Measure classes travel by reference (module and name), so they must be importable in the
+child: the parent's ``sys.path`` is sent with "hello". The environment (``KERAS_BACKEND``
+included) is the parent's. The child ignores SIGINT (the parent handles Ctrl-C and kills it)
+and exits by itself when the parent dies.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+_HEADER = struct.Struct(">I")
+#: How long a fresh worker may take to import Keras and its backend before the run gives up.
+STARTUP_TIMEOUT = 300.0
+
+
+class WorkerTimeout(Exception):
+    """The worker did not answer before the deadline (it has been killed)."""
+
+
+class WorkerDied(Exception):
+    """The worker exited or broke the protocol (its log's last lines are in the message)."""
+
+
+# ----------------------------------------------------------------------------- framing
+
+
+def _write_frame(stream: BinaryIO, obj: Any) -> None:
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def _read_frame(stream: BinaryIO) -> bytes:
+    (n,) = _HEADER.unpack(_read_exact(stream, _HEADER.size))
+    return _read_exact(stream, n)
+
+
+# ----------------------------------------------------------------------------- the child
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit the child when its parent is gone (killed with SIGKILL, say)."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(3)
+
+
+class _Child:
+    """The child's state: the model it holds and how it answers requests."""
+
+    def __init__(self):
+        self.trained = None
+        self.tasks: dict[tuple, object] = {}  # kept, so a task's data is opened once
+
+    def hello(self, sys_path: list[str]) -> dict:
+        for entry in reversed(sys_path):
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+        import keras
+
+        return {"ok": True, "backend": keras.backend.backend(), "pid": os.getpid()}
+
+    def load(self, task: str, input_dir: str, reference_dir: str | None, model_id: str) -> dict:
+        from pgdl_measures.errors import PGDLError
+        from pgdl_measures.tasks import Task
+
+        import keras
+
+        self.trained = None
+        keras.backend.clear_session()  # drop the previous model's graph state: a long run stays lean
+        start = time.perf_counter()
+        key = (task, input_dir, reference_dir)
+        if key not in self.tasks:
+            self.tasks[key] = Task(task, input_dir, reference_dir)
+        try:
+            self.trained = self.tasks[key].load_model(model_id)
+        except PGDLError as exc:
+            return {"ok": False, "error": str(exc), "seconds": time.perf_counter() - start}
+        except Exception as exc:  # noqa: BLE001 - a model that breaks the loader is one failed model
+            return {"ok": False, "error": f"{task}/{model_id} could not be loaded: {type(exc).__name__}: {exc}",
+                    "seconds": time.perf_counter() - start}
+        return {"ok": True, "seconds": time.perf_counter() - start}
+
+    def compute(self, cls: type, params: dict) -> dict:
+        from pgdl_measures.errors import PGDLError
+
+        start = time.perf_counter()
+        if self.trained is None:
+            return {"ok": False, "error": "no model loaded", "seconds": 0.0}
+        try:
+            measure = cls(**params)
+            value = measure(self.trained)
+        except PGDLError as exc:
+            return {"ok": False, "error": str(exc), "seconds": time.perf_counter() - start}
+        except Exception as exc:  # noqa: BLE001 - e.g. a constructor that rejects its parameters
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - start}
+        return {"ok": True, "value": float(value), "seconds": time.perf_counter() - start}
+
+
+def main() -> None:
+    """Serve requests on stdin until "exit" or end of input."""
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever prints to stdout (Python or C++) goes to the log instead
+    sys.stdout = sys.stderr
+    requests = sys.stdin.buffer
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    print(f"pgdl worker {os.getpid()} started (parent {parent})", file=sys.stderr, flush=True)
+    child = _Child()
+    while True:
+        try:
+            payload = _read_frame(requests)
+        except EOFError:
+            break
+        try:
+            op, args = pickle.loads(payload)
+        except Exception as exc:  # noqa: BLE001 - e.g. a measure class the child cannot import
+            _write_frame(answers, {"ok": False, "seconds": 0.0,
+                                   "error": f"the worker could not read the request: {type(exc).__name__}: {exc}"})
+            continue
+        if op == "exit":
+            break
+        answer = getattr(child, op)(**args)
+        sys.stderr.flush()
+        _write_frame(answers, answer)
+    sys.stderr.flush()
+    os._exit(0)  # skip the interpreter's teardown of TensorFlow (seconds), there is nothing to save
+
+
+# ----------------------------------------------------------------------------- the parent's handle
+
+
+class WorkerProcess:
+    """A running worker child, seen from the parent.
+
+    Args:
+        log_path: the file the child's stdout and stderr are appended to.
+        env: the child's environment (the parent's by default).
+
+    Raises:
+        WorkerDied: the child did not start (its log's tail is in the message).
+    """
+
+    def __init__(self, log_path: str | os.PathLike, env: dict[str, str] | None = None,
+                 startup_timeout: float = STARTUP_TIMEOUT):
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "pgdl_measures._worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._log, env=env, close_fds=True)
+        self._buffer = b""
+        self.model: tuple | None = None
+        try:
+            hello = self.request("hello", {"sys_path": list(sys.path)}, time.monotonic() + startup_timeout)
+        except WorkerTimeout:
+            raise WorkerDied(f"the worker process did not start within {startup_timeout:.0f} s; see "
+                             f"{self.log_path}") from None
+        self.backend = hello["backend"]
+        self.pid = hello["pid"]
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _log_tail(self, lines: int = 8) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").rstrip().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "\n".join(text)
+
+    def _died(self, what: str) -> WorkerDied:
+        self.kill()
+        code = self.proc.returncode
+        tail = self._log_tail()
+        return WorkerDied(f"the worker process {what} (exit status {code})"
+                          + (f"; last lines of {self.log_path}:\n{tail}" if tail else ""))
+
+    def _read(self, n: int, deadline: float | None) -> bytes:
+        fd = self.proc.stdout.fileno()
+        while len(self._buffer) < n:
+            timeout = None if deadline is None else deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                raise WorkerTimeout
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                raise WorkerTimeout
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise self._died("exited")
+            self._buffer += chunk
+        data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data
+
+    def request(self, op: str, args: dict, deadline: float | None) -> dict:
+        """Send one request and wait for its answer until `deadline` (``time.monotonic()``).
+
+        Raises:
+            WorkerTimeout: no answer before the deadline; the worker has been killed.
+            WorkerDied: the worker exited or could not be written to.
+        """
+        try:
+            _write_frame(self.proc.stdin, (op, args))
+        except (BrokenPipeError, OSError):
+            raise self._died("stopped reading requests") from None
+        try:
+            (n,) = _HEADER.unpack(self._read(_HEADER.size, deadline))
+            answer = pickle.loads(self._read(n, deadline))
+        except WorkerTimeout:
+            self.kill()
+            raise
+        except (pickle.UnpicklingError, EOFError) as exc:
+            raise self._died(f"sent an unreadable answer ({exc})") from None
+        return answer
+
+    def load(self, task, model_id: str, deadline: float | None) -> dict:
+        """Load `model_id` of `task` (a :class:`~pgdl_measures.tasks.Task`) in the worker."""
+        key = (task.name, str(task.input_dir), model_id)
+        answer = self.request("load", {"task": task.name, "input_dir": str(task.input_dir),
+                                       "reference_dir": None if task.reference_dir is None else str(task.reference_dir),
+                                       "model_id": model_id}, deadline)
+        self.model = key if answer["ok"] else None
+        return answer
+
+    def compute(self, measure, deadline: float | None) -> dict:
+        """Compute `measure` (a Measure instance, rebuilt in the child from its class and params)."""
+        return self.request("compute", {"cls": type(measure), "params": measure.params}, deadline)
+
+    def kill(self) -> None:
+        """Kill the child (SIGKILL) and reap it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._close_files()
+
+    def close(self) -> None:
+        """Ask the child to exit, killing it if it does not within 10 s."""
+        if self.proc.poll() is None:
+            try:
+                _write_frame(self.proc.stdin, ("exit", {}))
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def _close_files(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout, self._log):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    main()

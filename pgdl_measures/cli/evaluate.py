@@ -1,0 +1,72 @@
+"""`pgdl evaluate`: compute measures on tasks, rank them, write a report."""
+
+from __future__ import annotations
+
+import click
+
+
+def _split(values) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+@click.command()
+@click.argument("tasks", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--measure", "-m", "measures", multiple=True, metavar="NAME",
+              help="A measure to compute (repeat, or separate with commas); default: the built-in measures.")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME.key=value",
+              help="A parameter of a measure, e.g. agn.max_examples=500 (value read as JSON when it is JSON).")
+@click.option("--out", "-o", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder: results store, .predict files, report.")
+@click.option("--time-budget", default=300.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Time budget per model across its measures; past it, EXCEEDED.")
+@click.option("--models", "models", multiple=True, metavar="IDS",
+              help="Only these models, e.g. model_0,model_1 (repeat or separate with commas).")
+@click.option("--retry-errors", is_flag=True, help="Compute again the results stored as errors or EXCEEDED.")
+@click.option("--bootstrap", "n_resamples", default=1000, show_default=True, type=click.IntRange(min=0),
+              metavar="N", help="Bootstrap resamples of each confidence interval (0: none).")
+@click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
+def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors, n_resamples, no_progress):
+    """Compute measures on tasks, rank them, write a report.
+
+    Computes each measure (default: the built-in ones) on each model of each TASK (a task
+    folder, a public-data root, or a folder of such; the bundled data/mini when omitted), in a
+    child process with a time budget per model. Results go to OUT/results.sqlite as they are
+    produced: run the same command again after an interruption and only what is missing is
+    computed. Writes OUT/<measure>/<task>.predict (the competition's format), ranks the
+    measures on tasks with reference data (model_configs.json) with every ranker, prints the
+    ranking and writes OUT/report.md and OUT/report.html.
+
+    \b
+    Examples:
+      pgdl evaluate
+      pgdl evaluate ../pgdl_toy_data -m vc_dimension -m distance_from_init --out results/toy
+      pgdl evaluate public_data/ -m agn -p agn.max_examples=500 --time-budget 600
+    """
+    from rich.console import Console
+    from rich.text import Text
+
+    from pgdl_measures.evaluate import RichProgress, evaluate as run, parse_params, resolve_measures
+    from pgdl_measures.task_summary import resolve_default_task
+    from scoring.report import MAIN_RANKER, rich_ranking_table, rich_summary_table
+
+    console = Console()
+    paths = list(tasks) or [resolve_default_task(None)]
+    chosen = resolve_measures(_split(measures), parse_params(params))
+    result = run(paths, chosen, out_dir, time_budget=time_budget, models=_split(models) or None,
+                 retry_errors=retry_errors, n_resamples=n_resamples,
+                 progress=None if no_progress else RichProgress(console))
+    stats = result.stats
+    done = ", ".join(f"{n} {status}" for status, n in sorted(stats.computed.items())) or "nothing new"
+    console.print(f"computed {stats.total_computed} results ({done}); {stats.reused} already stored",
+                  markup=False, highlight=False)
+    ranking = result.ranking
+    if ranking.ranked_tasks:
+        console.print(rich_ranking_table(ranking, MAIN_RANKER))
+        console.print(rich_summary_table(ranking))
+    else:
+        console.print("no task with reference data (model_configs.json): nothing ranked")
+    for note in result.notes:
+        console.print(Text(note, style="yellow"))
+    console.print(f"results: {result.store_path}\npredictions: {len(result.predictions)} .predict files "
+                  f"under {result.out_dir}\nreport: {result.report[0]} and {result.report[1]}", markup=False,
+                  highlight=False)

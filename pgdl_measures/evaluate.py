@@ -1,0 +1,662 @@
+"""The main job: compute measures on every model of every task, store, rank, report.
+
+:func:`evaluate` runs the whole job (what `pgdl evaluate` calls); its steps are usable alone:
+
+1. :func:`compute_measures` computes each measure on each model in a child process
+   (:mod:`pgdl_measures._worker`) that loads a model once and computes its measures. Each model
+   has a time budget (300 s by default, the competition's) across its measures: when it runs
+   out, the worker is killed, the measure in flight and those left become ``exceeded``, and a
+   fresh worker takes the next model. A failing model or measure is stored with its error and
+   the run goes on. Every result is committed to the store (:mod:`pgdl_measures.store`) as it
+   is produced; a run started again computes only what is missing (errors and "exceeded"
+   results count as done unless `retry_errors`). The time already spent on a model's stored
+   results counts against its budget on a restart, so an interrupted run ends as an
+   uninterrupted one would.
+2. :func:`write_predictions` writes ``<out>/<measure>/<task>.predict`` in the competition's
+   format: a JSON object model id -> value, or ``"EXCEEDED"`` for a model over the budget. The
+   value is oriented like the competition's predictions (larger predicts a larger gap), i.e.
+   multiplied by the measure's ``direction``. The competition needed a value for every model,
+   so a measure that failed on any model of a task gets no ``.predict`` for that task (a stale
+   one is removed) and the reason is reported; the store keeps the values of the others.
+3. :func:`rank_results` ranks the measures on the tasks that have reference data with every
+   ranker of :mod:`scoring.rankers`, and :func:`scoring.report.write_report` writes
+   ``report.md``, ``report.html`` and ``ranking.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgdl_measures import __version__
+from pgdl_measures.errors import PGDLError
+from pgdl_measures.measures.base import Measure
+from pgdl_measures.store import ERROR, EXCEEDED, OK, Key, ResultStore, Row, atomic_write, canonical_params
+from pgdl_measures.tasks import Task, find_tasks, natural_key, normalise_model_id
+
+#: The competition's time budget per model, in seconds.
+DEFAULT_TIME_BUDGET = 300.0
+#: Where results go when no output folder is given.
+DEFAULT_OUT = Path("results")
+#: The worker's log (its stdout and stderr), in the output folder.
+WORKER_LOG = "worker.log"
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def default_measure_names() -> list[str]:
+    """The built-in measures that are available (importable), in registry order."""
+    from pgdl_measures.registry import BUILTINS, available_measures
+
+    found = available_measures()
+    return [name for name in BUILTINS if name in found]
+
+
+def parse_params(options: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Parse ``NAME.key=value`` options into ``{NAME: {key: value}}``.
+
+    The value is read as JSON when it is JSON (``0.1``, ``true``, ``[1, 2]``, ``"text"``) and
+    kept as a string otherwise (``sgd``).
+
+    Raises:
+        PGDLError: an option not of the form ``NAME.key=value``.
+    """
+    params: dict[str, dict[str, Any]] = {}
+    for option in options:
+        target, eq, text = option.partition("=")
+        name, dot, key = target.partition(".")
+        if not (eq and dot and name.strip() and key.strip()):
+            raise PGDLError(f"--param {option!r}: expected NAME.key=value (e.g. agn.max_examples=500)")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        params.setdefault(name.strip(), {})[key.strip()] = value
+    return params
+
+
+def resolve_measures(names: Sequence[str] = (), params: dict[str, dict[str, Any]] | None = None) -> list[Measure]:
+    """Measure instances from registry names and parameters (the built-ins when `names` is empty).
+
+    Raises:
+        PGDLError: an unknown measure (the message lists the available ones), an unknown
+            parameter, or parameters for a measure that is not selected.
+    """
+    from pgdl_measures.registry import get_measure
+
+    params = dict(params or {})
+    names = list(dict.fromkeys(names)) or default_measure_names()
+    stray = [name for name in params if name not in names]
+    if stray:
+        raise PGDLError(f"--param names measure {', '.join(map(repr, stray))}, which is not among the "
+                        f"measures to compute ({', '.join(names)})")
+    return [get_measure(name, **params.get(name, {})) for name in names]
+
+
+def _as_measure(item: str | Measure | type) -> Measure:
+    from pgdl_measures.registry import get_measure
+
+    if isinstance(item, str):
+        measure = get_measure(item)
+    elif isinstance(item, type) and issubclass(item, Measure):
+        measure = item()
+    elif isinstance(item, Measure):
+        measure = item
+    else:
+        raise PGDLError(f"not a measure: {item!r} (give a registry name, a Measure class or instance)")
+    cls = type(measure)
+    if not measure.name:
+        raise PGDLError(f"measure class {cls.__qualname__} has no name")
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        raise PGDLError(f"measure class {cls.__qualname__} must be importable by the worker process: "
+                        "define it at the top level of a module, not in __main__ or inside a function")
+    canonical_params(measure.params)  # recordable as JSON, or PGDLError
+    return measure
+
+
+def _as_tasks(items: Sequence[Task | str | os.PathLike]) -> list[Task]:
+    tasks: list[Task] = []
+    for item in items:
+        tasks.extend([item] if isinstance(item, Task) else find_tasks(item))
+    seen: dict[str, Task] = {}
+    for task in tasks:
+        if task.name in seen and seen[task.name].input_dir.resolve() != task.input_dir.resolve():
+            raise PGDLError(f"two tasks are named {task.name!r} ({seen[task.name].input_dir} and {task.input_dir}); "
+                            "results are stored by task name, so evaluate them into different output folders")
+        seen.setdefault(task.name, task)
+    return list(seen.values())
+
+
+def select_models(task: Task, models: Sequence[str] | None) -> list[str]:
+    """The task's model ids, or those among `models` (``3`` and ``model_3`` both name ``model_3``)."""
+    ids = task.model_ids()
+    if not models:
+        return ids
+    wanted = {normalise_model_id(m) for m in models}
+    return [m for m in ids if m in wanted]
+
+
+def current_backend() -> str:
+    """The Keras backend a worker will use: Keras's own choice, read without importing Keras.
+
+    ``keras.backend.backend()`` if Keras is already imported, else ``KERAS_BACKEND``, else the
+    ``backend`` of ``$KERAS_HOME/keras.json`` (``~/.keras/keras.json``), else tensorflow.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    try:
+        return str(json.loads((home / "keras.json").read_text())["backend"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "tensorflow"
+
+
+def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Create the output folder and check it can be written.
+
+    Raises:
+        PGDLError: naming the folder, when it cannot be created or written.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise PGDLError(f"the output folder is not writable ({exc.strerror or exc}); choose another with --out",
+                        out) from None
+    return out
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """Progress callbacks of :func:`compute_measures`; this base class ignores them."""
+
+    def start(self, models: int, rows: int) -> None:
+        """The work to do: `models` models, `rows` results."""
+
+    def worker_starting(self) -> None:
+        """A worker process is starting (it imports Keras: seconds; not counted in any budget)."""
+
+    def model_started(self, task: str, model: str, measures: int, deadline: float) -> None:
+        """A model's computations start; its budget ends at `deadline` (``time.monotonic()``)."""
+
+    def measure_started(self, measure: str) -> None:
+        """A measure's computation starts."""
+
+    def row_stored(self, row: Row) -> None:
+        """A result has been stored."""
+
+    def model_finished(self) -> None:
+        """A model is done."""
+
+    def close(self) -> None:
+        """The computations ended (normally or not)."""
+
+    def stage(self, text: str) -> None:
+        """A later step starts (writing predictions, ranking, the report)."""
+
+
+class RichProgress(Progress):
+    """A rich progress display: models, measures (with time left overall) and the model's budget."""
+
+    def __init__(self, console=None):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as _Progress, ProgressColumn,
+                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.text import Text
+
+        class BudgetColumn(ProgressColumn):
+            def render(self, task):
+                deadline = task.fields.get("deadline")
+                if deadline is None:
+                    return Text("")
+                return Text(f"budget left {max(0.0, deadline - time.monotonic()):5.0f} s", style="cyan")
+
+        self._progress = _Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                   TimeElapsedColumn(), TimeRemainingColumn(), BudgetColumn(),
+                                   console=console, transient=False)
+        self._models = self._rows = None
+        self._counts: Counter = Counter()
+        self._current = ""
+
+    def start(self, models, rows):
+        self._progress.start()
+        self._models = self._progress.add_task("models", total=models, deadline=None)
+        self._rows = self._progress.add_task("measures", total=rows, deadline=None)
+
+    def worker_starting(self):
+        self._progress.update(self._rows, description="measures (starting a worker process)")
+
+    def model_started(self, task, model, measures, deadline):
+        self._current = f"{task}/{model}"
+        self._progress.update(self._models, description=f"models ({self._current})")
+        self._progress.update(self._rows, deadline=deadline)
+
+    def measure_started(self, measure):
+        self._progress.update(self._rows, description=f"measures ({measure})")
+
+    def row_stored(self, row):
+        self._counts[row.status] += 1
+        self._progress.advance(self._rows)
+        if row.status != OK:
+            first_line = (row.error or "").splitlines()[0] if row.error else ""
+            from rich.markup import escape
+
+            where = escape(f"{row.task}/{row.model} {row.measure}: {first_line[:200]}")
+            self._progress.console.print(f"[yellow]{row.status}[/] {where}", highlight=False)
+
+    def model_finished(self):
+        self._progress.advance(self._models)
+        self._progress.update(self._rows, deadline=None)
+
+    def close(self):
+        self._progress.stop()
+
+    def stage(self, text):
+        from rich.markup import escape
+
+        self._progress.console.print(f"[dim]{escape(text)}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- computing
+
+
+@dataclass
+class ComputeStats:
+    """What :func:`compute_measures` did: rows computed in this run by status, rows already there."""
+
+    computed: Counter = field(default_factory=Counter)
+    reused: int = 0
+
+    @property
+    def total_computed(self) -> int:
+        return sum(self.computed.values())
+
+
+class _Runner:
+    """Keeps one worker alive across models; replaces it after a timeout or a crash."""
+
+    def __init__(self, log_path: Path, backend: str, progress: Progress):
+        self.log_path = log_path
+        self.progress = progress
+        self.backend = backend
+        self.worker = None
+        self.env = dict(os.environ, KERAS_BACKEND=backend)
+        self.env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    def get(self):
+        from pgdl_measures._worker import WorkerDied, WorkerProcess
+
+        if self.worker is not None and self.worker.alive:
+            return self.worker
+        self.discard()
+        self.progress.worker_starting()
+        try:
+            worker = WorkerProcess(self.log_path, env=self.env)
+        except WorkerDied as exc:
+            raise PGDLError(f"the measure worker process could not start: {exc}") from None
+        except OSError as exc:
+            raise PGDLError(f"cannot start the measure worker process: {exc}", self.log_path) from None
+        if worker.backend != self.backend:
+            worker.close()
+            raise PGDLError(f"the worker runs Keras on {worker.backend!r}, not {self.backend!r} as asked "
+                            "(KERAS_BACKEND); is that backend installed?")
+        self.worker = worker
+        return worker
+
+    def discard(self):
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def close(self):
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+
+def _plan(tasks, measures, store, backend, models, retry_errors):
+    """Per (task, model): the measures to compute and the seconds already spent on the others."""
+    existing = {row.key: row for task in tasks for row in store.rows(task=task.name, backend=backend)}
+    jobs, reused = [], 0
+    for task in tasks:
+        for model in select_models(task, models):
+            pending, credit = [], 0.0
+            for measure in measures:
+                row = existing.get(Key(task.name, model, measure.name, canonical_params(measure.params), backend))
+                if row is None or (retry_errors and row.status != OK):
+                    pending.append(measure)
+                else:
+                    reused += 1
+                    credit += row.seconds
+            if pending:
+                jobs.append((task, model, pending, credit))
+    return jobs, reused
+
+
+def compute_measures(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str | Measure | type],
+                     store: ResultStore, *, time_budget: float = DEFAULT_TIME_BUDGET,
+                     models: Sequence[str] | None = None, retry_errors: bool = False,
+                     progress: Progress | None = None, log_path: str | os.PathLike | None = None,
+                     backend: str | None = None) -> ComputeStats:
+    """Compute every measure on every model of every task into `store`, skipping stored results.
+
+    The budget of a model (`time_budget` seconds, minus the seconds of its results already
+    stored) covers loading it and computing its measures, in order; starting a worker is not
+    counted. Past it, the measure in flight and the ones after it are stored as ``exceeded``.
+
+    Args:
+        tasks: tasks, or paths to find them in (:func:`pgdl_measures.tasks.find_tasks`).
+        measures: registry names, Measure classes or instances (classes must be importable).
+        store: where results go, one commit per row.
+        time_budget: seconds per model across its measures.
+        models: only these model ids (all by default).
+        retry_errors: compute again results stored as errors or exceeded.
+        progress: progress callbacks (none by default).
+        log_path: the worker's log file (``worker.log`` beside the store by default).
+        backend: the Keras backend (:func:`current_backend` by default); part of each result's key.
+
+    Returns:
+        :class:`ComputeStats`.
+
+    Raises:
+        PGDLError: bad arguments, or the worker cannot start (results stored so far remain).
+    """
+    if not time_budget > 0:
+        raise PGDLError(f"the time budget must be positive, got {time_budget}")
+    tasks = _as_tasks(tasks)
+    measures = [_as_measure(m) for m in measures]
+    names = [m.name for m in measures]
+    if len(set(names)) != len(names):
+        dup = sorted(n for n, c in Counter(names).items() if c > 1)
+        raise PGDLError(f"measure {', '.join(dup)} given twice: one run computes one parameter set per measure")
+    if models:
+        known = {m for task in tasks for m in task.model_ids()}
+        unknown = [m for m in models if normalise_model_id(m) not in known]
+        if unknown:
+            raise PGDLError(f"no task has model {', '.join(unknown)}")
+    backend = backend or current_backend()
+    progress = progress or Progress()
+    jobs, reused = _plan(tasks, measures, store, backend, models, retry_errors)
+    stats = ComputeStats(reused=reused)
+    runner = _Runner(Path(log_path) if log_path else store.path.parent / WORKER_LOG, backend, progress)
+
+    def put(task, model, measure, status, *, value=None, error=None, seconds=0.0):
+        row = Row(task.name, model, measure.name, canonical_params(measure.params), backend, status,
+                  value=value, error=error, seconds=float(seconds), version=__version__)
+        store.put(row)
+        stats.computed[status] += 1
+        progress.row_stored(row)
+
+    progress.start(len(jobs), sum(len(p) for _, _, p, _ in jobs))
+    try:
+        for task, model, pending, credit in jobs:
+            _compute_model(runner, task, model, pending, credit, time_budget, put, progress)
+        runner.close()
+    finally:
+        runner.discard()
+        progress.close()
+    return stats
+
+
+def _compute_model(runner, task, model, pending, credit, time_budget, put, progress):
+    """Compute `pending` measures on one model within its budget (see :func:`compute_measures`)."""
+    from pgdl_measures._worker import WorkerDied, WorkerTimeout
+
+    worker = runner.get()  # a fresh worker's start-up does not count against the budget
+    start = time.monotonic()
+    deadline = start + time_budget - credit
+    progress.model_started(task.name, model, len(pending), deadline)
+    key = (task.name, str(task.input_dir), model)
+    remaining = list(pending)
+    while remaining:
+        measure = remaining[0]
+        if time.monotonic() >= deadline:
+            for m in remaining:
+                put(task, model, m, EXCEEDED, error=f"the time budget of {time_budget:g} s for {task.name}/{model} "
+                                                    "was used up before this measure started")
+            break
+        try:
+            if not worker.alive:
+                restart = time.monotonic()
+                worker = runner.get()
+                deadline += time.monotonic() - restart
+            if worker.model != key:
+                answer = worker.load(task, model, deadline)
+                if not answer["ok"]:
+                    for m in remaining:
+                        put(task, model, m, ERROR, error=answer["error"], seconds=0.0)
+                    break
+            progress.measure_started(measure.name)
+            began = time.monotonic()
+            answer = worker.compute(measure, deadline)
+        except WorkerTimeout:
+            runner.discard()
+            now = time.monotonic()
+            in_flight = worker.model == key
+            for i, m in enumerate(remaining):
+                if i == 0 and in_flight:
+                    put(task, model, m, EXCEEDED, seconds=now - began,
+                        error=f"exceeded the time budget of {time_budget:g} s for {task.name}/{model} "
+                              f"(stopped after {now - began:.1f} s; the model had {now - start + credit:.1f} s "
+                              "in all)")
+                else:
+                    put(task, model, m, EXCEEDED, error=f"the time budget of {time_budget:g} s for "
+                                                        f"{task.name}/{model} ran out "
+                                                        + ("before this measure started" if in_flight
+                                                           else "while the model was loading"))
+            break
+        except WorkerDied as exc:
+            runner.discard()
+            if worker.model != key:  # it died loading the model: the model is at fault
+                for m in remaining:
+                    put(task, model, m, ERROR, error=f"loading {task.name}/{model} killed the worker: {exc}")
+                break
+            put(task, model, measure, ERROR, error=f"computing it killed the worker: {exc}",
+                seconds=time.monotonic() - began)
+            remaining.pop(0)  # the next measure starts a fresh worker (its start-up is not counted)
+            continue
+        if answer["ok"]:
+            put(task, model, measure, OK, value=answer["value"], seconds=answer["seconds"])
+        else:
+            put(task, model, measure, ERROR, error=answer["error"], seconds=answer["seconds"])
+        remaining.pop(0)
+    progress.model_finished()
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def collect_results(store: ResultStore, tasks: Sequence[Task], measures: Sequence[Measure], backend: str,
+                    models: Sequence[str] | None = None) -> dict[tuple[str, str], dict[str, Row | None]]:
+    """(task, measure) -> model -> its stored row (None when missing), for this run's parameters."""
+    out: dict[tuple[str, str], dict[str, Row | None]] = {}
+    for task in tasks:
+        rows = {row.key: row for row in store.rows(task=task.name, backend=backend)}
+        for measure in measures:
+            params = canonical_params(measure.params)
+            out[(task.name, measure.name)] = {
+                model: rows.get(Key(task.name, model, measure.name, params, backend))
+                for model in select_models(task, models)}
+    return out
+
+
+def write_predictions(results: dict[tuple[str, str], dict[str, Row | None]], measures: Sequence[Measure],
+                      out_dir: str | os.PathLike) -> tuple[dict[tuple[str, str], Path], list[str]]:
+    """Write ``<out>/<measure>/<task>.predict`` for each measure and task with no error.
+
+    Values are ``direction * value`` (larger predicts a larger gap, as the competition read
+    them), ``"EXCEEDED"`` for models over the budget. See the module docstring for tasks with
+    errors.
+
+    Returns:
+        ((measure, task) -> path written, notes on the predictions not written).
+
+    Raises:
+        PGDLError: the folder cannot be written.
+    """
+    out = Path(out_dir)
+    direction = {m.name: m.direction for m in measures}
+    written, notes = {}, []
+    for (task, measure), by_model in results.items():
+        path = out / measure / f"{task}.predict"
+        failed = {m: r for m, r in by_model.items() if r is None or r.status == ERROR}
+        if failed:
+            first_model, first = next(iter(failed.items()))
+            why = "not computed" if first is None else (first.error or "error").splitlines()[0]
+            notes.append(f"no {measure}/{task}.predict: {len(failed)} of {len(by_model)} models have no value "
+                         f"(the competition needed every model); first, {first_model}: {why}")
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+            continue
+        prediction = {model: ("EXCEEDED" if row.status == EXCEEDED else direction[measure] * row.value)
+                      for model, row in sorted(by_model.items(), key=lambda kv: natural_key(kv[0]))}
+        try:
+            atomic_write(path, (json.dumps(prediction, indent=1) + "\n").encode("utf-8"))
+        except OSError as exc:
+            raise PGDLError(f"cannot write a prediction file: {exc}", path) from None
+        written[(measure, task)] = path
+    return written, notes
+
+
+def rank_results(tasks: Sequence[Task], measures: Sequence[Measure],
+                 results: dict[tuple[str, str], dict[str, Row | None]], *, n_resamples: int = 1000,
+                 seed: int = 0):
+    """Rank the measures on the tasks with reference data (see :func:`scoring.report.rank_measures`).
+
+    Every stored value is used (a task where a measure failed on some models is ranked on the
+    others, and marked so).
+    """
+    from scoring.predictions import load_model_specs
+    from scoring.report import TaskValues, rank_measures
+
+    task_values, notes = [], []
+    for task in tasks:
+        specs = None
+        if task.has_reference:
+            try:
+                specs = load_model_specs(task.model_configs_path)
+            except PGDLError as exc:
+                notes.append(f"{task.name}: not ranked: {exc}")
+        values = {m.name: {model: row.value for model, row in results[(task.name, m.name)].items()
+                           if row is not None and row.status == OK} for m in measures}
+        n_models = len(results[(task.name, measures[0].name)]) if measures else 0
+        task_values.append(TaskValues(task.name, specs, values, n_models))
+    ranking = rank_measures(task_values, {m.name: m.direction for m in measures}, n_resamples=n_resamples, seed=seed)
+    ranking.notes[:0] = notes
+    return ranking
+
+
+def status_table(results: dict[tuple[str, str], dict[str, Row | None]]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): per measure and task, ``ok/error/exceeded`` counts of the models."""
+    tasks = list(dict.fromkeys(t for t, _ in results))
+    measures = list(dict.fromkeys(m for _, m in results))
+    rows = []
+    for measure in measures:
+        row = [measure]
+        for task in tasks:
+            counts = Counter("missing" if r is None else r.status for r in results[(task, measure)].values())
+            row.append(" / ".join(f"{counts.get(s, 0)}" for s in (OK, ERROR, EXCEEDED))
+                       + (f" ({counts['missing']} missing)" if counts.get("missing") else ""))
+        rows.append(row)
+    return ["measure (ok / error / exceeded)"] + tasks, rows
+
+
+# ----------------------------------------------------------------------------- the whole job
+
+
+@dataclass
+class Evaluation:
+    """The outcome of :func:`evaluate`.
+
+    Attributes:
+        out_dir: the output folder.
+        store_path: the results store.
+        backend: the Keras backend used.
+        tasks: the tasks evaluated.
+        measures: the measures computed.
+        stats: what was computed in this run.
+        results: (task, measure) -> model -> stored row.
+        predictions: (measure, task) -> the ``.predict`` written.
+        notes: predictions not written and why; ranking notes.
+        ranking: the :class:`scoring.report.Ranking`.
+        report: paths of report.md and report.html.
+    """
+
+    out_dir: Path
+    store_path: Path
+    backend: str
+    tasks: list[Task]
+    measures: list[Measure]
+    stats: ComputeStats
+    results: dict[tuple[str, str], dict[str, Row | None]]
+    predictions: dict[tuple[str, str], Path]
+    notes: list[str]
+    ranking: Any
+    report: tuple[Path, Path]
+
+
+def evaluate(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str | Measure | type] = (),
+             out_dir: str | os.PathLike = DEFAULT_OUT, *, time_budget: float = DEFAULT_TIME_BUDGET,
+             models: Sequence[str] | None = None, retry_errors: bool = False, n_resamples: int = 1000,
+             progress: Progress | None = None) -> Evaluation:
+    """Compute, store, write predictions, rank and report (see the module docstring).
+
+    Args:
+        tasks: tasks or paths (each searched with :func:`pgdl_measures.tasks.find_tasks`).
+        measures: registry names, Measure classes or instances; the available built-ins when empty.
+        out_dir: the output folder (created; must be writable).
+        time_budget: seconds per model across its measures.
+        models: only these model ids.
+        retry_errors: compute again results stored as errors or exceeded.
+        n_resamples: bootstrap resamples of each confidence interval.
+        progress: progress callbacks, e.g. :class:`RichProgress`.
+
+    Returns:
+        An :class:`Evaluation`.
+
+    Raises:
+        PGDLError: bad arguments, an output folder that cannot be written (named), a worker
+            that cannot start. Results stored before the error remain.
+    """
+    tasks = _as_tasks(tasks)
+    measures = [_as_measure(m) for m in (measures or default_measure_names())]
+    out = prepare_out_dir(out_dir)
+    backend = current_backend()
+    with ResultStore.in_folder(out) as store:
+        stats = compute_measures(tasks, measures, store, time_budget=time_budget, models=models,
+                                 retry_errors=retry_errors, progress=progress, backend=backend)
+        results = collect_results(store, tasks, measures, backend, models)
+        store_path = store.path
+    progress = progress or Progress()
+    predictions, notes = write_predictions(results, measures, out)
+    progress.stage(f"ranking {len(measures)} measure(s) on {len(tasks)} task(s) with every ranker "
+                   f"({n_resamples} bootstrap resamples each)")
+    ranking = rank_results(tasks, measures, results, n_resamples=n_resamples)
+    from scoring.report import write_report
+
+    meta = {"title": "PGDL evaluation",
+            "tasks": ", ".join(t.name for t in tasks),
+            "measures": ", ".join(f"{m.name} {canonical_params(m.params)}" for m in measures),
+            "models": "all" if not models else ", ".join(models),
+            "backend": backend, "time budget per model": f"{time_budget:g} s",
+            "toolkit version": __version__, "results store": store_path.name,
+            "computed in this run": f"{stats.total_computed} results ({stats.reused} already stored)"}
+    report = write_report(ranking, out, meta=meta, status=status_table(results), notes=notes)
+    return Evaluation(out, store_path, backend, tasks, measures, stats, results, predictions, notes,
+                      ranking, report)

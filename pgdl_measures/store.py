@@ -1,0 +1,235 @@
+"""The results store of `pgdl evaluate`: one SQLite row per (task, model, measure, parameters, backend).
+
+Every result is committed as soon as it is produced, one transaction per row, so a run killed
+at any point (SIGKILL included) loses at most the computation in flight: SQLite's journal
+rolls an interrupted transaction back when the file is next opened. A run started again reads
+what is there and computes only what is missing.
+
+Schema (table ``results``; the key is the first five columns)::
+
+    task      TEXT  the task's name (pgdl_toy_data, task1_v4, ...)
+    model     TEXT  model_<k>
+    measure   TEXT  the measure's registry name
+    params    TEXT  the measure's parameters as canonical JSON (sorted keys, no spaces)
+    backend   TEXT  the Keras backend that computed it (tensorflow, jax)
+    status    TEXT  "ok", "error" or "exceeded" (the per-model time budget ran out)
+    value     REAL  the measure's value when status is "ok", else NULL
+    error     TEXT  what went wrong when status is "error" or "exceeded", else NULL
+    seconds   REAL  wall-clock seconds the computation took
+    version   TEXT  pgdl_measures.__version__ of the run that computed it
+    finished  TEXT  when it was stored (UTC, ISO 8601)
+
+A table ``meta`` holds ``schema_version``. :func:`atomic_write` writes the other outputs
+(``.predict`` files, reports) so that a kill never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pgdl_measures.errors import PGDLError
+
+STORE_NAME = "results.sqlite"
+SCHEMA_VERSION = "1"
+OK, ERROR, EXCEEDED = "ok", "error", "exceeded"
+STATUSES = (OK, ERROR, EXCEEDED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    task     TEXT NOT NULL,
+    model    TEXT NOT NULL,
+    measure  TEXT NOT NULL,
+    params   TEXT NOT NULL,
+    backend  TEXT NOT NULL,
+    status   TEXT NOT NULL CHECK (status IN ('ok', 'error', 'exceeded')),
+    value    REAL,
+    error    TEXT,
+    seconds  REAL NOT NULL,
+    version  TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    PRIMARY KEY (task, model, measure, params, backend)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_COLUMNS = ("task", "model", "measure", "params", "backend", "status", "value", "error", "seconds",
+            "version", "finished")
+
+
+def canonical_params(params: dict[str, Any]) -> str:
+    """A measure's parameters as canonical JSON: sorted keys, no whitespace.
+
+    Two runs with the same parameters give the same string, whatever the order they were given in.
+
+    Raises:
+        PGDLError: a parameter value that JSON cannot record.
+    """
+    try:
+        return json.dumps(params, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise PGDLError(f"measure parameters {params!r} cannot be recorded as JSON: {exc}") from None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Key:
+    """What identifies one result."""
+
+    task: str
+    model: str
+    measure: str
+    params: str
+    backend: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One result: a value, an error, or "exceeded" (see the module docstring for the columns)."""
+
+    task: str
+    model: str
+    measure: str
+    params: str
+    backend: str
+    status: str
+    value: float | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    version: str = ""
+    finished: str = field(default_factory=_now)
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.status == OK and (self.value is None or not math.isfinite(self.value)):
+            raise ValueError(f"an 'ok' row needs a finite value, got {self.value!r}")
+
+    @property
+    def key(self) -> Key:
+        return Key(self.task, self.model, self.measure, self.params, self.backend)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ResultStore:
+    """The SQLite results store of an output folder (``<out>/results.sqlite``).
+
+    Use as a context manager, or call :meth:`close`. One process writes at a time (SQLite locks
+    the file; a second writer waits up to 30 s).
+
+    Args:
+        path: the database file; its folder is created when missing.
+
+    Raises:
+        PGDLError: the folder cannot be created or the file cannot be written (it is named).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                             (SCHEMA_VERSION,))
+            found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        except (OSError, sqlite3.Error) as exc:
+            raise PGDLError(f"cannot write the results store here ({exc}); choose a writable output "
+                            "folder (--out)", self.path) from None
+        if found != SCHEMA_VERSION:
+            self._db.close()
+            raise PGDLError(f"results store has schema version {found}, this toolkit writes "
+                            f"{SCHEMA_VERSION}; use another output folder", self.path)
+
+    @classmethod
+    def in_folder(cls, out_dir: str | os.PathLike) -> "ResultStore":
+        """The store of an output folder (``<out_dir>/results.sqlite``)."""
+        return cls(Path(out_dir) / STORE_NAME)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def put(self, row: Row) -> None:
+        """Store `row` (replacing any row with its key) and commit at once.
+
+        Raises:
+            PGDLError: the file can no longer be written (disk full, folder removed, ...).
+        """
+        values = tuple(getattr(row, c) for c in _COLUMNS)
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(f"INSERT OR REPLACE INTO results ({', '.join(_COLUMNS)}) "
+                                 f"VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+        except sqlite3.Error as exc:
+            raise PGDLError(f"cannot write to the results store: {exc}", self.path) from None
+
+    def get(self, key: Key) -> Row | None:
+        """The row with `key`, or None."""
+        cur = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM results WHERE task = ? AND model = ? AND measure = ? "
+            "AND params = ? AND backend = ?", (key.task, key.model, key.measure, key.params, key.backend))
+        found = cur.fetchone()
+        return None if found is None else Row(*found)
+
+    def rows(self, **where: str) -> list[Row]:
+        """All rows, or those whose columns equal the given values (e.g. ``task="t", backend="jax"``),
+        ordered by task, measure, parameters, backend and model."""
+        unknown = set(where) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown columns {sorted(unknown)}; columns are {_COLUMNS}")
+        clause = " AND ".join(f"{name} = ?" for name in where)
+        cur = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM results" + (f" WHERE {clause}" if clause else "")
+            + " ORDER BY task, measure, params, backend, model", tuple(where.values()))
+        return [Row(*found) for found in cur.fetchall()]
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows())
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+    def index(self, keys: Iterable[Key] | None = None) -> dict[Key, Row]:
+        """Rows by key (all rows, or those among `keys`)."""
+        rows = {row.key: row for row in self.rows()}
+        if keys is None:
+            return rows
+        return {k: rows[k] for k in keys if k in rows}
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the new one, never a part.
+
+    The bytes go to ``<path>.part``, are flushed to disk, and the part replaces `path`. The
+    folder is created when missing.
+
+    Raises:
+        OSError: the folder or file cannot be written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

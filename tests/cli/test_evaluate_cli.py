@@ -1,0 +1,208 @@
+"""`pgdl evaluate` on the official sample task: outputs, rerun, kill and restart, time budget, bad input.
+
+Test-only measures (tests/pgdl_test_measures.py) are registered as a plugin through a fake
+distribution's entry points, in this process (sys.path) and in subprocesses (PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pgdl_measures.registry import ENTRY_POINT_GROUP, available_measures
+from pgdl_measures.store import EXCEEDED, OK, STORE_NAME, ResultStore
+from pgdl_test_measures import ENTRY_POINTS
+
+TESTS = Path(__file__).resolve().parents[1]
+ROOT = TESTS.parent
+MODELS = "model_0,model_1,model_2,model_3,model_4,model_5"
+MEASURES = ["-m", "vc_dimension,distance_from_init", "-m", "test_slow", "-p", "test_slow.seconds=0.3"]
+N_ROWS = 6 * 3
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory):
+    """A folder holding the fake distribution `pgdl-test-measures`, on sys.path for this module."""
+    site = tmp_path_factory.mktemp("site")
+    info = site / "pgdl_test_measures-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pgdl-test-measures\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\n" + "".join(f"{k} = {v}\n" for k, v in ENTRY_POINTS.items()))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(site))
+        available_measures.cache_clear()
+        yield site
+    available_measures.cache_clear()
+
+
+def _env(site: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(TESTS), str(ROOT)]
+                                        + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
+def _store(out: Path) -> dict:
+    with ResultStore.in_folder(out) as store:
+        return {r.key: (r.status, r.value, r.error) for r in store.rows()}
+
+
+def _worker_starts(out: Path) -> list[int]:
+    log = out / "worker.log"
+    return [int(p) for p in re.findall(r"pgdl worker (\d+) started", log.read_text())] if log.exists() else []
+
+
+class _Main:
+    """`pgdl` for CliRunner (as the `cli` fixture of conftest.py, usable in module-scoped fixtures)."""
+
+    name = "pgdl"
+
+    def main(self, args=None, prog_name=None, **_):
+        from pgdl_measures.cli import main
+
+        main(list(args or []))
+
+
+def _invoke(args):
+    from click.testing import CliRunner
+
+    return CliRunner().invoke(_Main(), args, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def full_run(plugin_site, toy_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    result = _invoke(["evaluate", str(toy_path), *MEASURES, "--models", MODELS, "--out", str(out),
+                      "--bootstrap", "20"])
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_outputs(full_run):
+    out, result = full_run
+    assert "computed 18 results (18 ok); 0 already stored" in result.output
+    assert "competition_cmi" in result.output and "average" in result.output
+    for name in ("vc_dimension", "distance_from_init", "test_slow"):
+        assert name in result.output
+    rows = _store(out)
+    assert len(rows) == N_ROWS and {status for status, _, _ in rows.values()} == {OK}
+    for measure in ("vc_dimension", "distance_from_init", "test_slow"):
+        prediction = json.loads((out / measure / "pgdl_toy_data.predict").read_text())
+        assert list(prediction) == MODELS.split(",")
+    slow = json.loads((out / "test_slow" / "pgdl_toy_data.predict").read_text())
+    assert all(v < 0 for v in slow.values())  # direction -1: predictions are negated values
+    report = (out / "report.md").read_text()
+    assert "| measure | pgdl_toy_data | average |" in report
+    assert "breakdown by conditioning set" in report and "plots/pgdl_toy_data.png" in report
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 1 and "<table>" in page and "distance_from_init" in page
+    ranking = json.loads((out / "ranking.json").read_text())
+    assert set(ranking["rankers"]) >= {"competition_cmi", "kendall_tau", "granulated_kendall"}
+    assert len(_worker_starts(out)) == 1
+
+
+def test_rerun_computes_nothing(full_run, toy_path):
+    out, _ = full_run
+    before = _store(out)
+    result = _invoke(["evaluate", str(toy_path), *MEASURES, "--models", MODELS, "--out", str(out),
+                      "--bootstrap", "20", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "computed 0 results (nothing new); 18 already stored" in result.output
+    assert _store(out) == before
+    assert len(_worker_starts(out)) == 1  # no worker was started
+
+
+def test_kill_and_restart_gives_the_same_store(full_run, plugin_site, toy_path, tmp_path):
+    out = tmp_path / "killed"
+    args = ["evaluate", str(toy_path), *MEASURES, "--models", MODELS, "--out", str(out), "--bootstrap", "20",
+            "--no-progress"]
+    with open(tmp_path / "cli.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", "from pgdl_measures.cli import main; main()", *args],
+                                env=_env(plugin_site), stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 240
+            rows = 0
+            while rows == 0:
+                assert proc.poll() is None, (tmp_path / "cli.log").read_text()
+                assert time.monotonic() < deadline, "no result stored in 240 s"
+                time.sleep(0.05)
+                if (out / STORE_NAME).exists():
+                    try:
+                        db = sqlite3.connect(f"file:{out / STORE_NAME}?mode=ro", uri=True)
+                        rows = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+                        db.close()
+                    except sqlite3.OperationalError:  # not created yet, or locked
+                        pass
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
+    stored = len(_store(out))
+    assert 0 < stored < N_ROWS
+    workers = _worker_starts(out)
+    assert len(workers) == 1
+    for _ in range(100):  # the orphaned worker notices its parent is gone and exits
+        try:
+            os.kill(workers[0], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the worker {workers[0]} outlived the killed CLI")
+    result = _invoke(args)
+    assert result.exit_code == 0, result.output
+    assert f"computed {N_ROWS - stored} results" in result.output
+    assert _store(out) == _store(full_run[0])
+
+
+def test_hanging_measure_is_exceeded(plugin_site, toy_path, tmp_path):
+    out = tmp_path / "out"
+    result = _invoke(["evaluate", str(toy_path), "-m", "vc_dimension,test_hangs", "-p", "test_hangs.model=model_0",
+                      "--models", "model_0,model_1", "--time-budget", "5", "--out", str(out), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    rows = {(key.model, key.measure): value for key, value in _store(out).items()}
+    assert rows[("model_0", "test_hangs")][0] == EXCEEDED
+    assert "exceeded the time budget of 5 s for pgdl_toy_data/model_0" in rows[("model_0", "test_hangs")][2]
+    assert {rows[k][0] for k in rows if k != ("model_0", "test_hangs")} == {OK}
+    prediction = json.loads((out / "test_hangs" / "pgdl_toy_data.predict").read_text())
+    assert prediction["model_0"] == "EXCEEDED" and isinstance(prediction["model_1"], float)
+    assert len(_worker_starts(out)) == 2  # the hung worker was killed and a fresh one took model_1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-m", "nope"], "unknown measure 'nope'; available: "),
+    (["-m", "vc_dimension", "-p", "sigma=1"], "expected NAME.key=value"),
+    (["-m", "vc_dimension", "-p", "vc_dimension.sigma=1"], "has no parameter sigma"),
+    (["-m", "vc_dimension", "--models", "model_99"], "no task has model model_99"),
+])
+def test_bad_input_exits_2(cli, toy_path, tmp_path, args, message):
+    result = cli(["evaluate", str(toy_path), *args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_unwritable_out_exits_2(cli, toy_path, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = cli(["evaluate", str(toy_path), "-m", "vc_dimension", "--out", str(blocker / "out")])
+    assert result.exit_code == 2
+    assert f"{blocker / 'out'}: the output folder is not writable" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_default_task_is_the_mini_task(cli, mini_path, tmp_path):
+    result = cli(["evaluate", "-m", "vc_dimension", "--models", "model_0,model_1", "--out", str(tmp_path),
+                  "--bootstrap", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "computed 2 results (2 ok)" in result.output
+    assert json.loads((tmp_path / "vc_dimension" / "digits_vgg.predict").read_text()).keys() == {"model_0", "model_1"}
