@@ -1,0 +1,43 @@
+"""`pgdl package`: package a measure as a competition submission zip (a thin shell over
+:mod:`pgdl_measures.package`)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("package")
+@click.argument("measure")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="A parameter of the measure, frozen into the submission (repeat for several); "
+                   "the value is read as JSON when it is JSON (500, 0.1, true, null, \"text\"), "
+                   "else kept as a string.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="The zip to write, replaced atomically.  [default: MEASURE_submission.zip]")
+def package(measure, params, output):
+    """Package MEASURE as a competition submission zip.
+
+    MEASURE is any registered measure, built-in or plugin (see `pgdl measures list`). The zip
+    holds complexity.py and metadata at its top level, as the competition required, and the
+    toolkit code the measure needs (plus a plugin's own module or package) vendored beside
+    them, so it runs where only TensorFlow is installed. complexity(model, dataset) rebuilds
+    the competition's model in Keras 3 and gives the value `pgdl evaluate` gives for the same
+    measure and parameters. Try it with `pgdl run-submission`.
+
+    \b
+    Examples:
+      pgdl package agn
+      pgdl package agn --param max_examples=500 -o agn500.zip
+      pgdl run-submission agn_submission.zip ../pgdl_toy_data out
+    """
+    from pgdl_measures.package import package_submission, parse_param_options
+
+    result = package_submission(measure, parse_param_options(params), output)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    settings = ", ".join(f"{k}={v!r}" for k, v in result.params.items()) or "default parameters"
+    vendored = f"{len(result.modules)} toolkit modules"
+    if result.plugin:
+        vendored += f" and the plugin {result.plugin!r}"
+    click.echo(f"{result.path}: {measure} ({settings}); {vendored} vendored, "
+               f"{result.path.stat().st_size / 1024:.0f} KiB")
