@@ -37,6 +37,7 @@ from typing import Any
 
 from pgdl_measures import __version__
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.registry import parse_param_value
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.store import ERROR, EXCEEDED, OK, Key, ResultStore, Row, atomic_write, canonical_params
 from pgdl_measures.tasks import Task, find_tasks, natural_key, normalise_model_id
@@ -75,11 +76,7 @@ def parse_params(options: Sequence[str]) -> dict[str, dict[str, Any]]:
         name, dot, key = target.partition(".")
         if not (eq and dot and name.strip() and key.strip()):
             raise PGDLError(f"--param {option!r}: expected NAME.key=value (e.g. agn.max_examples=500)")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        params.setdefault(name.strip(), {})[key.strip()] = value
+        params.setdefault(name.strip(), {})[key.strip()] = parse_param_value(text)
     return params
 
 

@@ -12,12 +12,12 @@ code, and by the competition's own loader.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.files import read_json
 
 #: layer_name in config.json -> attribute of keras.layers. Only these names are accepted.
 LAYER_NAMES = (
@@ -87,16 +87,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         PGDLError: the file is missing, not JSON, or lacks ``model_config``/``input_shape``.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise PGDLError("config.json is missing", path) from None
-    except OSError as exc:
-        raise PGDLError(f"cannot read config.json ({exc.strerror})", path) from None
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PGDLError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path) from None
+    config = read_json(path, "config.json")
     if not isinstance(config, dict) or not isinstance(config.get("model_config"), list):
         raise PGDLError('expected an object with a "model_config" list of layers', path)
     if not isinstance(config.get("input_shape"), list) or not config["input_shape"]:

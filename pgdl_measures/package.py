@@ -47,6 +47,7 @@ from typing import Any
 
 from pgdl_measures import __version__
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.registry import parse_param_value
 
 #: the toolkit's import name, and the name its vendored copy gets inside a submission
 TOOLKIT = "pgdl_measures"
@@ -112,18 +113,8 @@ def parse_param_options(options: Sequence[str]) -> dict[str, Any]:
             raise PGDLError(f"--param {option!r}: expected key=value (e.g. max_examples=500)")
         if key in params:
             raise PGDLError(f"--param {key} given twice")
-        params[key] = _literal(text.strip())
+        params[key] = parse_param_value(text)
     return params
-
-
-def _literal(text: str) -> Any:
-    python = {"True": True, "False": False, "None": None}
-    if text in python:
-        return python[text]
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 # ------------------------------------------------------------------------------ finding modules

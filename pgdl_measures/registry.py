@@ -80,6 +80,22 @@ def measure_origin(name: str) -> str:
     return _load()[1][name]
 
 
+def parse_param_value(text: str):
+    """A measure parameter given on the command line: JSON when it is JSON (``500``, ``1e-3``,
+    ``true``, ``null``, ``"text"``, ``[1, 2]``), Python's ``True``/``False``/``None``, else the
+    string itself (``sgd``)."""
+    import json
+
+    text = text.strip()
+    python = {"True": True, "False": False, "None": None}
+    if text in python:
+        return python[text]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def get_measure(name: str, **params):
     """Instantiate the measure `name` with keyword `params`.
 

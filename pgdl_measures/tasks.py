@@ -17,7 +17,6 @@ is kept as :attr:`TrainedModel.initial_weights`. One broken model never stops th
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ import pandas as pd
 
 from pgdl_measures.data import Dataset, ShardedDataset
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.files import read_json
 
 MODEL_CONFIGS = "model_configs.json"
 _MODEL_DIR = re.compile(r"^model_(.+)$")
@@ -167,12 +167,7 @@ def read_model_configs(path: str | os.PathLike) -> pd.DataFrame:
         PGDLError: the file is missing, not JSON, or an entry lacks hparams or metrics.
     """
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PGDLError("model_configs.json is missing", path) from None
-    except json.JSONDecodeError as exc:
-        raise PGDLError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path) from None
+    raw = read_json(path, "model_configs.json")
     if not isinstance(raw, dict) or not raw:
         raise PGDLError("expected a non-empty object model id -> {hparams, metrics}", path)
     rows, possible = [], {}

@@ -15,7 +15,6 @@ Every error a user can cause raises :class:`pgdl_measures.errors.PGDLError` nami
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.files import read_json
 
 EXCEEDED = "EXCEEDED"
 """The value the ingestion program wrote for every model when a submission ran out of time."""
@@ -273,19 +273,6 @@ def check_grid(grid: ScoringGrid, path: str | os.PathLike | None = None) -> None
         raise PGDLError("; ".join(problems), path)
 
 
-def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise PGDLError(f"{what} not found", path)
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise PGDLError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
-                        path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PGDLError(f"cannot read {what}: {exc}", path) from None
-
-
 def load_model_specs(path: str | os.PathLike) -> dict[str, Any]:
     """Read a task's ``model_configs.json`` (the file, or the task folder holding it).
 
@@ -301,7 +288,7 @@ def load_model_specs(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "model_configs.json"
-    specs = _read_json(path, "model_configs.json")
+    specs = read_json(path, "model_configs.json")
     if not isinstance(specs, dict):
         raise PGDLError("expected a JSON object: model id -> {hparams, metrics}", path)
     return specs
@@ -321,7 +308,7 @@ def load_prediction(path: str | os.PathLike) -> dict[str, float | str]:
             nor ``"EXCEEDED"``, a NaN or infinite value.
     """
     path = Path(path)
-    raw = _read_json(path, "prediction file (<task>.predict, a JSON object model id -> float)")
+    raw = read_json(path, "prediction file (<task>.predict, a JSON object model id -> float)")
     if not isinstance(raw, dict):
         raise PGDLError("expected a JSON object: model id -> float", path)
     prediction: dict[str, float | str] = {}

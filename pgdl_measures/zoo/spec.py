@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.files import read_json
 from pgdl_measures.zoo.architectures import FAMILIES, HParam, model_config
 from pgdl_measures.zoo.datasets import DATASETS, Splits
 from pgdl_measures.zoo.train import TRAINING_HPARAMS
@@ -244,14 +245,4 @@ def load_spec(path: str | os.PathLike) -> ZooSpec:
         PGDLError: naming the file: missing, malformed JSON, or an invalid spec.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise PGDLError("spec file not found", path) from None
-    except OSError as exc:
-        raise PGDLError(f"cannot read the spec ({exc.strerror})", path) from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PGDLError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path) from None
-    return parse_spec(raw, path)
+    return parse_spec(read_json(path, "spec file"), path)

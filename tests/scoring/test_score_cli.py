@@ -123,7 +123,7 @@ def test_missing_prediction_file(cli, submission):
 def test_prediction_not_json(cli, submission):
     ref, res, _, _ = submission
     path = write_prediction(res, "task1", '{"model_0": 1.0,')
-    assert_bad(cli, ref, res, path, "not valid JSON")
+    assert_bad(cli, ref, res, path, "malformed JSON")
 
 
 def test_prediction_non_numeric_value(cli, submission):
