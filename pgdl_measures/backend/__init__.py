@@ -1,0 +1,151 @@
+"""Automatic differentiation behind one small interface, one module per Keras backend.
+
+Every gradient tape, ``tf.function``, ``tf.vectorized_map``, ``jax.grad``, ``jax.vmap`` and
+``jax.jit`` of the toolkit lives in :mod:`pgdl_measures.backend.tensorflow` or
+:mod:`pgdl_measures.backend.jax`; measures call the functions below, which forward to the
+module of the running Keras backend (``keras.backend.backend()``, chosen by ``KERAS_BACKEND``).
+Importing this package imports neither TensorFlow nor JAX.
+
+The interface (numpy in, numpy out; ``model`` is a Keras model whose output is *logits*,
+e.g. :func:`pgdl_measures.measures._model_parts.logits_model`):
+
+* :func:`per_example_grad_sq_norms` -- ``||grad_theta l(model(x_i), y_i)||^2`` for every
+  example of a batch, vectorized over the batch (``tf.vectorized_map``, ``jax.vmap``) and
+  compiled (on XLA:CPU, one example per compiled call: see
+  :data:`pgdl_measures.backend.jax.CPU_VMAP_CHUNK`);
+* :func:`per_example_grad_sq_norms_loop` -- the same, one example at a time (the slow,
+  obviously correct reference used by tests and ``bench/``);
+* :func:`input_jacobian_sq_sums` -- for a model with inputs ``u_1..u_K``, the per-example sum
+  of squared entries of the Jacobian of the output with respect to each input.
+
+Compiled functions are cached on the model object (:func:`model_cache`), so the batches of one
+model reuse them and the cache is freed with the model. Each cache key includes the backend
+name, so a model is never handed a function compiled for another backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any, Sequence
+
+import numpy as np
+
+#: Keras backend name -> module implementing the interface.
+MODULES = {
+    "tensorflow": "pgdl_measures.backend.tensorflow",
+    "jax": "pgdl_measures.backend.jax",
+}
+
+_CACHE_ATTRIBUTE = "_pgdl_measures_cache"
+
+
+def backend_name() -> str:
+    """The running Keras backend (``"tensorflow"`` or ``"jax"``)."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def backend_module(name: str | None = None) -> ModuleType:
+    """The module implementing the interface for Keras backend `name` (default: the running one).
+
+    Raises:
+        NotImplementedError: a Keras backend without a module here (e.g. torch).
+    """
+    name = name or backend_name()
+    if name not in MODULES:
+        raise NotImplementedError(f"no autodiff module for the Keras backend {name!r}; "
+                                  f"supported: {', '.join(MODULES)} (set KERAS_BACKEND)")
+    return importlib.import_module(MODULES[name])
+
+
+def model_cache(model) -> dict[Any, Any]:
+    """A dict stored on `model` for compiled functions and derived models.
+
+    It lives as a plain attribute (bypassing Keras attribute tracking), so it is collected with
+    the model, and never holds the model alive from outside.
+    """
+    cache = model.__dict__.get(_CACHE_ATTRIBUTE)
+    if cache is None:
+        cache = {}
+        object.__setattr__(model, _CACHE_ATTRIBUTE, cache)
+    return cache
+
+
+def variable_indices(model, variables: Sequence | None) -> tuple[int, ...]:
+    """Positions in ``model.trainable_variables`` of `variables` (all of them when None).
+
+    Raises:
+        ValueError: a variable is not a trainable variable of `model`.
+    """
+    trainable = model.trainable_variables
+    if variables is None:
+        return tuple(range(len(trainable)))
+    position = {id(v): i for i, v in enumerate(trainable)}
+    missing = [v.path if hasattr(v, "path") else repr(v) for v in variables if id(v) not in position]
+    if missing:
+        raise ValueError(f"not trainable variables of model {model.name!r}: {', '.join(missing)}")
+    return tuple(sorted(position[id(v)] for v in variables))
+
+
+def per_example_grad_sq_norms(model, x: np.ndarray, y: np.ndarray, *, variables: Sequence | None = None) -> np.ndarray:
+    """Squared norms of the per-example gradients of the cross-entropy, vectorized.
+
+    For every example ``i`` of the batch: ``sum_v ||d l_i / d v||^2`` over the trainable
+    variables ``v`` of `model` (or `variables`), with ``l_i = -log softmax(model(x_i))[y_i]``
+    computed in inference mode (``training=False``).
+
+    Args:
+        model: a Keras model returning logits ``[batch, classes]``.
+        x: inputs ``[batch, ...]`` (float32).
+        y: integer labels ``[batch]``.
+        variables: a subset of ``model.trainable_variables`` (default: all of them).
+
+    Returns:
+        float64 array ``[batch]``.
+    """
+    return backend_module().per_example_grad_sq_norms(model, x, y, variables=variables)
+
+
+def per_example_grad_sq_norms_loop(model, x: np.ndarray, y: np.ndarray, *, variables: Sequence | None = None,
+                                   compiled: bool = True) -> np.ndarray:
+    """:func:`per_example_grad_sq_norms` computed one example at a time (the slow reference).
+
+    Args:
+        compiled: compile the single-example gradient (``tf.function``/``jax.jit``) once and call
+            it per example; when False, run it op by op (eager tape, un-jitted ``jax.grad``),
+            the way a first implementation usually looks.
+    """
+    return backend_module().per_example_grad_sq_norms_loop(model, x, y, variables=variables, compiled=compiled)
+
+
+def input_jacobian_sq_sums(model, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-example sums of squared entries of the Jacobian of the output w.r.t. each input.
+
+    For a model ``f(u_1, ..., u_K) -> [batch, C]`` evaluated in inference mode, returns ``S`` with
+    ``S[b, k] = sum_c sum_j (d f(u)[b, c] / d u_k[b, j])^2``. Like TensorFlow's
+    ``batch_jacobian``, this assumes example ``b`` of the output depends only on example ``b``
+    of the inputs (true in inference mode); it is computed with ``C`` vector-Jacobian products,
+    vectorized over the classes.
+
+    Args:
+        model: a Keras model with ``K`` inputs (a list, or one array when ``K == 1``).
+        inputs: the ``K`` input arrays, each ``[batch, ...]``.
+
+    Returns:
+        float64 array ``[batch, K]``.
+    """
+    return backend_module().input_jacobian_sq_sums(model, list(inputs))
+
+
+__all__ = [
+    "MODULES",
+    "backend_module",
+    "backend_name",
+    "input_jacobian_sq_sums",
+    "model_cache",
+    "per_example_grad_sq_norms",
+    "per_example_grad_sq_norms_loop",
+    "variable_indices",
+]

@@ -1,0 +1,306 @@
+"""Backend-neutral helpers for measures that look inside a model: its chain of layers, its
+last Dense layer, its logits, and sub-models built from the same layers (so they share the
+trained weights). Derived models are cached on the model (:func:`pgdl_measures.backend.model_cache`).
+
+Logits. A PGDL model outputs logits. A model that ends in a softmax -- a ``Softmax`` layer,
+``Activation("softmax")``, or a ``Dense(activation="softmax")`` -- is read as "logits, then
+softmax": trailing softmax layers are dropped and a softmax ``Dense`` is replaced by its
+pre-activation ``h @ W + b`` (sharing ``W`` and ``b``). Any other model's output is taken as
+its logits.
+
+No autodiff here: that lives in :mod:`pgdl_measures.backend`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from pgdl_measures.errors import PGDLError
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def _activation_name(layer) -> str | None:
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) if activation is not None else None
+
+
+def is_softmax(layer) -> bool:
+    """A ``Softmax`` layer over the last axis, or ``Activation("softmax")``."""
+    keras = _keras()
+    if isinstance(layer, keras.layers.Softmax):
+        axis = layer.axis
+        if isinstance(axis, (list, tuple)):
+            if len(axis) != 1:
+                return False
+            axis = axis[0]
+        if axis == -1:
+            return True
+        try:
+            return axis == len(layer.input.shape) - 1
+        except (AttributeError, ValueError):
+            return False
+    return isinstance(layer, keras.layers.Activation) and _activation_name(layer) == "softmax"
+
+
+def layer_chain(model) -> list:
+    """The layers of `model` in order (no ``InputLayer``), which must form a chain.
+
+    A ``keras.Sequential`` is a chain by construction; a functional model is one when it has one
+    input and one output and every layer's input is the previous layer's output.
+
+    Raises:
+        PGDLError: `model` is not built, or is not a chain of layers.
+    """
+    keras = _keras()
+    name = getattr(model, "name", "model")
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if not layers:
+        raise PGDLError(f"model {name!r} has no layers")
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise PGDLError(f"model {name!r} is not built: build it with an input shape (keras.Input) first")
+    if isinstance(model, keras.Sequential):
+        return layers
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise PGDLError(f"model {name!r} has {len(inputs)} inputs and {len(outputs)} outputs; "
+                        "measures that look inside a model need one input, one output and a chain of layers")
+    previous = inputs[0]
+    try:
+        for layer in layers:
+            if layer.input is not previous:
+                raise PGDLError(f"model {name!r} is not a chain of layers (the input of layer "
+                                f"{layer.name!r} is not the output of the layer before it)")
+            previous = layer.output
+    except (AttributeError, ValueError) as exc:
+        raise PGDLError(f"model {name!r}: cannot follow its layers as a chain ({exc})") from None
+    if previous is not outputs[0]:
+        raise PGDLError(f"model {name!r} is not a chain of layers (its output is not its last layer's output)")
+    return layers
+
+
+@functools.cache
+def _pre_activation_class():
+    keras = _keras()
+
+    class PreActivation(keras.layers.Layer):
+        """``h @ W + b`` of a Dense layer, without its activation (shares W and b)."""
+
+        def __init__(self, dense, **kwargs):
+            super().__init__(name=f"{dense.name}_pre_activation", **kwargs)
+            self.dense = dense
+
+        def build(self, input_shape):
+            self.built = True
+
+        def call(self, x):
+            z = keras.ops.matmul(x, self.dense.kernel)
+            if self.dense.use_bias:
+                z = keras.ops.add(z, self.dense.bias)
+            return z
+
+        def compute_output_shape(self, input_shape):
+            return tuple(input_shape[:-1]) + (self.dense.units,)
+
+    return PreActivation
+
+
+@dataclass
+class LogitLayers:
+    """The layers computing a model's logits (see the module docstring).
+
+    Attributes:
+        layers: the callables, in order; the last may be a pre-activation wrapper.
+        source: the model's layers they come from (same length, same order).
+    """
+
+    layers: list
+    source: list
+
+
+def logit_layers(model) -> LogitLayers:
+    """The chain of `model` without its final softmax, as layers to call (see module docstring)."""
+    keras = _keras()
+    chain = layer_chain(model)
+    while chain and is_softmax(chain[-1]):
+        chain = chain[:-1]
+    if not chain:
+        raise PGDLError(f"model {model.name!r} has no layer before its softmax")
+    layers = list(chain)
+    last = chain[-1]
+    if isinstance(last, keras.layers.Dense) and _activation_name(last) == "softmax":
+        layers[-1] = _pre_activation_class()(last)
+    return LogitLayers(layers, chain)
+
+
+@dataclass
+class FinalDense:
+    """The last Dense layer of a model, whose pre-activation is the model's logits.
+
+    Attributes:
+        layer: the ``keras.layers.Dense``.
+        index: its position in :func:`layer_chain`.
+        use_bias: whether it has a bias.
+    """
+
+    layer: object
+    index: int
+    use_bias: bool
+
+
+def final_dense(model) -> FinalDense:
+    """The Dense layer producing `model`'s logits (a linear or softmax Dense at the end).
+
+    Raises:
+        PGDLError: the logits are not the output of a Dense layer, the Dense has another
+            activation (relu, sigmoid...), or its input is not a flat ``[batch, features]``.
+    """
+    keras = _keras()
+    parts = logit_layers(model)
+    last = parts.source[-1]
+    if not isinstance(last, keras.layers.Dense):
+        raise PGDLError(f"model {model.name!r} has no final Dense layer: its logits come from layer "
+                        f"{last.name!r} ({type(last).__name__}); a final Dense (linear or softmax) is needed")
+    activation = _activation_name(last)
+    if activation not in ("linear", "softmax"):
+        raise PGDLError(f"the final Dense layer {last.name!r} of model {model.name!r} has activation "
+                        f"{activation!r}; it must output logits (linear) or probabilities (softmax)")
+    if len(last.input.shape) != 2:
+        raise PGDLError(f"the final Dense layer {last.name!r} of model {model.name!r} has a "
+                        f"{len(last.input.shape)}-d input {tuple(last.input.shape)}; a flat [batch, features] input is needed")
+    return FinalDense(last, len(parts.source) - 1, bool(last.use_bias))
+
+
+def _derived(model, key: str, build):
+    from pgdl_measures.backend import model_cache
+
+    cache = model_cache(model)
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def _input(model):
+    keras = _keras()
+    spec = model.inputs[0]
+    return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype)
+
+
+def logits_model(model):
+    """A Keras model sharing `model`'s layers whose output is its logits (cached).
+
+    When `model` already outputs logits, it is returned unchanged.
+    """
+    parts = logit_layers(model)
+    if len(parts.layers) == len(layer_chain(model)) and parts.layers[-1] is parts.source[-1]:
+        return model
+
+    def build():
+        keras = _keras()
+        x = _input(model)
+        h = x
+        for layer in parts.layers:
+            h = layer(h)
+        return keras.Model(x, h, name=f"{model.name}_logits")
+
+    return _derived(model, "logits_model", build)
+
+
+def features_model(model):
+    """A Keras model with outputs ``[h, z]``: the input and pre-activation of the final Dense.
+
+    Raises:
+        PGDLError: as :func:`final_dense`.
+    """
+    dense = final_dense(model)
+
+    def build():
+        keras = _keras()
+        parts = logit_layers(model)
+        x = _input(model)
+        h = x
+        for layer in parts.layers[:-1]:
+            h = layer(h)
+        z = _pre_activation_class()(dense.layer)(h)
+        return keras.Model(x, [h, z], name=f"{model.name}_features")
+
+    return _derived(model, "features_model", build)
+
+
+def perturbed_logits_model(model):
+    """The logits as a function of every layer's input: ``f(x, e_1, ..., e_{L-1})``.
+
+    Layer 0 reads ``x``; layer ``i >= 1`` reads ``h_i + e_i``, where ``h_i`` is the previous
+    layer's output. At ``e = 0`` this is the model, and the derivative with respect to ``e_i`` is
+    the derivative of the logits with respect to layer ``i``'s input (``x`` for layer 0). The
+    layers are those of :func:`logit_layers`. Cached.
+    """
+    def build():
+        keras = _keras()
+        parts = logit_layers(model)
+        x = _input(model)
+        inputs = [x]
+        h = x
+        for i, layer in enumerate(parts.layers):
+            if i > 0:
+                e = keras.Input(shape=tuple(h.shape[1:]), dtype=h.dtype, name=f"perturbation_{i}")
+                inputs.append(e)
+                h = keras.ops.add(h, e)
+            h = layer(h)
+        return keras.Model(inputs, h, name=f"{model.name}_perturbed_logits")
+
+    return _derived(model, "perturbed_logits_model", build)
+
+
+def padded_batches(dataset, batch_size: int, limit: int | None = None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """Yield ``(x, y, n)``: batches of exactly `batch_size` examples, the last one padded by
+    repeating its final example, and ``n`` the number of real examples in it.
+
+    A fixed shape lets a compiled function be traced once per model; per-example results of
+    the padding are dropped by the caller (``result[:n]``).
+    """
+    for x, y in dataset.batches(batch_size, limit=limit):
+        x = np.asarray(x, np.float32)
+        y = np.asarray(y).astype(np.int64).reshape(-1)
+        n = len(x)
+        if n == 0:
+            continue
+        if n < batch_size:
+            pad = batch_size - n
+            x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
+            y = np.concatenate([y, np.repeat(y[-1:], pad)])
+        yield x, y, n
+
+
+def check_count(measure: str, name: str, value, *, optional: bool = False) -> None:
+    """Raise PGDLError unless `value` is a positive int (or None when `optional`)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed = "a positive integer or None" if optional else "a positive integer"
+        raise PGDLError(f"measure {measure!r}: parameter {name} must be {allowed}, got {value!r}")
+
+
+def check_labels(y: np.ndarray, num_classes: int) -> None:
+    """Raise PGDLError when a label is not an integer in ``[0, num_classes)``."""
+    bad = (y < 0) | (y >= num_classes)
+    if np.any(bad):
+        raise PGDLError(f"label {int(y[bad][0])} is outside [0, {num_classes}) for a model with "
+                        f"{num_classes} outputs: the data and the model do not match")
+
+
+def num_outputs(model) -> int:
+    """The number of classes (last axis of the model's output)."""
+    return int(model.outputs[0].shape[-1])

@@ -1,0 +1,89 @@
+"""Gradient norm: the exact per-example squared gradient norm over all parameters."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from pgdl_measures import backend
+from pgdl_measures.errors import PGDLError
+from pgdl_measures.measures import _model_parts
+from pgdl_measures.measures.base import Measure
+
+
+def mean_grad_sq_norm(model, dataset, *, batch_size: int, max_examples: int | None = None, variables=None) -> float:
+    """``(1/n) sum_i ||grad_theta l_i||^2`` over the first `max_examples` examples of `dataset`.
+
+    Args:
+        model: any Keras model (a final softmax is read as logits + softmax, see
+            :mod:`pgdl_measures.measures._model_parts`).
+        dataset: a :class:`~pgdl_measures.data.Dataset`.
+        batch_size: examples per vectorized call.
+        max_examples: the number of examples (None: all).
+        variables: a subset of the trainable variables (None: all).
+
+    Raises:
+        PGDLError: no examples, or a label outside the model's outputs.
+    """
+    logits = _model_parts.logits_model(model)
+    classes = _model_parts.num_outputs(logits)
+    total, count = 0.0, 0
+    for x, y, n in _model_parts.padded_batches(dataset, batch_size, max_examples):
+        _model_parts.check_labels(y[:n], classes)
+        norms = backend.per_example_grad_sq_norms(logits, x, y, variables=variables)
+        total += float(np.sum(norms[:n]))
+        count += n
+    if count == 0:
+        raise PGDLError("the training data yielded no examples")
+    return total / count
+
+
+class GradientNorm(Measure):
+    """Mean squared norm of the per-example gradient of the loss over all trainable parameters.
+
+    With ``theta`` every trainable parameter of the model and
+    ``l_i = -log softmax(f_theta(x_i))_{y_i}`` the cross-entropy of training example ``i``
+    (logits ``f_theta(x_i)``, inference mode)::
+
+        gradient_norm = (1/n) sum_i ||grad_theta l_i||_2^2
+
+    over the first ``n`` training examples in dataset order (all by default). This is the exact
+    quantity :class:`~pgdl_measures.measures.agn.AGN` approximates with the last layer alone. The
+    per-example gradients are computed vectorized over a batch (``jax.vmap(jax.grad)`` or
+    ``tf.vectorized_map``) in one compiled function per model.
+
+    Args:
+        max_examples: use the first `max_examples` training examples (None: all).
+        batch_size: examples per vectorized call (memory grows as batch_size x parameters).
+
+    Raises:
+        MeasureError: the training data is empty, or a label exceeds the model's outputs.
+        PGDLError: (when constructed) a parameter is not a positive integer.
+
+    References:
+        H. An et al. "Can we use gradient norm as a measure of generalization error for model
+        selection in practice?" (ICLR 2021 submission, openreview.net/forum?id=MDX3F0qAfm3):
+        the gradient norm of all parameters, averaged over training examples; motivated by
+        the bound of J. Li et al., "On generalization error bounds of noisy gradient methods
+        for non-convex learning", ICLR 2020.
+    """
+
+    name: ClassVar[str] = "gradient_norm"
+    summary: ClassVar[str] = "mean per-example squared norm of the loss gradient over all parameters"
+    direction: ClassVar[int] = 1
+    needs_train_data: ClassVar[bool] = True
+    needs_initial_weights: ClassVar[bool] = False
+    reference: ClassVar[str] = ("An et al., 'Can we use gradient norm as a measure of generalization error for model "
+                                "selection in practice?' (ICLR 2021 submission): gradient norm (1/n) sum_i ||grad l_i||^2 "
+                                "over all parameters; Li et al., ICLR 2020")
+
+    def __init__(self, *, max_examples: int | None = None, batch_size: int = 32):
+        _model_parts.check_count(self.name, "max_examples", max_examples, optional=True)
+        _model_parts.check_count(self.name, "batch_size", batch_size)
+        self.max_examples = max_examples
+        self.batch_size = batch_size
+
+    def compute(self, trained) -> float:
+        return mean_grad_sq_norm(trained.model, trained.train, batch_size=self.batch_size,
+                                 max_examples=self.max_examples)
