@@ -534,3 +534,20 @@ def test_every_measure_runs_where_only_tensorflow_is_installed(tmp_path, toy_pat
     assert not [f for f in report["files"] if f.startswith(plugin_site)]  # the vendored plugin ran
     for case, values in report["values"].items():
         _check(case, values, expected[case])
+
+
+@pytest.mark.parametrize("case", ["agn", "distance_from_init", "vc_dimension"])
+def test_run_submission_on_the_mini_task_equals_evaluate(cli, tmp_path, mini_path, packaged, case):
+    """On the bundled mini task (conv nets, 10 classes, public-data layout) a packaged zip run
+    by `pgdl run-submission` writes the same .predict as `pgdl evaluate`."""
+    models = "model_0,model_13,model_31"
+    result = cli(["evaluate", str(mini_path), "-m", case, "--models", models, "--out", str(tmp_path / "eval"),
+                  "--no-progress", "--bootstrap", "10"])
+    assert result.exit_code == 0, result.output
+    want = json.loads((tmp_path / "eval" / case / "digits_vgg.predict").read_text())
+    result = cli(["run-submission", str(packaged[case][0]), str(mini_path), str(tmp_path / "run"),
+                  "--models", models, "--reuse-process", "-q"])
+    assert result.exit_code == 0, result.output
+    got = json.loads((tmp_path / "run" / "digits_vgg.predict").read_text())
+    assert set(want) == set(got) == set(models.split(","))
+    _check(case, got, want)
