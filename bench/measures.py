@@ -16,7 +16,10 @@ untimed warm-up that compiles):
     loop / of the vectorized version (target >= 10 on CPU), for two references: the compiled
     loop (one ``tf.function``/``jax.jit`` single-example gradient per example, the library's
     reference) and the op-by-op loop (eager tape / un-jitted ``jax.grad``); on the VGG and on
-    a small MLP (3072-512-512-10); and the largest relative difference of the values;
+    a small MLP (3072-512-512-10); ``method`` is what the vectorized call used (``layerwise``:
+    one batched backward pass and per-layer norms; ``vmap``: vectorized per-example gradients),
+    and the vmap method is timed too (``vmap_seconds_per_example``); and the largest relative
+    difference of the values;
 (c) ``measures``: for every registered measure with its default parameters (agn and
     gradient_norm read all N examples), the first call on the model (compilation included,
     which every new model pays) and a second, warm call; extrapolated to 50,000 training
@@ -25,6 +28,7 @@ untimed warm-up that compiles):
     ``num_batches x batch_size``). A measure that fails is reported with its error.
 
     python bench/measures.py [--examples 512] [--backend jax] [--measures agn,jacobian_norm]
+                             [--only gradient_norm]
 
 ``--backend`` sets ``KERAS_BACKEND`` (it must come before Keras is imported, as here). On a GPU
 use ``--examples 50000`` for the true 50,000 figure. ``tensorflow_imported`` in the output says
@@ -64,6 +68,8 @@ def _parse_args():
     parser.add_argument("--measures", default=None, help="comma-separated measures for (c) (default: all registered)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of (a) and (b); the best is kept")
     parser.add_argument("--skip-all-measures", action="store_true", help="skip (c)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated parts to run among agn, gradient_norm, measures (default: all)")
     return parser.parse_args()
 
 
@@ -174,23 +180,29 @@ def bench_gradient_norm(model, x, y, batch_size: int, loop_examples: int, repeat
     xs, ys = x[:loop_examples], y[:loop_examples]
     few = max(2, loop_examples // 4)
 
-    def vectorized():
-        return np.concatenate([backend.per_example_grad_sq_norms(model, x[i:i + batch_size], y[i:i + batch_size])
+    def vectorized(method="auto"):
+        return np.concatenate([backend.per_example_grad_sq_norms(model, x[i:i + batch_size], y[i:i + batch_size],
+                                                                 method=method)
                                for i in range(0, len(x), batch_size)])
 
+    method = backend.grad_sq_norms_method(model)
     t_vec = _best(vectorized, repeats) / len(x)
+    t_vmap = _best(lambda: vectorized("vmap"), repeats) / len(x) if method != "vmap" else t_vec
     t_loop = _best(lambda: backend.per_example_grad_sq_norms_loop(model, xs, ys), repeats) / len(xs)
     t_eager = _best(lambda: backend.per_example_grad_sq_norms_loop(model, xs[:few], ys[:few], compiled=False), 1) / few
     fast = vectorized()[:loop_examples]
     slow = backend.per_example_grad_sq_norms_loop(model, xs, ys)
     return {"parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
+            "method": method,
             "vectorized_examples": len(x), "vectorized_batch_size": batch_size,
             "loop_examples": len(xs), "op_by_op_loop_examples": few,
             "vectorized_seconds_per_example": t_vec,
             "compiled_loop_seconds_per_example": t_loop,
             "op_by_op_loop_seconds_per_example": t_eager,
+            "vmap_seconds_per_example": t_vmap,
             "speedup_vs_compiled_loop": t_loop / t_vec,
             "speedup_vs_op_by_op_loop": t_eager / t_vec,
+            "speedup_vs_vmap": t_vmap / t_vec,
             "max_relative_difference": float(np.max(np.abs(fast - slow) / np.abs(slow))),
             "target": ">= 10"}
 
@@ -266,17 +278,20 @@ def main() -> None:
         },
         "examples": args.examples,
     }
-    print("# (a) agn vs inference", file=sys.stderr, flush=True)
-    report["agn_vs_inference"] = bench_agn(trained, args.batch_size, args.repeats)
-    print("# (b) gradient_norm vectorized vs loop", file=sys.stderr, flush=True)
-    mlp = build_mlp()
-    mlp.set_weights(init_weights(mlp, 0))
-    report["gradient_norm_vectorized_vs_loop"] = {
-        "vgg": bench_gradient_norm(model, x, y, args.grad_batch_size, args.loop_examples, args.repeats),
-        "mlp_3072_512_512_10": bench_gradient_norm(mlp, x, y, args.grad_batch_size, 4 * args.loop_examples,
-                                                   args.repeats),
-    }
-    if not args.skip_all_measures:
+    parts = set(args.only.split(",")) if args.only else {"agn", "gradient_norm", "measures"}
+    if "agn" in parts:
+        print("# (a) agn vs inference", file=sys.stderr, flush=True)
+        report["agn_vs_inference"] = bench_agn(trained, args.batch_size, args.repeats)
+    if "gradient_norm" in parts:
+        print("# (b) gradient_norm vectorized vs loop", file=sys.stderr, flush=True)
+        mlp = build_mlp()
+        mlp.set_weights(init_weights(mlp, 0))
+        report["gradient_norm_vectorized_vs_loop"] = {
+            "vgg": bench_gradient_norm(model, x, y, args.grad_batch_size, args.loop_examples, args.repeats),
+            "mlp_3072_512_512_10": bench_gradient_norm(mlp, x, y, args.grad_batch_size, 4 * args.loop_examples,
+                                                       args.repeats),
+        }
+    if "measures" in parts and not args.skip_all_measures:
         print("# (c) every measure", file=sys.stderr, flush=True)
         names = args.measures.split(",") if args.measures else None
         report["measures"] = bench_all_measures(trained, args.examples, names)

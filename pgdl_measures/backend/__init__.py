@@ -10,9 +10,10 @@ The interface (numpy in, numpy out; ``model`` is a Keras model whose output is *
 e.g. :func:`pgdl_measures.measures._model_parts.logits_model`):
 
 * :func:`per_example_grad_sq_norms` -- ``||grad_theta l(model(x_i), y_i)||^2`` for every
-  example of a batch, vectorized over the batch (``tf.vectorized_map``, ``jax.vmap``) and
-  compiled (on XLA:CPU, one example per compiled call: see
-  :data:`pgdl_measures.backend.jax.CPU_VMAP_CHUNK`);
+  example of a batch, compiled, either layer by layer from one batched backward pass (chains
+  of Dense, Conv2D, BatchNormalization and weightless layers: :mod:`pgdl_measures.backend._layerwise`)
+  or vectorized over the batch (``tf.vectorized_map``, ``jax.vmap``; on XLA:CPU one example per
+  compiled call: see :data:`pgdl_measures.backend.jax.CPU_VMAP_CHUNK`);
 * :func:`per_example_grad_sq_norms_loop` -- the same, one example at a time (the slow,
   obviously correct reference used by tests and ``bench/``);
 * :func:`input_jacobian_sq_sums` -- for a model with inputs ``u_1..u_K``, the per-example sum
@@ -89,7 +90,8 @@ def variable_indices(model, variables: Sequence | None) -> tuple[int, ...]:
     return tuple(sorted(position[id(v)] for v in variables))
 
 
-def per_example_grad_sq_norms(model, x: np.ndarray, y: np.ndarray, *, variables: Sequence | None = None) -> np.ndarray:
+def per_example_grad_sq_norms(model, x: np.ndarray, y: np.ndarray, *, variables: Sequence | None = None,
+                              method: str = "auto") -> np.ndarray:
     """Squared norms of the per-example gradients of the cross-entropy, vectorized.
 
     For every example ``i`` of the batch: ``sum_v ||d l_i / d v||^2`` over the trainable
@@ -101,11 +103,24 @@ def per_example_grad_sq_norms(model, x: np.ndarray, y: np.ndarray, *, variables:
         x: inputs ``[batch, ...]`` (float32).
         y: integer labels ``[batch]``.
         variables: a subset of ``model.trainable_variables`` (default: all of them).
+        method: ``"layerwise"``: one batched forward and backward pass, then every parametrised
+            layer's per-example norms from its input and output gradient (Dense, Conv2D,
+            BatchNormalization; see :mod:`pgdl_measures.backend._layerwise`); ``"vmap"``: the
+            per-example gradients vectorized over the batch; ``"auto"`` (default): layerwise when
+            every layer with weights is one it handles, else vmap.
 
     Returns:
         float64 array ``[batch]``.
+
+    Raises:
+        ValueError: an unknown `method`, or ``"layerwise"`` for a model it does not handle.
     """
-    return backend_module().per_example_grad_sq_norms(model, x, y, variables=variables)
+    return backend_module().per_example_grad_sq_norms(model, x, y, variables=variables, method=method)
+
+
+def grad_sq_norms_method(model) -> str:
+    """The method ``"auto"`` uses for `model`: ``"layerwise"`` or ``"vmap"``."""
+    return "layerwise" if backend_module().layerwise_plan(model) is not None else "vmap"
 
 
 def per_example_grad_sq_norms_loop(model, x: np.ndarray, y: np.ndarray, *, variables: Sequence | None = None,
@@ -143,6 +158,7 @@ __all__ = [
     "MODULES",
     "backend_module",
     "backend_name",
+    "grad_sq_norms_method",
     "input_jacobian_sq_sums",
     "model_cache",
     "per_example_grad_sq_norms",

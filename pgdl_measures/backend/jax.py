@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pgdl_measures.backend import model_cache, variable_indices
+from pgdl_measures.backend import _layerwise, model_cache, variable_indices
 
 #: Examples per ``vmap`` call of the per-example gradients on the CPU. XLA:CPU materialises
 #: every per-example gradient and lowers a vmapped convolution weight-gradient to a grouped
@@ -66,10 +66,63 @@ def _compiled(model, key, build):
     return cache[key]
 
 
-def per_example_grad_sq_norms(model, x, y, *, variables: Sequence | None = None) -> np.ndarray:
-    """See :func:`pgdl_measures.backend.per_example_grad_sq_norms`: ``jit(vmap(grad(loss)))``
-    over the batch (over chunks of :data:`CPU_VMAP_CHUNK` examples on the CPU)."""
+def layerwise_plan(model):
+    """The cached :func:`pgdl_measures.backend._layerwise.plan` of `model` (None: not applicable)."""
+    return _compiled(model, ("layerwise_plan",), lambda: _layerwise.plan(model))
+
+
+def _layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
+    """One batched forward pass with zero perturbations ``e_i`` added to every layer's output,
+    ``jax.grad`` of the summed loss w.r.t. the ``e_i`` (the output gradients), then the
+    per-example norms layer by layer (see :mod:`pgdl_measures.backend._layerwise`)."""
+
+    def build():
+        chosen = set(idx)
+
+        def sq_norms(tv, ntv, x, y):
+            def outputs(tv, ntv, x):
+                found = {}
+
+                def record(i, z):
+                    found[i] = z
+                    return z
+
+                _layerwise.forward(plan.steps, tv, ntv, x, record)
+                return found
+
+            zeros = {i: jnp.zeros(s.shape, s.dtype) for i, s in jax.eval_shape(outputs, tv, ntv, x).items()}
+
+            def loss(perturbations):
+                logits, records = _layerwise.forward(plan.steps, tv, ntv, x, lambda i, z: z + perturbations[i])
+                logits = logits.astype(jnp.float32)
+                picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
+                return jnp.sum(jax.nn.logsumexp(logits, axis=1) - picked), records
+
+            deltas, records = jax.grad(loss, has_aux=True)(zeros)
+            return _layerwise.nan_unless_finite(_layerwise.sq_norms(plan.steps, records, deltas, chosen), tv)
+
+        return jax.jit(sq_norms)
+
+    fn = _compiled(model, ("grad_sq_layerwise", idx), build)
+    tv = _values(model.trainable_variables)
+    ntv = _values(model.non_trainable_variables)
+    out = fn(tv, ntv, np.asarray(x, np.float32), np.asarray(y, np.int32))
+    return np.asarray(out, dtype=np.float64)
+
+
+def per_example_grad_sq_norms(model, x, y, *, variables: Sequence | None = None, method: str = "auto") -> np.ndarray:
+    """See :func:`pgdl_measures.backend.per_example_grad_sq_norms`: layer by layer from one
+    batched ``jax.grad`` (``"layerwise"``), or ``jit(vmap(grad(loss)))`` over the batch (over
+    chunks of :data:`CPU_VMAP_CHUNK` examples on the CPU) (``"vmap"``)."""
     idx = variable_indices(model, variables)
+    if method in ("auto", "layerwise"):
+        plan = layerwise_plan(model)
+        if plan is not None:
+            return _layerwise_sq_norms(model, plan, idx, x, y)
+        if method == "layerwise":
+            raise ValueError(f"model {model.name!r} has a layer the layerwise method does not handle")
+    elif method != "vmap":
+        raise ValueError(f"unknown method {method!r}: one of 'auto', 'layerwise', 'vmap'")
 
     def build():
         grad = jax.grad(_single_example_loss(model, idx))

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from pgdl_measures.backend import model_cache, variable_indices
+from pgdl_measures.backend import _layerwise, model_cache, variable_indices
 
 
 def _spec(shape, dtype=tf.float32) -> tf.TensorSpec:
@@ -41,11 +41,57 @@ def _example_grad_sq_norm(model, variables):
     return one
 
 
-def per_example_grad_sq_norms(model, x, y, *, variables: Sequence | None = None) -> np.ndarray:
-    """See :func:`pgdl_measures.backend.per_example_grad_sq_norms`: ``tf.vectorized_map`` of the
-    single-example gradient inside a ``tf.function``."""
+def layerwise_plan(model):
+    """The cached :func:`pgdl_measures.backend._layerwise.plan` of `model` (None: not applicable)."""
+    return _compiled(model, ("layerwise_plan",), lambda: _layerwise.plan(model))
+
+
+def _layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
+    """One batched forward pass and one tape gradient of the summed loss w.r.t. every layer's
+    output, then the per-example norms layer by layer (see :mod:`pgdl_measures.backend._layerwise`)."""
+
+    def build():
+        chosen = set(idx)
+
+        @tf.function(input_signature=[_spec(x.shape[1:]), _spec((), tf.int32)])
+        def sq_norms(x, y):
+            trainable = [v.value for v in model.trainable_variables]
+            frozen = [v.value for v in model.non_trainable_variables]
+            outputs = {}
+            with tf.GradientTape() as tape:
+                def perturb(i, z):
+                    tape.watch(z)
+                    outputs[i] = z
+                    return z
+
+                logits, records = _layerwise.forward(plan.steps, trainable, frozen, x, perturb)
+                loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=y, logits=tf.cast(logits, tf.float32)))
+            keys = sorted(outputs)
+            grads = tape.gradient(loss, [outputs[k] for k in keys], unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            norms = _layerwise.sq_norms(plan.steps, records, dict(zip(keys, grads)), chosen)
+            return _layerwise.nan_unless_finite(norms, trainable)
+
+        return sq_norms
+
+    fn = _compiled(model, ("grad_sq_layerwise", idx, x.shape[1:]), build)
+    return fn(x, np.asarray(y, np.int32)).numpy().astype(np.float64)
+
+
+def per_example_grad_sq_norms(model, x, y, *, variables: Sequence | None = None, method: str = "auto") -> np.ndarray:
+    """See :func:`pgdl_measures.backend.per_example_grad_sq_norms`: layer by layer from one
+    batched backward pass (``"layerwise"``), or ``tf.vectorized_map`` of the single-example
+    gradient (``"vmap"``), inside a ``tf.function``."""
     idx = variable_indices(model, variables)
     x = np.asarray(x, np.float32)
+    if method in ("auto", "layerwise"):
+        plan = layerwise_plan(model)
+        if plan is not None:
+            return _layerwise_sq_norms(model, plan, idx, x, y)
+        if method == "layerwise":
+            raise ValueError(f"model {model.name!r} has a layer the layerwise method does not handle")
+    elif method != "vmap":
+        raise ValueError(f"unknown method {method!r}: one of 'auto', 'layerwise', 'vmap'")
 
     def build():
         chosen = [model.trainable_variables[i] for i in idx]

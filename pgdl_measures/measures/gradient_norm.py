@@ -50,12 +50,17 @@ class GradientNorm(Measure):
 
     over the first ``n`` training examples in dataset order (all by default). This is the exact
     quantity :class:`~pgdl_measures.measures.agn.AGN` approximates with the last layer alone. The
-    per-example gradients are computed vectorized over a batch (``jax.vmap(jax.grad)`` or
-    ``tf.vectorized_map``) in one compiled function per model.
+    per-example norms are computed for a whole batch in one compiled function per model: for a
+    chain of Dense, Conv2D, BatchNormalization and weightless layers, layer by layer from one
+    batched backward pass (each layer's per-example norm from its input and output gradient,
+    never forming a per-example gradient); for any other model, from per-example gradients
+    vectorized over the batch (``jax.vmap(jax.grad)`` or ``tf.vectorized_map``). See
+    :func:`pgdl_measures.backend.per_example_grad_sq_norms`.
 
     Args:
         max_examples: use the first `max_examples` training examples (None: all).
-        batch_size: examples per vectorized call (memory grows as batch_size x parameters).
+        batch_size: examples per vectorized call (memory grows with batch_size x activations, and
+            x parameters where per-example gradients are vectorized).
 
     Raises:
         MeasureError: the training data is empty, or a label exceeds the model's outputs.

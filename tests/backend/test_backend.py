@@ -42,11 +42,12 @@ def test_unknown_backend_is_refused():
         backend.backend_module("torch")
 
 
-def test_vectorized_grad_norms_equal_the_loop(trained):
+@pytest.mark.parametrize("method", ["auto", "layerwise", "vmap"])
+def test_vectorized_grad_norms_equal_the_loop(trained, method):
     """The vectorized per-example gradients equal a loop of single-example gradients (the conv
     model has batch normalization with non-trivial statistics: inference mode per example)."""
     x, y = trained.train.take(12)
-    fast = backend.per_example_grad_sq_norms(trained.model, x, y)
+    fast = backend.per_example_grad_sq_norms(trained.model, x, y, method=method)
     slow = backend.per_example_grad_sq_norms_loop(trained.model, x, y)
     assert fast.shape == (12,) and fast.dtype == np.float64
     np.testing.assert_allclose(fast, slow, rtol=1e-5)
@@ -63,7 +64,7 @@ def test_jax_vmap_width(trained, chunk, monkeypatch):
 
     monkeypatch.setattr(jax_backend, "CPU_VMAP_CHUNK", chunk)
     x, y = trained.train.take(12)
-    np.testing.assert_allclose(backend.per_example_grad_sq_norms(trained.model, x, y),
+    np.testing.assert_allclose(backend.per_example_grad_sq_norms(trained.model, x, y, method="vmap"),
                                backend.per_example_grad_sq_norms_loop(trained.model, x, y), rtol=1e-5)
 
 
