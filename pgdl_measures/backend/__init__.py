@@ -19,6 +19,10 @@ e.g. :func:`pgdl_measures.measures._model_parts.logits_model`):
 * :func:`input_jacobian_sq_sums` -- for a model with inputs ``u_1..u_K``, the per-example sum
   of squared entries of the Jacobian of the output with respect to each input.
 
+Each backend module provides ``layerwise_plan``, ``layerwise_sq_norms`` and ``vmap_sq_norms``
+(the two methods of :func:`per_example_grad_sq_norms`, chosen here),
+``per_example_grad_sq_norms_loop`` and ``input_jacobian_sq_sums``.
+
 Compiled functions are cached on the model object (:func:`model_cache`), so the batches of one
 model reuse them and the cache is freed with the model. Each cache key includes the backend
 name, so a model is never handed a function compiled for another backend.
@@ -115,7 +119,17 @@ def per_example_grad_sq_norms(model, x: np.ndarray, y: np.ndarray, *, variables:
     Raises:
         ValueError: an unknown `method`, or ``"layerwise"`` for a model it does not handle.
     """
-    return backend_module().per_example_grad_sq_norms(model, x, y, variables=variables, method=method)
+    if method not in ("auto", "layerwise", "vmap"):
+        raise ValueError(f"unknown method {method!r}: one of 'auto', 'layerwise', 'vmap'")
+    module = backend_module()
+    idx = variable_indices(model, variables)
+    if method != "vmap":
+        plan = module.layerwise_plan(model)
+        if plan is not None:
+            return module.layerwise_sq_norms(model, plan, idx, x, y)
+        if method == "layerwise":
+            raise ValueError(f"model {model.name!r} has a layer the layerwise method does not handle")
+    return module.vmap_sq_norms(model, idx, x, y)
 
 
 def grad_sq_norms_method(model) -> str:

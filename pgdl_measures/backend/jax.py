@@ -71,7 +71,7 @@ def layerwise_plan(model):
     return _compiled(model, ("layerwise_plan",), lambda: _layerwise.plan(model))
 
 
-def _layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
+def layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
     """One batched forward pass with zero perturbations ``e_i`` added to every layer's output,
     ``jax.grad`` of the summed loss w.r.t. the ``e_i`` (the output gradients), then the
     per-example norms layer by layer (see :mod:`pgdl_measures.backend._layerwise`)."""
@@ -110,19 +110,10 @@ def _layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def per_example_grad_sq_norms(model, x, y, *, variables: Sequence | None = None, method: str = "auto") -> np.ndarray:
-    """See :func:`pgdl_measures.backend.per_example_grad_sq_norms`: layer by layer from one
-    batched ``jax.grad`` (``"layerwise"``), or ``jit(vmap(grad(loss)))`` over the batch (over
-    chunks of :data:`CPU_VMAP_CHUNK` examples on the CPU) (``"vmap"``)."""
-    idx = variable_indices(model, variables)
-    if method in ("auto", "layerwise"):
-        plan = layerwise_plan(model)
-        if plan is not None:
-            return _layerwise_sq_norms(model, plan, idx, x, y)
-        if method == "layerwise":
-            raise ValueError(f"model {model.name!r} has a layer the layerwise method does not handle")
-    elif method != "vmap":
-        raise ValueError(f"unknown method {method!r}: one of 'auto', 'layerwise', 'vmap'")
+def vmap_sq_norms(model, idx, x, y) -> np.ndarray:
+    """The ``"vmap"`` method of :func:`pgdl_measures.backend.per_example_grad_sq_norms`:
+    ``jit(vmap(grad(loss)))`` over the batch (over chunks of :data:`CPU_VMAP_CHUNK` examples on
+    the CPU)."""
 
     def build():
         grad = jax.grad(_single_example_loss(model, idx))

@@ -46,7 +46,7 @@ def layerwise_plan(model):
     return _compiled(model, ("layerwise_plan",), lambda: _layerwise.plan(model))
 
 
-def _layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
+def layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
     """One batched forward pass and one tape gradient of the summed loss w.r.t. every layer's
     output, then the per-example norms layer by layer (see :mod:`pgdl_measures.backend._layerwise`)."""
 
@@ -78,20 +78,10 @@ def _layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
     return fn(x, np.asarray(y, np.int32)).numpy().astype(np.float64)
 
 
-def per_example_grad_sq_norms(model, x, y, *, variables: Sequence | None = None, method: str = "auto") -> np.ndarray:
-    """See :func:`pgdl_measures.backend.per_example_grad_sq_norms`: layer by layer from one
-    batched backward pass (``"layerwise"``), or ``tf.vectorized_map`` of the single-example
-    gradient (``"vmap"``), inside a ``tf.function``."""
-    idx = variable_indices(model, variables)
+def vmap_sq_norms(model, idx, x, y) -> np.ndarray:
+    """The ``"vmap"`` method of :func:`pgdl_measures.backend.per_example_grad_sq_norms`:
+    ``tf.vectorized_map`` of the single-example gradient, inside a ``tf.function``."""
     x = np.asarray(x, np.float32)
-    if method in ("auto", "layerwise"):
-        plan = layerwise_plan(model)
-        if plan is not None:
-            return _layerwise_sq_norms(model, plan, idx, x, y)
-        if method == "layerwise":
-            raise ValueError(f"model {model.name!r} has a layer the layerwise method does not handle")
-    elif method != "vmap":
-        raise ValueError(f"unknown method {method!r}: one of 'auto', 'layerwise', 'vmap'")
 
     def build():
         chosen = [model.trainable_variables[i] for i in idx]
