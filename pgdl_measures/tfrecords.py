@@ -137,6 +137,30 @@ def _masked_crc(data) -> int:
     return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
 
 
+def _read_length(f, path: Path, index: int, offset: int) -> int | None:
+    """Read one record header at `offset`: the data length, or None at the end of the file.
+
+    Raises:
+        PGDLError: a header cut short, or a length whose masked CRC32C does not match.
+    """
+    header = f.read(_HEADER.size)
+    if not header:
+        return None
+    if len(header) < _HEADER.size:
+        raise PGDLError(
+            f"truncated file: record {index} header has {len(header)} of {_HEADER.size} bytes; {_FIX}",
+            path,
+        )
+    length, length_crc = _HEADER.unpack(header)
+    if _masked_crc(header[:8]) != length_crc:
+        raise PGDLError(
+            f"bad checksum of the length of record {index} (byte {offset}): the file is "
+            f"corrupt or not a TFRecord; {_FIX}",
+            path,
+        )
+    return length
+
+
 def _count_file(path: Path) -> int:
     """Count the records of one file from the length headers only (data CRCs not checked)."""
     size = path.stat().st_size
@@ -146,20 +170,7 @@ def _count_file(path: Path) -> int:
             start = f.tell()
             if start == size:
                 return count
-            header = f.read(_HEADER.size)
-            if len(header) < _HEADER.size:
-                raise PGDLError(
-                    f"truncated file: record {count} header has {len(header)} of "
-                    f"{_HEADER.size} bytes; {_FIX}",
-                    path,
-                )
-            length, length_crc = _HEADER.unpack(header)
-            if _masked_crc(header[:8]) != length_crc:
-                raise PGDLError(
-                    f"bad checksum of the length of record {count} (byte {start}): the file is "
-                    f"corrupt or not a TFRecord; {_FIX}",
-                    path,
-                )
+            length = _read_length(f, path, count, start)
             end = start + _HEADER.size + length + _CRC.size
             if end > size:
                 raise PGDLError(
@@ -266,22 +277,9 @@ def _iter_records(path: Path) -> Iterator[bytes]:
         index = 0
         offset = 0
         while True:
-            header = f.read(_HEADER.size)
-            if not header:
+            length = _read_length(f, path, index, offset)
+            if length is None:
                 return
-            if len(header) < _HEADER.size:
-                raise PGDLError(
-                    f"truncated file: record {index} header has {len(header)} of "
-                    f"{_HEADER.size} bytes; {_FIX}",
-                    path,
-                )
-            length, length_crc = _HEADER.unpack(header)
-            if _masked_crc(header[:8]) != length_crc:
-                raise PGDLError(
-                    f"bad checksum of the length of record {index} (byte {offset}): the file "
-                    f"is corrupt or not a TFRecord; {_FIX}",
-                    path,
-                )
             body = f.read(length + _CRC.size)
             if len(body) < length + _CRC.size:
                 raise PGDLError(
