@@ -521,6 +521,7 @@ def render_complexity(name: str, cls, params: dict[str, Any], instance) -> str:
         measure_module=module,
         measure_class=cls.__name__,
         params_json=repr(json.dumps(params, sort_keys=True)),
+        direction=f"{cls.direction:+d}",
     )
 
 

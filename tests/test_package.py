@@ -376,14 +376,16 @@ def packaged(plugin_site, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def expected(plugin_site, toy_path):
-    """case id -> model id -> the toolkit's value, as `pgdl evaluate` computes it."""
+    """case id -> model id -> direction x the toolkit's value, as `pgdl evaluate` writes it to
+    its .predict files."""
     from pgdl_measures.registry import get_measure
     from pgdl_measures.tasks import find_tasks
 
     task = find_tasks(toy_path)[0]
     models = {m: task.load_model(m) for m in MODELS}
-    return {_case_id(n, p): {m: get_measure(n, **p)(trained) for m, trained in models.items()}
-            for n, p in CASES}
+    measures = {_case_id(n, p): get_measure(n, **p) for n, p in CASES}
+    return {case: {m: measure.direction * measure(trained) for m, trained in models.items()}
+            for case, measure in measures.items()}
 
 
 def _check(case: str, got: dict, want: dict) -> None:
@@ -536,7 +538,7 @@ def test_every_measure_runs_where_only_tensorflow_is_installed(tmp_path, toy_pat
         _check(case, values, expected[case])
 
 
-@pytest.mark.parametrize("case", ["agn", "distance_from_init", "vc_dimension"])
+@pytest.mark.parametrize("case", ["agn", "distance_from_init", "vc_dimension", "sharpness_pgdl_v2"])
 def test_run_submission_on_the_mini_task_equals_evaluate(cli, tmp_path, mini_path, packaged, case):
     """On the bundled mini task (conv nets, 10 classes, public-data layout) a packaged zip run
     by `pgdl run-submission` writes the same .predict as `pgdl evaluate`."""
