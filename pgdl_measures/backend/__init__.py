@@ -19,7 +19,7 @@ e.g. :func:`pgdl_measures.measures._model_parts.logits_model`):
 * :func:`input_jacobian_sq_sums` -- for a model with inputs ``u_1..u_K``, the per-example sum
   of squared entries of the Jacobian of the output with respect to each input.
 
-Each backend module provides ``layerwise_plan``, ``layerwise_sq_norms`` and ``vmap_sq_norms``
+Each backend module provides ``layerwise_sq_norms`` and ``vmap_sq_norms``
 (the two methods of :func:`per_example_grad_sq_norms`, chosen here),
 ``per_example_grad_sq_norms_loop`` and ``input_jacobian_sq_sums``.
 
@@ -78,6 +78,27 @@ def model_cache(model) -> dict[Any, Any]:
     return cache
 
 
+def cached(model, key: tuple, build, *, backend: str):
+    """``build()`` computed once per `model`, `backend` and `key`, kept in :func:`model_cache`.
+
+    The backend is part of the key, so a model is never handed a function compiled for another
+    backend.
+    """
+    cache = model_cache(model)
+    key = (backend,) + tuple(key)
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def layerwise_plan(model):
+    """The cached :func:`pgdl_measures.backend._layerwise.plan` of `model`: how the
+    ``"layerwise"`` method computes its per-example norms, or None where it does not apply."""
+    from pgdl_measures.backend import _layerwise
+
+    return cached(model, ("layerwise_plan",), lambda: _layerwise.plan(model), backend=backend_name())
+
+
 def variable_indices(model, variables: Sequence | None) -> tuple[int, ...]:
     """Positions in ``model.trainable_variables`` of `variables` (all of them when None).
 
@@ -124,7 +145,7 @@ def per_example_grad_sq_norms(model, x: np.ndarray, y: np.ndarray, *, variables:
     module = backend_module()
     idx = variable_indices(model, variables)
     if method != "vmap":
-        plan = module.layerwise_plan(model)
+        plan = layerwise_plan(model)
         if plan is not None:
             return module.layerwise_sq_norms(model, plan, idx, x, y)
         if method == "layerwise":
@@ -134,7 +155,7 @@ def per_example_grad_sq_norms(model, x: np.ndarray, y: np.ndarray, *, variables:
 
 def grad_sq_norms_method(model) -> str:
     """The method ``"auto"`` uses for `model`: ``"layerwise"`` or ``"vmap"``."""
-    return "layerwise" if backend_module().layerwise_plan(model) is not None else "vmap"
+    return "layerwise" if layerwise_plan(model) is not None else "vmap"
 
 
 def per_example_grad_sq_norms_loop(model, x: np.ndarray, y: np.ndarray, *, variables: Sequence | None = None,
@@ -172,8 +193,10 @@ __all__ = [
     "MODULES",
     "backend_module",
     "backend_name",
+    "cached",
     "grad_sq_norms_method",
     "input_jacobian_sq_sums",
+    "layerwise_plan",
     "model_cache",
     "per_example_grad_sq_norms",
     "per_example_grad_sq_norms_loop",

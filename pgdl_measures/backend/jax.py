@@ -8,13 +8,15 @@ traced once per model and input shape, and reads the current weights on every ca
 
 from __future__ import annotations
 
+import functools
+
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pgdl_measures.backend import _layerwise, model_cache, variable_indices
+from pgdl_measures.backend import _layerwise, cached, variable_indices
 
 #: Examples per ``vmap`` call of the per-example gradients on the CPU. XLA:CPU materialises
 #: every per-example gradient and lowers a vmapped convolution weight-gradient to a grouped
@@ -58,17 +60,7 @@ def _single_example_loss(model, idx: tuple[int, ...]):
     return loss
 
 
-def _compiled(model, key, build):
-    cache = model_cache(model)
-    key = ("jax",) + key
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
-
-
-def layerwise_plan(model):
-    """The cached :func:`pgdl_measures.backend._layerwise.plan` of `model` (None: not applicable)."""
-    return _compiled(model, ("layerwise_plan",), lambda: _layerwise.plan(model))
+_compiled = functools.partial(cached, backend="jax")
 
 
 def layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:

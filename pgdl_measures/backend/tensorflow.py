@@ -7,24 +7,21 @@ graph reads the model's variables (not copies), so it sees the current weights.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from pgdl_measures.backend import _layerwise, model_cache, variable_indices
+from pgdl_measures.backend import _layerwise, cached, variable_indices
 
 
 def _spec(shape, dtype=tf.float32) -> tf.TensorSpec:
     return tf.TensorSpec((None,) + tuple(shape), dtype)
 
 
-def _compiled(model, key, build):
-    cache = model_cache(model)
-    key = ("tensorflow",) + key
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+_compiled = functools.partial(cached, backend="tensorflow")
 
 
 def _example_grad_sq_norm(model, variables):
@@ -39,11 +36,6 @@ def _example_grad_sq_norm(model, variables):
         return tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads])
 
     return one
-
-
-def layerwise_plan(model):
-    """The cached :func:`pgdl_measures.backend._layerwise.plan` of `model` (None: not applicable)."""
-    return _compiled(model, ("layerwise_plan",), lambda: _layerwise.plan(model))
 
 
 def layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:

@@ -70,10 +70,10 @@ def test_layerwise_equals_the_loop(kind):
 
 def test_the_gram_form_is_chosen_where_cheaper():
     layers, shape = _models()["conv_gram"]
-    plan = backend.backend_module().layerwise_plan(_model(layers, shape))
+    plan = backend.layerwise_plan(_model(layers, shape))
     assert [step.gram for step in plan.steps if step.kind == "conv"] == [True, True]
     layers, shape = _models()["conv_same_valid_stride2"]
-    plan = backend.backend_module().layerwise_plan(_model(layers, shape))
+    plan = backend.layerwise_plan(_model(layers, shape))
     # 81 and 16 positions: the einsum form; the last conv has 4 positions, K = 30, C = 6: Gram
     assert [step.gram for step in plan.steps if step.kind == "conv"] == [False, False, True]
 
