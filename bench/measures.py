@@ -19,7 +19,11 @@ untimed warm-up that compiles):
     a small MLP (3072-512-512-10); ``method`` is what the vectorized call used (``layerwise``:
     one batched backward pass and per-layer norms; ``vmap``: vectorized per-example gradients),
     and the vmap method is timed too (``vmap_seconds_per_example``); and the largest relative
-    difference of the values;
+    difference of the values. Two floors are timed beside them, over the same batches: one
+    batched gradient of the summed loss (``batched_gradient_seconds_per_example``: the forward
+    and backward pass any exact per-example method needs) and one plain inference pass
+    (``inference_seconds_per_example``); ``compiled_loop_over_inference`` bounds the speedup
+    over the compiled loop that any method doing at least one forward pass can reach;
 (c) ``measures``: for every registered measure with its default parameters (agn and
     gradient_norm read all N examples), the first call on the model (compilation included,
     which every new model pays) and a second, warm call; extrapolated to 50,000 training
@@ -172,6 +176,37 @@ def bench_agn(trained, batch_size: int, repeats: int) -> dict:
             "target": "<= 1.3"}
 
 
+def _batched_gradient_fn(model):
+    """``f(x, y)``: the gradient of the batch-summed loss w.r.t. every trainable weight, compiled
+    (one batched forward and backward pass: what any exact per-example method must at least do)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        def loss(trainable, frozen, x, y):
+            logits, _ = model.stateless_call(trainable, frozen, x, training=False)
+            return keras.ops.sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+
+        grad = jax.jit(jax.grad(loss))
+
+        def run(x, y):
+            return jax.block_until_ready(grad([v.value for v in model.trainable_variables],
+                                              [v.value for v in model.non_trainable_variables], x, y))
+
+        return run
+    import tensorflow as tf
+
+    @tf.function
+    def grad(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=False)
+            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        return tape.gradient(loss, model.trainable_variables)
+
+    return lambda x, y: [g.numpy() for g in grad(tf.constant(x), tf.constant(y))]
+
+
 def bench_gradient_norm(model, x, y, batch_size: int, loop_examples: int, repeats: int) -> dict:
     """Per-example gradient norms: vectorized vs a compiled loop vs an op-by-op loop."""
     from pgdl_measures import backend
@@ -190,6 +225,11 @@ def bench_gradient_norm(model, x, y, batch_size: int, loop_examples: int, repeat
     t_vmap = _best(lambda: vectorized("vmap"), repeats) / len(x) if method != "vmap" else t_vec
     t_loop = _best(lambda: backend.per_example_grad_sq_norms_loop(model, xs, ys), repeats) / len(xs)
     t_eager = _best(lambda: backend.per_example_grad_sq_norms_loop(model, xs[:few], ys[:few], compiled=False), 1) / few
+    gradient = _batched_gradient_fn(model)
+    t_grad = _best(lambda: [gradient(x[i:i + batch_size], y[i:i + batch_size])
+                            for i in range(0, len(x), batch_size)], repeats) / len(x)
+    t_forward = _best(lambda: [model.predict_on_batch(x[i:i + batch_size])
+                               for i in range(0, len(x), batch_size)], repeats) / len(x)
     fast = vectorized()[:loop_examples]
     slow = backend.per_example_grad_sq_norms_loop(model, xs, ys)
     return {"parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
@@ -200,6 +240,10 @@ def bench_gradient_norm(model, x, y, batch_size: int, loop_examples: int, repeat
             "compiled_loop_seconds_per_example": t_loop,
             "op_by_op_loop_seconds_per_example": t_eager,
             "vmap_seconds_per_example": t_vmap,
+            "batched_gradient_seconds_per_example": t_grad,
+            "inference_seconds_per_example": t_forward,
+            "vectorized_over_batched_gradient": t_vec / t_grad,
+            "compiled_loop_over_inference": t_loop / t_forward,
             "speedup_vs_compiled_loop": t_loop / t_vec,
             "speedup_vs_op_by_op_loop": t_eager / t_vec,
             "speedup_vs_vmap": t_vmap / t_vec,

@@ -174,8 +174,10 @@ def plan(model) -> Plan | None:
     return Plan(steps, covered)
 
 
-def _patches(a, layer):
-    """Patches of a ``[b, H, W, Cin]`` input for `layer` (a Conv2D): ``[b, P, kh*kw*Cin]``."""
+def _windows(a, layer):
+    """The kernel-offset windows of a ``[b, H, W, Cin]`` input for `layer` (a Conv2D): one
+    ``[b, P, Cin]`` tensor per offset ``(i, j)``, in the kernel's ``(kh, kw)`` order; their
+    concatenation along the last axis is the layer's patch matrix."""
     from keras import ops
 
     _, h, w, cin = a.shape
@@ -185,9 +187,16 @@ def _patches(a, layer):
     left, right, wo = _same_or_valid_pads(w, kw, sw, layer.padding)
     if top or bottom or left or right:
         a = ops.pad(a, [[0, 0], [top, bottom], [left, right], [0, 0]])
-    pieces = [a[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :] for i in range(kh) for j in range(kw)]
-    patches = ops.concatenate(pieces, axis=-1) if len(pieces) > 1 else pieces[0]
-    return ops.reshape(patches, (-1, ho * wo, kh * kw * int(cin)))
+    return [ops.reshape(a[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :], (-1, ho * wo, int(cin)))
+            for i in range(kh) for j in range(kw)]
+
+
+def _patches(a, layer):
+    """Patches of a ``[b, H, W, Cin]`` input for `layer` (a Conv2D): ``[b, P, kh*kw*Cin]``."""
+    from keras import ops
+
+    pieces = _windows(a, layer)
+    return ops.concatenate(pieces, axis=-1) if len(pieces) > 1 else pieces[0]
 
 
 def forward(steps, trainable, frozen, x, perturb):
@@ -292,13 +301,20 @@ def sq_norms(steps, records, deltas, chosen: set):
             add(_row_sq(ops.sum(d, axis=1)))
         if "kernel" not in wanted:
             continue
-        a = _patches(records[i], step.layer) if step.kind == "conv" else _positions(records[i])  # [b, P, K]
-        if d.shape[1] == 1:  # one position: ||a||^2 ||delta||^2
-            add(_row_sq(a) * _row_sq(d))
-        elif step.gram:
+        if step.kind == "conv" and step.gram:
+            a = _patches(records[i], step.layer)  # [b, P, K]
             add(ops.sum(ops.einsum("bpk,bqk->bpq", a, a) * ops.einsum("bpc,bqc->bpq", d, d), axis=(1, 2)))
+        elif step.kind == "conv":
+            # The kernel gradient one offset at a time: kh*kw products [b, Cin, C] (the same
+            # multiply-adds as one product with the patch matrix, without building it).
+            for window in _windows(records[i], step.layer):
+                add(_row_sq(ops.einsum("bpk,bpc->bkc", window, d)))
         else:
-            add(_row_sq(ops.einsum("bpk,bpc->bkc", a, d)))
+            a = _positions(records[i])  # [b, P, K]
+            if d.shape[1] == 1:  # one position: ||a||^2 ||delta||^2
+                add(_row_sq(a) * _row_sq(d))
+            else:
+                add(_row_sq(ops.einsum("bpk,bpc->bkc", a, d)))
     return total
 
 
