@@ -32,10 +32,12 @@ untimed warm-up that compiles):
     ``num_batches x batch_size``). A measure that fails is reported with its error.
 
     python bench/measures.py [--examples 512] [--backend jax] [--measures agn,jacobian_norm]
-                             [--only gradient_norm]
+                             [--only gradient_norm] [--out report.json]
 
 ``--backend`` sets ``KERAS_BACKEND`` (it must come before Keras is imported, as here). On a GPU
-use ``--examples 50000`` for the true 50,000 figure. ``tensorflow_imported`` in the output says
+use ``--examples 50000`` for the true 50,000 figure (``bench/device_jax.sh`` is that run, prepared
+for the device machine). With ``--out`` the report is also written to a file after every part
+and every measure, ``"complete": true`` once all ran. ``tensorflow_imported`` in the output says
 whether TensorFlow ended up imported; with ``--backend jax`` it can be true only because Keras
 itself imports TensorFlow when it is installed (e.g. ``Layer.get_config`` checks
 ``tf.available``); where TensorFlow is not installed nothing here needs it.
@@ -72,6 +74,9 @@ def _parse_args():
     parser.add_argument("--measures", default=None, help="comma-separated measures for (c) (default: all registered)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of (a) and (b); the best is kept")
     parser.add_argument("--skip-all-measures", action="store_true", help="skip (c)")
+    parser.add_argument("--out", default=None,
+                        help="also write the JSON report to this file, rewritten after every part and every "
+                             "measure (a run cut short keeps what it measured)")
     parser.add_argument("--only", default=None,
                         help="comma-separated parts to run among agn, gradient_norm, measures (default: all)")
     return parser.parse_args()
@@ -251,7 +256,8 @@ def bench_gradient_norm(model, x, y, batch_size: int, loop_examples: int, repeat
             "target": ">= 10"}
 
 
-def bench_all_measures(trained, n: int, names: list[str] | None) -> dict:
+def bench_all_measures(trained, n: int, names: list[str] | None, done=lambda results: None) -> dict:
+    """Every measure (or `names`), one entry each; ``done(results)`` after each measure."""
     from pgdl_measures.registry import available_measures
 
     with warnings.catch_warnings():
@@ -285,6 +291,7 @@ def bench_all_measures(trained, n: int, names: list[str] | None) -> dict:
             entry["error"] = f"{type(exc).__name__}: {exc}"
             entry["traceback_tail"] = traceback.format_exc().splitlines()[-3:]
         results[name] = entry
+        done(results)
         print(f"# {name}: {entry.get('seconds_first_call', entry.get('error'))}", file=sys.stderr, flush=True)
     return results
 
@@ -322,10 +329,19 @@ def main() -> None:
         },
         "examples": args.examples,
     }
+    def emit() -> None:
+        if args.out:
+            report["tensorflow_imported"] = "tensorflow" in sys.modules
+            with open(args.out + ".part", "w") as handle:
+                json.dump(report, handle, indent=2, default=str)
+            os.replace(args.out + ".part", args.out)
+
+    emit()
     parts = set(args.only.split(",")) if args.only else {"agn", "gradient_norm", "measures"}
     if "agn" in parts:
         print("# (a) agn vs inference", file=sys.stderr, flush=True)
         report["agn_vs_inference"] = bench_agn(trained, args.batch_size, args.repeats)
+        emit()
     if "gradient_norm" in parts:
         print("# (b) gradient_norm vectorized vs loop", file=sys.stderr, flush=True)
         mlp = build_mlp()
@@ -335,10 +351,19 @@ def main() -> None:
             "mlp_3072_512_512_10": bench_gradient_norm(mlp, x, y, args.grad_batch_size, 4 * args.loop_examples,
                                                        args.repeats),
         }
+        emit()
     if "measures" in parts and not args.skip_all_measures:
         print("# (c) every measure", file=sys.stderr, flush=True)
         names = args.measures.split(",") if args.measures else None
-        report["measures"] = bench_all_measures(trained, args.examples, names)
+        report["measures"] = {}
+
+        def measured(results: dict) -> None:
+            report["measures"] = results
+            emit()
+
+        report["measures"] = bench_all_measures(trained, args.examples, names, measured)
+    report["complete"] = True
+    emit()
     report["tensorflow_imported"] = "tensorflow" in sys.modules
     print(json.dumps(report, indent=2, default=str))
 

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The JAX-backend GPU benchmark, as one prepared run on a device machine (H100/H200 with JAX
+# but no TensorFlow or Keras; nothing can be downloaded there).
+#
+# Here, once (fetches the wheels the device lacks into .whl/, which git ignores):
+#     bash bench/device_jax.sh fetch
+# There (the device tool's `run`, carrying .whl):
+#     bash bench/device_jax.sh run            # writes $OUT/measures_jax_gpu.json and $OUT/log.txt
+#
+# `run` installs keras, namex, optree and crc32c from .whl into /tmp/site (the device image has
+# numpy, scipy, pandas, scikit-learn, h5py, rich, click, protobuf, tensorboard and JAX), then
+# runs bench/measures.py with KERAS_BACKEND=jax on 50,000 synthetic examples: (a) agn against
+# inference, (b) gradient_norm vectorized against the loops and the floors (batches of 256),
+# (c) every measure's seconds per model. BENCH_EXAMPLES and BENCH_TIMEOUT override the defaults.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+WHEELS=(keras==3.15.1 namex==0.1.0 optree==0.20.0 crc32c==2.9.post0)
+case "${1:-run}" in
+fetch)
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl "${WHEELS[@]}"
+    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
+    ls -l .whl
+    ;;
+run)
+    OUT=${OUT:-/tmp/bench_out}
+    mkdir -p "$OUT"
+    if ls .whl/*.whl >/dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+        export PYTHONPATH=/tmp/site:$PWD
+    else
+        export PYTHONPATH=$PWD
+    fi
+    export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+    {
+        nvidia-smi -L 2>&1 || true
+        python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
+    } > "$OUT/log.txt" 2>&1
+    timeout "${BENCH_TIMEOUT:-480}" python3 bench/measures.py --backend jax --examples "${BENCH_EXAMPLES:-50000}" \
+        --out "$OUT/measures_jax_gpu.json" \
+        --grad-batch-size 256 --loop-examples 64 > /dev/null 2>> "$OUT/log.txt"
+    rc=$?
+    tail -n 40 "$OUT/log.txt"
+    cat "$OUT/measures_jax_gpu.json"
+    exit $rc
+    ;;
+*)
+    echo "usage: bash bench/device_jax.sh [fetch|run]" >&2
+    exit 2
+    ;;
+esac
