@@ -37,7 +37,8 @@ untimed warm-up that compiles):
 ``--backend`` sets ``KERAS_BACKEND`` (it must come before Keras is imported, as here). On a GPU
 use ``--examples 50000`` for the true 50,000 figure (``bench/device_jax.sh`` is that run, prepared
 for the device machine). With ``--out`` the report is also written to a file after every part
-and every measure, ``"complete": true`` once all ran. ``tensorflow_imported`` in the output says
+and every measure, ``"complete": true`` once all ran. Every part runs inside
+:func:`pgdl_measures.backend.full_float32`, as measures do (``float32_mode`` in the report). ``tensorflow_imported`` in the output says
 whether TensorFlow ended up imported; with ``--backend jax`` it can be true only because Keras
 itself imports TensorFlow when it is installed (e.g. ``Layer.get_config`` checks
 ``tf.available``); where TensorFlow is not installed nothing here needs it.
@@ -304,6 +305,7 @@ def main() -> None:
 
     import keras
 
+    from pgdl_measures import backend
     from pgdl_measures.data import ArrayDataset
     from pgdl_measures.tasks import TrainedModel
 
@@ -328,7 +330,9 @@ def main() -> None:
             "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
         },
         "examples": args.examples,
+        "float32_mode": backend.float32_mode(),
     }
+
     def emit() -> None:
         if args.out:
             report["tensorflow_imported"] = "tensorflow" in sys.modules
@@ -337,31 +341,34 @@ def main() -> None:
             os.replace(args.out + ".part", args.out)
 
     emit()
-    parts = set(args.only.split(",")) if args.only else {"agn", "gradient_norm", "measures"}
-    if "agn" in parts:
-        print("# (a) agn vs inference", file=sys.stderr, flush=True)
-        report["agn_vs_inference"] = bench_agn(trained, args.batch_size, args.repeats)
-        emit()
-    if "gradient_norm" in parts:
-        print("# (b) gradient_norm vectorized vs loop", file=sys.stderr, flush=True)
-        mlp = build_mlp()
-        mlp.set_weights(init_weights(mlp, 0))
-        report["gradient_norm_vectorized_vs_loop"] = {
-            "vgg": bench_gradient_norm(model, x, y, args.grad_batch_size, args.loop_examples, args.repeats),
-            "mlp_3072_512_512_10": bench_gradient_norm(mlp, x, y, args.grad_batch_size, 4 * args.loop_examples,
-                                                       args.repeats),
-        }
-        emit()
-    if "measures" in parts and not args.skip_all_measures:
-        print("# (c) every measure", file=sys.stderr, flush=True)
-        names = args.measures.split(",") if args.measures else None
-        report["measures"] = {}
-
-        def measured(results: dict) -> None:
-            report["measures"] = results
+    # Every part in the mode measures run in (true float32 unless PGDL_ALLOW_TF32 is set), so the
+    # plain passes they are compared with compute at the same precision.
+    with backend.full_float32():
+        parts = set(args.only.split(",")) if args.only else {"agn", "gradient_norm", "measures"}
+        if "agn" in parts:
+            print("# (a) agn vs inference", file=sys.stderr, flush=True)
+            report["agn_vs_inference"] = bench_agn(trained, args.batch_size, args.repeats)
             emit()
+        if "gradient_norm" in parts:
+            print("# (b) gradient_norm vectorized vs loop", file=sys.stderr, flush=True)
+            mlp = build_mlp()
+            mlp.set_weights(init_weights(mlp, 0))
+            report["gradient_norm_vectorized_vs_loop"] = {
+                "vgg": bench_gradient_norm(model, x, y, args.grad_batch_size, args.loop_examples, args.repeats),
+                "mlp_3072_512_512_10": bench_gradient_norm(mlp, x, y, args.grad_batch_size, 4 * args.loop_examples,
+                                                           args.repeats),
+            }
+            emit()
+        if "measures" in parts and not args.skip_all_measures:
+            print("# (c) every measure", file=sys.stderr, flush=True)
+            names = args.measures.split(",") if args.measures else None
+            report["measures"] = {}
 
-        report["measures"] = bench_all_measures(trained, args.examples, names, measured)
+            def measured(results: dict) -> None:
+                report["measures"] = results
+                emit()
+
+            report["measures"] = bench_all_measures(trained, args.examples, names, measured)
     report["complete"] = True
     emit()
     report["tensorflow_imported"] = "tensorflow" in sys.modules

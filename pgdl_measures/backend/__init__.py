@@ -21,7 +21,17 @@ e.g. :func:`pgdl_measures.measures._model_parts.logits_model`):
 
 Each backend module provides ``layerwise_sq_norms`` and ``vmap_sq_norms``
 (the two methods of :func:`per_example_grad_sq_norms`, chosen here),
-``per_example_grad_sq_norms_loop`` and ``input_jacobian_sq_sums``.
+``per_example_grad_sq_norms_loop``, ``input_jacobian_sq_sums`` and ``full_float32``.
+
+Precision: :func:`full_float32` is the context every measure runs in (``Measure.__call__``
+enters it). On NVIDIA GPUs since Ampere (the H100 and H200 included) both TensorFlow and JAX
+compute float32 matrix products and convolutions in TensorFloat-32 by default (inputs rounded
+to a 10-bit mantissa, relative errors near 1e-3), so a measure's value would depend on the
+card. Inside the context they run in true float32 (TensorFlow:
+``tf.config.experimental.enable_tensor_float_32_execution(False)``; JAX:
+``jax.default_matmul_precision("highest")``); elsewhere (CPUs) nothing changes. Setting the
+environment variable ``PGDL_ALLOW_TF32=1`` keeps the framework's default (faster on those GPUs,
+values no longer comparable across machines).
 
 Compiled functions are cached on the model object (:func:`model_cache`), so the batches of one
 model reuse them and the cache is freed with the model. Each cache key includes the backend
@@ -30,7 +40,9 @@ name, so a model is never handed a function compiled for another backend.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 from types import ModuleType
 from typing import Any, Sequence
 
@@ -43,6 +55,8 @@ MODULES = {
 }
 
 _CACHE_ATTRIBUTE = "_pgdl_measures_cache"
+#: environment variable that leaves TensorFloat-32 to the framework's default (see :func:`full_float32`)
+ALLOW_TF32_VARIABLE = "PGDL_ALLOW_TF32"
 
 
 def backend_name() -> str:
@@ -63,6 +77,29 @@ def backend_module(name: str | None = None) -> ModuleType:
         raise NotImplementedError(f"no autodiff module for the Keras backend {name!r}; "
                                   f"supported: {', '.join(MODULES)} (set KERAS_BACKEND)")
     return importlib.import_module(MODULES[name])
+
+
+def tf32_allowed() -> bool:
+    """Whether ``PGDL_ALLOW_TF32`` is set (to anything but ``""``, ``0``, ``false`` or ``no``)."""
+    return os.environ.get(ALLOW_TF32_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+
+
+@contextlib.contextmanager
+def full_float32():
+    """Run the enclosed computations in true float32 on GPUs that default to TensorFloat-32
+    (see the module docstring); the previous setting is restored on exit. A no-op where
+    ``PGDL_ALLOW_TF32`` is set, or on a backend without a module here."""
+    name = backend_name()
+    if tf32_allowed() or name not in MODULES:
+        yield
+        return
+    with backend_module(name).full_float32():
+        yield
+
+
+def float32_mode() -> str:
+    """``"float32"`` (measures run in true float32) or ``"tf32-allowed"`` (``PGDL_ALLOW_TF32``)."""
+    return "tf32-allowed" if tf32_allowed() else "float32"
 
 
 def model_cache(model) -> dict[Any, Any]:
@@ -194,11 +231,14 @@ __all__ = [
     "backend_module",
     "backend_name",
     "cached",
+    "float32_mode",
+    "full_float32",
     "grad_sq_norms_method",
     "input_jacobian_sq_sums",
     "layerwise_plan",
     "model_cache",
     "per_example_grad_sq_norms",
     "per_example_grad_sq_norms_loop",
+    "tf32_allowed",
     "variable_indices",
 ]

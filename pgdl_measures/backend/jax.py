@@ -63,6 +63,13 @@ def _single_example_loss(model, idx: tuple[int, ...]):
 _compiled = functools.partial(cached, backend="jax")
 
 
+def full_float32():
+    """``jax.default_matmul_precision("highest")``: float32 matrix products and convolutions
+    traced inside are computed in true float32 (not TensorFloat-32 on NVIDIA GPUs; no effect on
+    CPUs). The precision is part of jit's cache key, so a function traced outside is retraced."""
+    return jax.default_matmul_precision("highest")
+
+
 def layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
     """One batched forward pass with zero perturbations ``e_i`` added to every layer's output,
     ``jax.grad`` of the summed loss w.r.t. the ``e_i`` (the output gradients), then the

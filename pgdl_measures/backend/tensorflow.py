@@ -7,6 +7,7 @@ graph reads the model's variables (not copies), so it sees the current weights.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 from typing import Sequence
@@ -22,6 +23,18 @@ def _spec(shape, dtype=tf.float32) -> tf.TensorSpec:
 
 
 _compiled = functools.partial(cached, backend="tensorflow")
+
+
+@contextlib.contextmanager
+def full_float32():
+    """TensorFloat-32 off (true float32 matrix products and convolutions on GPUs that default to
+    TF32; no effect on CPUs), restored on exit."""
+    before = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        yield
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(before)
 
 
 def _example_grad_sq_norm(model, variables):

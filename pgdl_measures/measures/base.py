@@ -4,7 +4,8 @@ A measure is a small class: metadata as class attributes, explicit keyword param
 constructor (recorded with every result, so a run can be repeated exactly), and one
 ``compute(trained)`` method returning a float. The math lives in plain functions beside it.
 Calling the measure (``measure(trained)``) checks what it needs first and that the value is a
-finite float afterwards, so a measure never hands back a silent NaN.
+finite float afterwards, so a measure never hands back a silent NaN; ``compute`` runs inside
+:func:`pgdl_measures.backend.full_float32` (true float32 on GPUs that default to TensorFloat-32).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import inspect
 import math
 from typing import Any, ClassVar
 
+from pgdl_measures import backend as autodiff
 from pgdl_measures.errors import PGDLError
 
 BACKENDS = ("tensorflow", "jax")
@@ -96,7 +98,8 @@ class Measure:
             if data is None or len(data) == 0:
                 raise MeasureError(self.name, label, "needs training data, and the dataset is empty or missing")
         try:
-            value = self.compute(trained)
+            with autodiff.full_float32():
+                value = self.compute(trained)
         except MeasureError:
             raise
         except PGDLError as exc:

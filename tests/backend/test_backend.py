@@ -228,3 +228,64 @@ def test_backends_agree_on_the_same_weights():
             assert np.isfinite(value) and value > 0
             np.testing.assert_allclose(other, value, rtol=1e-4, err_msg=f"{measure} on the {kind} model")
     assert not results["jax"]["tensorflow_imported"], "the JAX path imported tensorflow"
+
+
+def _framework_precision():
+    """What the running framework will do with float32 matrix products on an Ampere+ GPU:
+    TensorFlow's TensorFloat-32 switch, or JAX's default matmul precision."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.config.jax_default_matmul_precision
+    import tensorflow as tf
+
+    return tf.config.experimental.tensor_float_32_execution_enabled()
+
+
+def _precision_probe():
+    """A measure (agn, renamed) that records the framework's precision setting while it computes."""
+    from pgdl_measures.measures.agn import AGN
+
+    class Probe(AGN):
+        name = "precision_probe"
+        seen: list = []
+
+        def compute(self, trained):
+            Probe.seen.append(_framework_precision())
+            return super().compute(trained)
+
+    return Probe
+
+
+@pytest.mark.parametrize("allow", [None, "1"])
+def test_measures_run_in_full_float32(monkeypatch, allow):
+    """Measure.__call__ turns TensorFloat-32 off (TF) / asks for the highest matmul precision
+    (JAX) while the measure computes, and restores the previous setting afterwards;
+    PGDL_ALLOW_TF32=1 leaves the framework's default alone."""
+    import keras
+
+    if allow is None:
+        monkeypatch.delenv(backend.ALLOW_TF32_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(backend.ALLOW_TF32_VARIABLE, allow)
+    before = _framework_precision()
+    probe = _precision_probe()
+    trained = tiny_trained_model("conv")
+    value = probe()(trained)
+    assert np.isfinite(value) and value > 0
+    assert _framework_precision() == before
+    full = "highest" if keras.backend.backend() == "jax" else False
+    assert probe.seen == ([before] if allow else [full])
+    assert backend.float32_mode() == ("tf32-allowed" if allow else "float32")
+
+
+def test_full_float32_gives_the_same_values_on_cpu(trained):
+    """On a CPU the context changes nothing but the setting: the same per-example norms
+    (a function first traced outside the context is traced again inside on JAX)."""
+    x, y = trained.train.take(8)
+    outside = backend.per_example_grad_sq_norms(trained.model, x, y)
+    with backend.full_float32():
+        inside = backend.per_example_grad_sq_norms(trained.model, x, y)
+    np.testing.assert_allclose(inside, outside, rtol=1e-6)
