@@ -11,7 +11,12 @@
 # numpy, scipy, pandas, scikit-learn, h5py, rich, click, protobuf, tensorboard and JAX), then
 # runs bench/measures.py with KERAS_BACKEND=jax on 50,000 synthetic examples: (a) agn against
 # inference, (b) gradient_norm vectorized against the loops and the floors (batches of 256),
-# (c) every measure's seconds per model. BENCH_EXAMPLES and BENCH_TIMEOUT override the defaults.
+# (c) every measure's seconds per model; then the JAX tests of tests/backend and tests/measures
+# on the GPU ($OUT/pytest_jax_gpu.txt; the official sample task's tests run where `fetch` copied
+# it into .toy/, carried too). BENCH_EXAMPLES, BENCH_TIMEOUT (default 330 s) and TEST_TIMEOUT
+# (150 s) override the defaults; the whole run fits a 540 s timeout_s.
+#
+#     run(command="bash bench/device_jax.sh run", carry=[".whl", ".toy"], timeout_s=540)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=(keras==3.15.1 namex==0.1.0 optree==0.20.0 crc32c==2.9.post0)
@@ -20,8 +25,12 @@ fetch)
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl "${WHEELS[@]}"
-    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
-    ls -l .whl
+    for ignored in /.whl/ /.toy/; do
+        grep -qx "$ignored" .git/info/exclude 2>/dev/null || echo "$ignored" >> .git/info/exclude
+    done
+    toy=${PGDL_TOY_DATA:-../shared/pgdl_toy_data}
+    if [ -d "$toy" ]; then mkdir -p .toy && rm -rf .toy/pgdl_toy_data && cp -r "$toy" .toy/pgdl_toy_data; fi
+    ls -l .whl .toy
     ;;
 run)
     OUT=${OUT:-/tmp/bench_out}
@@ -37,11 +46,18 @@ run)
         nvidia-smi -L 2>&1 || true
         python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
     } > "$OUT/log.txt" 2>&1
-    timeout "${BENCH_TIMEOUT:-480}" python3 bench/measures.py --backend jax --examples "${BENCH_EXAMPLES:-50000}" \
+    timeout "${BENCH_TIMEOUT:-330}" python3 bench/measures.py --backend jax --examples "${BENCH_EXAMPLES:-50000}" \
         --out "$OUT/measures_jax_gpu.json" \
         --grad-batch-size 256 --loop-examples 64 > /dev/null 2>> "$OUT/log.txt"
     rc=$?
+    # The JAX-backend tests on the GPU (true float32 throughout, as measures run: the backend
+    # tests call the autodiff functions directly and compare them at rtol 1e-5).
+    if [ -d .toy/pgdl_toy_data ]; then export PGDL_TOY_DATA=$PWD/.toy/pgdl_toy_data; fi
+    JAX_DEFAULT_MATMUL_PRECISION=highest timeout "${TEST_TIMEOUT:-150}" python3 -m pytest -q -p no:cacheprovider \
+        tests/backend tests/measures > "$OUT/pytest_jax_gpu.txt" 2>&1
+    echo "pytest exit status $?" >> "$OUT/pytest_jax_gpu.txt"
     tail -n 40 "$OUT/log.txt"
+    tail -n 15 "$OUT/pytest_jax_gpu.txt"
     cat "$OUT/measures_jax_gpu.json"
     exit $rc
     ;;

@@ -7,6 +7,7 @@ test runs both backends in subprocesses whichever backend runs the suite.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -216,6 +217,8 @@ def _run_child(backend_name: str) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("jax") is None,
+                    reason="needs both TensorFlow and JAX installed")
 def test_backends_agree_on_the_same_weights():
     """agn, gradient_norm and jacobian_norm give the same value (rtol 1e-4) on TensorFlow and
     JAX for the same model and weights (a softmax dense model with dropout; a conv model with
