@@ -74,7 +74,9 @@ def _import_keras_quietly() -> None:
     """Import Keras with the C++ start-up chatter of TensorFlow (written to fd 2) silenced.
 
     TensorFlow prints oneDNN and CUDA notices before its logging is configured, whatever
-    TF_CPP_MIN_LOG_LEVEL says. A failing import is retried unsilenced so its error shows.
+    TF_CPP_MIN_LOG_LEVEL says, and a "failed call to cuInit" error when it first looks for GPUs
+    on a machine without a GPU driver: the devices are listed here, silenced, so that happens
+    now. A failing import is retried unsilenced so its error shows.
     """
     saved = os.dup(2)
     try:
@@ -82,6 +84,11 @@ def _import_keras_quietly() -> None:
             os.dup2(devnull.fileno(), 2)
             try:
                 import keras  # noqa: F401
+
+                if keras.backend.backend() == "tensorflow":
+                    import tensorflow as tf
+
+                    tf.config.list_physical_devices("GPU")
             except Exception:  # noqa: BLE001 - shown by the unsilenced retry below
                 pass
     finally:

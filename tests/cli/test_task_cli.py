@@ -46,3 +46,18 @@ def test_task_info_bad_path_exits_2(cli, tmp_path):
     assert result.exit_code == 2
     assert "no such task folder" in result.output
     assert "Traceback" not in result.output
+
+
+def test_task_info_prints_nothing_on_stderr(mini_path):
+    """The console script, in a fresh process on the default backend: no TensorFlow start-up
+    notices (oneDNN, CUDA stubs, "failed call to cuInit" on machines without a GPU driver)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
+    proc = subprocess.run([sys.executable, "-c", "from pgdl_measures.cli import main; main()",
+                           "task", "info", str(mini_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "32 (32 loaded)" in proc.stdout
+    assert proc.stderr == ""
