@@ -29,7 +29,9 @@ untimed warm-up that compiles):
     which every new model pays) and a second, warm call; extrapolated to 50,000 training
     examples as ``(first - warm) + warm * examples_read(50000) / examples_read(N)``, where
     ``examples_read`` honours a measure's own cap (``max_examples``, or
-    ``num_batches x batch_size``). A measure that fails is reported with its error.
+    ``num_batches x batch_size``); the measures in :data:`FIXED_WORK` are not scaled (with
+    ``--examples 50000`` nothing is extrapolated). A measure that fails is reported with its
+    error.
 
     python bench/measures.py [--examples 512] [--backend jax] [--measures agn,jacobian_norm]
                              [--only gradient_norm] [--out report.json]
@@ -142,9 +144,14 @@ def _device() -> str:
     return f"tensorflow {'gpu: ' + ', '.join(g.name for g in gpus) if gpus else 'cpu'}"
 
 
+#: measures whose work does not grow with the training set: a fixed number of SGD steps and
+#: accuracy batches drawn from a stream over it (what they read grows with the steps, not the set)
+FIXED_WORK = frozenset({"sharpness_pgdl_v1", "sharpness_pgdl_v2"})
+
+
 def examples_read(measure, n: int) -> int:
     """How many training examples `measure` reads from a dataset of `n` (its own cap applied)."""
-    if not measure.needs_train_data:
+    if not measure.needs_train_data or measure.name in FIXED_WORK:
         return 0
     params = measure.params
     cap = None
@@ -284,7 +291,7 @@ def bench_all_measures(trained, n: int, names: list[str] | None, done=lambda res
             entry.update({
                 "seconds_first_call": first,
                 "seconds_warm": warm,
-                "examples_read": read_n,
+                "examples_read": read_n if name not in FIXED_WORK else "a fixed number of batches (not scaled)",
                 "examples_read_at_50000": read_full,
                 "extrapolated_seconds_50000": max(first - warm, 0.0) + warm * scale,
             })

@@ -20,9 +20,10 @@ The module also holds the machinery the competition's sharpness baselines
 
 * :func:`magnitude_box`, :func:`project_to_box`, :func:`bisect_largest`: the math, as plain
   NumPy/Python functions tested alone;
-* :class:`BatchStream` and :func:`shuffle_buffer_order`: a seeded, repeated, shuffled stream of
-  batches over examples held in memory (``tf.data``'s ``shuffle(buffer).repeat().batch(b)``
-  emulated with NumPy, so both backends see the same batches);
+* :class:`BatchStream`, :class:`DatasetBatchStream` and :func:`shuffle_buffer`: a seeded,
+  repeated, shuffled stream of batches (``tf.data``'s ``shuffle(buffer).repeat().batch(b)``
+  emulated with NumPy, so both backends see the same batches), over examples held in memory
+  or over a whole training set streamed from its shards (only the buffer held);
 * :class:`PerturbedCopy`: a copy of the model run in inference mode whose trainable weights take
   box-projected steps through ``train_on_batch`` with a small custom Keras optimizer
   (``w <- clip(w - lr * step(g), lower, upper)``). No autodiff is imported here: Keras computes
@@ -32,12 +33,14 @@ The module also holds the machinery the competition's sharpness baselines
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.measures._model_parts import check_count
 from pgdl_measures.measures.base import Measure
 
 __all__ = [
@@ -45,8 +48,11 @@ __all__ = [
     "magnitude_box",
     "project_to_box",
     "bisect_largest",
+    "shuffle_buffer",
     "shuffle_buffer_order",
     "BatchStream",
+    "DatasetBatchStream",
+    "batch_stream",
     "PerturbedCopy",
     "cross_entropy_and_accuracy",
 ]
@@ -124,13 +130,38 @@ def bisect_largest(predicate: Callable[[float], bool], lo: float, hi: float, rou
     return lo, trace
 
 
-def shuffle_buffer_order(n: int, buffer_size: int | None, rng: np.random.Generator) -> np.ndarray:
-    """One epoch's order of ``0..n-1`` as ``tf.data``'s ``shuffle(buffer_size)`` produces it.
+_END = object()
 
-    The buffer is filled with the first `buffer_size` indices; then each output is a uniformly
-    chosen buffer slot, refilled with the next index while any remain; at the end the buffer
-    drains in random order. Index ``i`` therefore never comes out before position
-    ``i - buffer_size + 1``. ``buffer_size=None`` (or >= n) is a uniform permutation.
+
+def shuffle_buffer(items: Iterable, buffer_size: int, rng: np.random.Generator) -> Iterator:
+    """`items` in the order ``tf.data``'s ``shuffle(buffer_size)`` gives them, holding at most
+    `buffer_size` of them.
+
+    The buffer is filled with the first `buffer_size` items; then each output is a uniformly
+    chosen buffer slot, refilled with the next item while any remain; at the end the buffer
+    drains in random order (``rng.integers`` once per item). Item ``i`` therefore never comes
+    out before position ``i - buffer_size + 1``.
+    """
+    if buffer_size < 1:
+        raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+    source = iter(items)
+    buffer = list(itertools.islice(source, buffer_size))
+    while buffer:
+        slot = int(rng.integers(len(buffer)))
+        item = buffer[slot]
+        following = next(source, _END)
+        if following is not _END:
+            buffer[slot] = following
+        else:
+            buffer[slot] = buffer[-1]
+            buffer.pop()
+        yield item
+
+
+def shuffle_buffer_order(n: int, buffer_size: int | None, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's order of ``0..n-1`` as ``tf.data``'s ``shuffle(buffer_size)`` produces it
+    (:func:`shuffle_buffer` over the indices); ``buffer_size=None`` (or >= n) is a uniform
+    permutation.
 
     Args:
         n: the number of examples.
@@ -142,21 +173,7 @@ def shuffle_buffer_order(n: int, buffer_size: int | None, rng: np.random.Generat
     """
     if buffer_size is None or buffer_size >= n:
         return rng.permutation(n).astype(np.int64)
-    if buffer_size < 1:
-        raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
-    buffer = list(range(buffer_size))
-    order = np.empty(n, dtype=np.int64)
-    following = buffer_size
-    for out in range(n):
-        slot = int(rng.integers(len(buffer)))
-        order[out] = buffer[slot]
-        if following < n:
-            buffer[slot] = following
-            following += 1
-        else:
-            buffer[slot] = buffer[-1]
-            buffer.pop()
-    return order
+    return np.fromiter(shuffle_buffer(range(n), buffer_size, rng), dtype=np.int64, count=n)
 
 
 class BatchStream:
@@ -204,6 +221,74 @@ class BatchStream:
         """The next batch ``(x, y)``."""
         idx = self.next_indices()
         return self.x[idx], self.y[idx]
+
+
+class DatasetBatchStream:
+    """:class:`BatchStream` over a :class:`~pgdl_measures.data.Dataset` read in order every epoch,
+    holding only the shuffle buffer (and one read chunk) in memory: ``tf.data``'s
+    ``ds.shuffle(buffer_size).repeat().batch(batch_size)`` over a whole training set.
+
+    With a generator used for nothing else it gives the batches :class:`BatchStream` gives on
+    the same examples in memory (the same ``rng`` draws, in the same order).
+
+    Args:
+        dataset: the examples (the first `limit` of them; all when None).
+        batch_size: examples per batch.
+        buffer_size: the shuffle buffer (>= 1).
+        rng: the generator of the shuffles.
+        chunk: examples read at a time.
+    """
+
+    def __init__(self, dataset, batch_size: int, buffer_size: int, rng: np.random.Generator, *,
+                 limit: int | None = None, chunk: int = 1024):
+        self.n = len(dataset) if limit is None else min(int(limit), len(dataset))
+        if self.n == 0:
+            raise PGDLError("the training data is empty: no batches to draw")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+        self.dataset, self.batch_size, self.buffer_size, self.rng = dataset, int(batch_size), int(buffer_size), rng
+        self.chunk = int(chunk)
+        self._examples: Iterator = iter(())
+        self.epochs = 0
+
+    def _rows(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for x, y in self.dataset.batches(self.chunk, limit=self.n):
+            for i in range(len(x)):
+                yield x[i].copy(), y[i]  # a copy: a row kept in the buffer must not pin its chunk
+
+    def next(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next batch ``(x, y)``."""
+        xs, ys = [], []
+        fresh = False
+        while len(xs) < self.batch_size:
+            item = next(self._examples, _END)
+            if item is _END:
+                if fresh:
+                    raise PGDLError(f"the training data yielded no examples (expected {self.n})")
+                self._examples = shuffle_buffer(self._rows(), self.buffer_size, self.rng)
+                self.epochs += 1
+                fresh = True
+                continue
+            fresh = False
+            xs.append(item[0])
+            ys.append(item[1])
+        return np.stack(xs), np.asarray(ys)
+
+
+def batch_stream(dataset, batch_size: int, buffer_size: int | None, rng: np.random.Generator, *,
+                 limit: int | None = None) -> BatchStream | DatasetBatchStream:
+    """A stream of the first `limit` examples of `dataset` (all when None): a
+    :class:`DatasetBatchStream` when the shuffle buffer is smaller than the data, else (a full
+    shuffle needs every example) a :class:`BatchStream` over the examples read into memory."""
+    n = len(dataset) if limit is None else min(int(limit), len(dataset))
+    if buffer_size is not None and buffer_size < n:
+        return DatasetBatchStream(dataset, batch_size, buffer_size, rng, limit=n)
+    if n == 0:
+        raise PGDLError("the training data is empty: no batches to draw")
+    x, y = dataset.take(n)
+    return BatchStream(x, y, batch_size, buffer_size, rng)
 
 
 def cross_entropy_and_accuracy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -379,13 +464,6 @@ class PerturbedCopy:
 # The measure
 # --------------------------------------------------------------------------------------------
 
-def _read_examples(trained, max_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """The first `max_examples` training examples (all when None), as arrays."""
-    if max_examples is not None and max_examples < 1:
-        raise PGDLError(f"max_examples must be >= 1 or None, got {max_examples}")
-    return trained.train.take(max_examples)
-
-
 class Sharpness(Measure):
     """Magnitude-aware sharpness :math:`1/\\alpha'^2` (Jiang et al., 2020, "sharpness-mag").
 
@@ -459,6 +537,9 @@ class Sharpness(Measure):
             raise PGDLError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
         if not 0 < alpha_min < alpha_max:
             raise PGDLError(f"need 0 < alpha_min < alpha_max, got {alpha_min} and {alpha_max}")
+        for count, value in (("ascent_steps", ascent_steps), ("batch_size", batch_size), ("rounds", rounds)):
+            check_count(self.name, count, value)
+        check_count(self.name, "max_examples", max_examples, optional=True)
         self.criterion = criterion
         self.target = target
         self.eps = eps
@@ -473,7 +554,7 @@ class Sharpness(Measure):
 
     def search(self, trained) -> tuple[float, list[tuple[float, bool]]]:
         """Run the bisection; return :math:`\\alpha'` and the ``(alpha, within target)`` trials."""
-        x, y = _read_examples(trained, self.max_examples)
+        x, y = trained.train.take(self.max_examples)
         rng = np.random.default_rng(self.seed)
         copy = PerturbedCopy(trained.model, negated_sparse_cross_entropy, rule="scaled_sign",
                              learning_rate=self.step_size)

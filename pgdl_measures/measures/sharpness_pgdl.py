@@ -25,7 +25,7 @@ What the competition's code did, kept here (read from the organisers' published 
 * The batches come from one stream, ``ds.shuffle(1000).repeat(-1).batch(64)``, shared by the
   SGD steps and the accuracy estimates (which therefore see batches the steps have not yet
   used), and continuing across attempts and rounds. :class:`~pgdl_measures.measures.sharpness.
-  BatchStream` emulates it with a seeded NumPy shuffle buffer of 1000.
+  DatasetBatchStream` emulates it with a seeded NumPy shuffle buffer of 1000.
 * The steps *descend* the training loss (``optimizer.apply_gradients`` on the loss): the
   perturbation searches for weights that fit the data, not for the worst case, so
   "sharpness" here is really how far clipping plus SGD noise can move the weights.
@@ -46,10 +46,11 @@ What the competition's code did, kept here (read from the organisers' published 
 Differences, by necessity: the original was unseeded (``np.random`` and ``tf.data`` shuffling),
 so its values varied from run to run; ours are seeded (`seed`). Shuffling is ``tf.data``'s
 algorithm but not its random number generator, so the batches are not those of any
-particular original run. The examples read are capped (`max_examples`, the first ones in
-the dataset's order, then repeated), where the original streamed the whole training set
-(the same examples while fewer than `max_examples` are read in all: v1 reads at most about
-17 x 3 x 30 x 64 = 98,000 examples, v2 at most 10 x 3 x 30 x 64 = 57,600).
+particular original run. Like the original, the stream reads the whole
+training set in order, epoch after epoch, holding only the shuffle buffer in memory
+(:class:`~pgdl_measures.measures.sharpness.DatasetBatchStream`; v1 draws at most about
+17 x 3 x 30 x 64 = 98,000 examples, v2 at most 10 x 3 x 30 x 64 = 57,600); `max_examples`
+restricts it to the first examples (a shorter epoch), for quick runs.
 """
 
 from __future__ import annotations
@@ -58,11 +59,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from pgdl_measures.measures._model_parts import check_count
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.measures.sharpness import (
-    BatchStream,
     PerturbedCopy,
-    _read_examples,
+    batch_stream,
     sparse_cross_entropy,
 )
 
@@ -238,6 +239,10 @@ class _SharpnessPGDL(Measure):
 
     def _setup(self, *, upper, max_rounds, epsilon, steps, attempts, eval_batches, batch_size,
                max_examples, seed):
+        for count, value in (("max_rounds", max_rounds), ("steps", steps), ("attempts", attempts),
+                             ("eval_batches", eval_batches), ("batch_size", batch_size)):
+            check_count(self.name, count, value)
+        check_count(self.name, "max_examples", max_examples, optional=True)
         self.upper = upper
         self.max_rounds = max_rounds
         self.epsilon = epsilon
@@ -250,9 +255,11 @@ class _SharpnessPGDL(Measure):
 
     def search(self, trained) -> tuple[float, list[tuple[float, float, float, float]]]:
         """Run the bisection; return :math:`m` and the ``(l, h, m, deviation)`` of each round."""
-        x, y = _read_examples(trained, self.max_examples)
-        rng = np.random.default_rng(self.seed)
-        stream = BatchStream(x, y, self.batch_size, PGDL_SHUFFLE_BUFFER, rng)
+        # Two generators from the seed: the stream's shuffles do not depend on how much noise
+        # v2 drew, so the stream is the same whether it reads shards or arrays.
+        stream_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(2))
+        stream = batch_stream(trained.train, self.batch_size, PGDL_SHUFFLE_BUFFER, stream_rng,
+                              limit=self.max_examples)
         loss = swapped_categorical_crossentropy if self.swapped_loss else sparse_cross_entropy
         copy = PerturbedCopy(trained.model, loss, rule="gradient", learning_rate=PGDL_LEARNING_RATE)
         all_weights = copy.start_weights
@@ -272,7 +279,7 @@ class _SharpnessPGDL(Measure):
 
             def run_attempt(k: int, n_batches: int) -> float:
                 if self.noisy_start:
-                    copy.set_weights([w + n for w, n in zip(all_weights, pgdl_noise(all_weights, m, rng))])
+                    copy.set_weights([w + n for w, n in zip(all_weights, pgdl_noise(all_weights, m, noise_rng))])
                 else:
                     copy.set_weights(all_weights)
                 for _ in range(self.steps):
@@ -309,7 +316,8 @@ class SharpnessPGDLv1(_SharpnessPGDL):
         attempts: attempts per trial radius (3).
         eval_batches: batches of the accuracy estimate (10).
         batch_size: examples per batch (64).
-        max_examples: training examples read (the first ones; repeated as needed); all when None.
+        max_examples: None (the original): the whole training set, streamed; else only the first
+            `max_examples` examples, repeated.
         seed: seed of the shuffle.
 
     References:
@@ -326,7 +334,7 @@ class SharpnessPGDLv1(_SharpnessPGDL):
 
     def __init__(self, *, upper: float = 0.5, max_rounds: int = 20, epsilon: float = 1e-5, steps: int = 20,
                  attempts: int = 3, eval_batches: int = 10, batch_size: int = 64,
-                 max_examples: int | None = 5000, seed: int = 0):
+                 max_examples: int | None = None, seed: int = 0):
         self._setup(upper=upper, max_rounds=max_rounds, epsilon=epsilon, steps=steps, attempts=attempts,
                     eval_batches=eval_batches, batch_size=batch_size, max_examples=max_examples, seed=seed)
 
@@ -352,7 +360,8 @@ class SharpnessPGDLv2(_SharpnessPGDL):
         attempts: attempts per trial radius (3).
         eval_batches: batches of the accuracy estimate (10).
         batch_size: examples per batch (64).
-        max_examples: training examples read (the first ones; repeated as needed); all when None.
+        max_examples: None (the original): the whole training set, streamed; else only the first
+            `max_examples` examples, repeated.
         seed: seed of the shuffle and of the noise.
 
     References:
@@ -369,6 +378,6 @@ class SharpnessPGDLv2(_SharpnessPGDL):
 
     def __init__(self, *, upper: float = 2.0, max_rounds: int = 10, epsilon: float = 1e-8, steps: int = 20,
                  attempts: int = 3, eval_batches: int = 10, batch_size: int = 64,
-                 max_examples: int | None = 5000, seed: int = 0):
+                 max_examples: int | None = None, seed: int = 0):
         self._setup(upper=upper, max_rounds=max_rounds, epsilon=epsilon, steps=steps, attempts=attempts,
                     eval_batches=eval_batches, batch_size=batch_size, max_examples=max_examples, seed=seed)

@@ -11,12 +11,14 @@ import math
 import numpy as np
 import pytest
 
-from pgdl_measures.data import ArrayDataset
+from pgdl_measures.data import ArrayDataset, ShardedDataset
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.sharpness import (
     BatchStream,
+    DatasetBatchStream,
     PerturbedCopy,
     Sharpness,
+    batch_stream,
     bisect_largest,
     cross_entropy_and_accuracy,
     magnitude_box,
@@ -28,6 +30,7 @@ from pgdl_measures.measures.sharpness import (
 from pgdl_measures.registry import get_measure
 from pgdl_measures.tasks import TrainedModel
 from pgdl_measures.testing import MeasureContract
+from pgdl_measures.tfrecords import write_shards
 
 
 def _weights(model):
@@ -123,6 +126,60 @@ def test_batch_stream_repeats_reshuffles_and_is_seeded():
     np.testing.assert_array_equal(np.concatenate([again.next()[1] for _ in range(5)]), seen)
     with pytest.raises(PGDLError, match="empty"):
         BatchStream(x[:0], y[:0], 4, 3, np.random.default_rng(0))
+
+
+class _CountingDataset(ArrayDataset):
+    """An in-memory dataset that counts the examples it has handed out."""
+
+    read = 0
+
+    def batches(self, batch_size, *, limit=None):
+        for x, y in super().batches(batch_size, limit=limit):
+            self.read += len(x)
+            yield x, y
+
+
+@pytest.mark.parametrize("limit", [None, 23])
+def test_dataset_stream_equals_the_in_memory_stream(tmp_path, limit):
+    """Streamed from real TFRecord shards, epoch after epoch, the batches are those of the
+    in-memory stream over the same examples with the same generator (shuffle buffer 5 < n)."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(37, 3, 2)).astype(np.float32)
+    y = rng.integers(0, 4, 37)
+    write_shards(tmp_path, x, y, num_shards=3)
+    n = 37 if limit is None else limit
+    streamed = DatasetBatchStream(ShardedDataset.from_folder(tmp_path), 8, 5, np.random.default_rng(0),
+                                  limit=limit, chunk=6)
+    in_memory = BatchStream(x[:n], y[:n], 8, 5, np.random.default_rng(0))
+    for _ in range(12):  # 96 examples: more than two epochs
+        (xs, ys), (xm, ym) = streamed.next(), in_memory.next()
+        np.testing.assert_array_equal(ys, ym)
+        np.testing.assert_array_equal(xs, xm)
+    assert streamed.epochs == in_memory.epochs >= 3
+
+
+def test_dataset_stream_reads_lazily():
+    """Only the shuffle buffer, one batch and one read chunk are read ahead of the output."""
+    x = np.arange(200, dtype=np.float32)[:, None]
+    data = _CountingDataset(x, np.zeros(200, dtype=np.int64))
+    stream = DatasetBatchStream(data, 8, 10, np.random.default_rng(0), chunk=4)
+    stream.next()
+    assert data.read <= 10 + 8 + 4
+    for _ in range(24):  # 200 examples out: one epoch, read once
+        stream.next()
+    assert data.read == 200 and stream.epochs == 1
+
+
+def test_batch_stream_chooses_by_buffer():
+    x = np.arange(30, dtype=np.float32)[:, None]
+    data = ArrayDataset(x, np.zeros(30, dtype=np.int64))
+    assert isinstance(batch_stream(data, 4, 10, np.random.default_rng(0)), DatasetBatchStream)
+    assert isinstance(batch_stream(data, 4, 10, np.random.default_rng(0), limit=10), BatchStream)
+    assert isinstance(batch_stream(data, 4, None, np.random.default_rng(0)), BatchStream)
+    empty = ArrayDataset(x[:0], np.zeros(0, dtype=np.int64))
+    for buffer in (None, 10):
+        with pytest.raises(PGDLError, match="empty"):
+            batch_stream(empty, 4, buffer, np.random.default_rng(0))
 
 
 def test_cross_entropy_and_accuracy():

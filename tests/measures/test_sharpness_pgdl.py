@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pgdl_measures.data import ArrayDataset
+from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.sharpness import PerturbedCopy
 from pgdl_measures.measures.sharpness_pgdl import (
     PGDL_LEARNING_RATE,
@@ -210,6 +211,33 @@ def test_v2_noise_shrinks_the_tolerated_radius_of_a_fragile_model():
     trained = _small_problem(2)
     assert SharpnessPGDLv1(**FAST)(trained) == pytest.approx(0.5, abs=1e-4)
     assert SharpnessPGDLv2(**FAST)(trained) < 2.0 - 1e-2
+
+
+@pytest.mark.parametrize("cls", [SharpnessPGDLv1, SharpnessPGDLv2])
+def test_streams_the_whole_training_set_from_shards(cls, tmp_path, monkeypatch):
+    """By default (max_examples=None) the stream reads the whole training set, epoch after
+    epoch, with only the shuffle buffer in memory (here made smaller than the 64 examples):
+    the same value from TFRecord shards as from the same examples in memory."""
+    from pgdl_measures.data import ShardedDataset
+    from pgdl_measures.measures import sharpness_pgdl
+    from pgdl_measures.tfrecords import write_shards
+
+    monkeypatch.setattr(sharpness_pgdl, "PGDL_SHUFFLE_BUFFER", 8)
+    in_memory = _small_problem(3)
+    write_shards(tmp_path, *in_memory.train.take(), num_shards=2)
+    shards = ShardedDataset.from_folder(tmp_path)
+    from_shards = TrainedModel("model_small", in_memory.model, None, shards, shards, task="small")
+    settings = {k: v for k, v in FAST.items() if k != "max_examples"}
+    assert cls().max_examples is None
+    m_memory, trace_memory = cls(**settings, max_rounds=4).search(in_memory)
+    m_shards, trace_shards = cls(**settings, max_rounds=4).search(from_shards)
+    assert m_shards == m_memory and trace_shards == trace_memory
+
+
+def test_count_parameters_are_checked():
+    for bad in ({"steps": 0}, {"attempts": 1.5}, {"max_examples": 0}, {"batch_size": None}):
+        with pytest.raises(PGDLError, match=next(iter(bad))):
+            SharpnessPGDLv2(**bad)
 
 
 def test_metadata_and_registry():
