@@ -232,10 +232,11 @@ class DatasetBatchStream:
     the same examples in memory (the same ``rng`` draws, in the same order).
 
     Args:
-        dataset: the examples (the first `limit` of them; all when None).
+        dataset: the examples.
         batch_size: examples per batch.
         buffer_size: the shuffle buffer (>= 1).
         rng: the generator of the shuffles.
+        limit: only the first `limit` examples make an epoch (all when None).
         chunk: examples read at a time.
     """
 
