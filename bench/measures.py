@@ -313,7 +313,7 @@ def main() -> None:
     import keras
 
     from pgdl_measures import backend
-    from pgdl_measures.data import ArrayDataset
+    from pgdl_measures.tasks.data import ArrayDataset
     from pgdl_measures.tasks import TrainedModel
 
     model = build_vgg()

@@ -1,4 +1,4 @@
-"""Benchmark the two TFRecord readers of `pgdl_measures.tfrecords` side by side; prints JSON.
+"""Benchmark the two TFRecord readers of `pgdl_measures.tasks.tfrecords` side by side; prints JSON.
 
 Writes N CIFAR-shaped examples (32x32x3 float32, random) into shards in a temporary folder with
 `write_shards`, then reads them all in batches with each reader (`tf` = tf.data, `python` = no
@@ -26,7 +26,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pgdl_measures.tfrecords import (  # noqa: E402
+from pgdl_measures.tasks.tfrecords import (  # noqa: E402
     count_examples,
     iter_batches,
     list_shards,

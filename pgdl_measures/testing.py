@@ -28,7 +28,7 @@ Override :meth:`MeasureContract.make_measure` to test non-default parameters. Th
   the measure must fail with ``MeasureError``. Run the suite once per backend.
 
 The tiny models (:func:`tiny_trained_model`) are built with Keras and small random
-:class:`~pgdl_measures.data.ArrayDataset` data, and wrapped in a
+:class:`~pgdl_measures.tasks.data.ArrayDataset` data, and wrapped in a
 :class:`~pgdl_measures.tasks.TrainedModel` whose initial weights come from a second, fresh
 initialisation, so trained and initial weights differ.
 """
@@ -44,9 +44,9 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from pgdl_measures.data import ArrayDataset
+from pgdl_measures.tasks.data import ArrayDataset
 from pgdl_measures.measures.base import BACKENDS, Measure, MeasureError
-from pgdl_measures.tasks import TrainedModel
+from pgdl_measures.tasks.trained import TrainedModel
 
 __all__ = ["MeasureContract", "tiny_trained_model", "MODEL_KINDS", "NUM_CLASSES"]
 

@@ -9,29 +9,35 @@
   ``model_configs.json`` and scoring a whole submission (:func:`score_submission`), as the
   competition's scoring program did.
 
-Importing this package is cheap (numpy only).
+Importing this package is cheap: the names below are imported on first use.
+
+This package is the bottom layer of the project and imports nothing from ``pgdl_measures``:
+the project's exception type (:mod:`scoring.errors`), reading JSON with errors naming the file
+and atomic writes (:mod:`scoring.files`) live here and ``pgdl_measures`` uses them.
 """
 
-from scoring.cmi import CMIWarning, cmi_breakdown, competition_min, conditional_mutual_information
-from scoring.predictions import (
-    ScoringGrid,
-    load_model_specs,
-    load_prediction,
-    score_submission,
-)
-from scoring.rankers import RANKERS, Ranker, bootstrap_ci, get_ranker
+from __future__ import annotations
 
-__all__ = [
-    "CMIWarning",
-    "RANKERS",
-    "Ranker",
-    "ScoringGrid",
-    "bootstrap_ci",
-    "cmi_breakdown",
-    "competition_min",
-    "conditional_mutual_information",
-    "get_ranker",
-    "load_model_specs",
-    "load_prediction",
-    "score_submission",
-]
+from typing import Any
+
+#: public name -> the module defining it; imported on first use, so ``import scoring.errors``
+#: (what every toolkit module does) loads nothing else
+_EXPORTS = {
+    "CMIWarning": "cmi", "cmi_breakdown": "cmi", "competition_min": "cmi",
+    "conditional_mutual_information": "cmi",
+    "ScoringGrid": "predictions", "load_model_specs": "predictions", "load_prediction": "predictions",
+    "score_submission": "submission",
+    "RANKERS": "rankers", "Ranker": "rankers", "bootstrap_ci": "rankers", "get_ranker": "rankers",
+    "PGDLError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pgdl_measures.errors import PGDLError
+from scoring.errors import PGDLError
 from scoring.predictions import (
     EXCEEDED,
     ScoringGrid,
@@ -347,7 +347,7 @@ def _prepare(prediction: Mapping[Any, Any], model_specs: Mapping[str, Any],
              check_grid: bool) -> tuple[np.ndarray, ScoringGrid]:
     if any(isinstance(v, str) and v == EXCEEDED for v in prediction.values()):
         raise PGDLError('the prediction holds "EXCEEDED": the competition scored the whole '
-                        "submission 0 (see scoring.predictions.score_submission)")
+                        "submission 0 (see scoring.submission.score_submission)")
     grid = scoring_grid(model_specs)
     if check_grid:
         _check_grid(grid)

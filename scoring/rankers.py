@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from pgdl_measures.errors import PGDLError
+from scoring.errors import PGDLError
 from scoring.cmi import (
     CMIWarning,
     cmi_breakdown_grid,

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from pgdl_measures.errors import PGDLError
-from pgdl_measures.store import atomic_write
+from scoring.errors import PGDLError
+from scoring.files import atomic_write
 from scoring.predictions import generalization_gap, normalize_model_id
 from scoring.rankers import RANKERS, Ranker, bootstrap_ci_grid, prepare_values
 

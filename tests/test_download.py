@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pgdl_measures import download as dl
+from pgdl_measures.tasks import download as dl
 from pgdl_measures.errors import PGDLError
 
 pytestmark = pytest.mark.timeout(60)

@@ -10,11 +10,11 @@ import sys
 import pytest
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.evaluate import (_as_measure, _plan, current_backend, evaluate, parse_params,
+from pgdl_measures.evaluate.pipeline import (_as_measure, _plan, current_backend, evaluate, parse_params,
                                     resolve_measures, select_models, write_predictions)
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.measures.vc_dimension import VCDimension
-from pgdl_measures.store import ERROR, EXCEEDED, OK, ResultStore, Row, canonical_params
+from pgdl_measures.evaluate.store import ERROR, EXCEEDED, OK, ResultStore, Row, canonical_params
 from pgdl_measures.tasks import find_tasks
 from pgdl_test_measures import CrashOn, FailOn, Slow
 

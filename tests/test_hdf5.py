@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pgdl_measures.hdf5 import (
+from pgdl_measures.tasks.hdf5 import (
     _load_attribute,
     _save_attribute,
     layer_weight_layout,
@@ -15,7 +15,7 @@ from pgdl_measures.hdf5 import (
     save_weights,
     tf_keras_layer_name,
 )
-from pgdl_measures.model_config import build_model
+from pgdl_measures.tasks.model_config import build_model
 
 CONFIG = {
     "model_config": [
@@ -121,7 +121,7 @@ def test_values_override_and_mismatch(model, tmp_path):
 
 
 def test_official_sample_weights_round_trip(toy_path, tmp_path):
-    from pgdl_measures.model_config import read_config
+    from pgdl_measures.tasks.model_config import read_config
 
     folder = toy_path / "model_0"
     model = build_model(read_config(folder / "config.json"))

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.package import (VENDORED, competition_environment, package_submission,
+from pgdl_measures.competition.package import (VENDORED, competition_environment, package_submission,
                                    parse_param_options, rewrite_source)
 from pgdl_measures.registry import ENTRY_POINT_GROUP, BUILTINS, available_measures
 
@@ -81,12 +81,12 @@ def test_rewrite_source_renames_every_form_of_reference():
         from . import sibling
         MODULES = {"tf": "pgdl_measures.backend.tensorflow", "x": 'pgdl_measures.tasks:TrainedModel'}
         other = "pgdl_measures_cache"
-        é = "ünïcode"; from pgdl_measures.data import Dataset
+        é = "ünïcode"; from pgdl_measures.tasks.data import Dataset
 
 
         def f():
-            import pgdl_measures.data
-            return pgdl_measures.backend, pgdl_measures.data.Dataset
+            import pgdl_measures.tasks.data
+            return pgdl_measures.backend, pgdl_measures.tasks.data.Dataset
         ''')
     out = rewrite_source(source)
     assert out.splitlines()[0] == '"""Docstring naming pgdl_measures.tasks stays."""'
@@ -98,9 +98,9 @@ def test_rewrite_source_renames_every_form_of_reference():
     assert "from . import sibling\n" in out
     assert '"pgdl_vendored.backend.tensorflow"' in out and "'pgdl_vendored.tasks:TrainedModel'" in out
     assert '"pgdl_measures_cache"' in out
-    assert 'é = "ünïcode"; from pgdl_vendored.data import Dataset' in out
-    assert "    import pgdl_vendored.data, pgdl_vendored as pgdl_measures\n" in out
-    assert "return pgdl_measures.backend, pgdl_measures.data.Dataset" in out  # bound to the vendored package
+    assert 'é = "ünïcode"; from pgdl_vendored.tasks.data import Dataset' in out
+    assert "    import pgdl_vendored.tasks.data, pgdl_vendored as pgdl_measures\n" in out
+    assert "return pgdl_measures.backend, pgdl_measures.tasks.data.Dataset" in out  # bound to the vendored package
 
 
 @pytest.mark.parametrize("code", [
@@ -141,9 +141,9 @@ def test_package_writes_a_self_contained_zip_at_the_default_path(cli, tmp_path, 
             imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
             imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
             assert not {m for m in imported if m.split(".")[0] == "pgdl_measures"}, name
-    assert f"{VENDORED}/measures/agn.py" in files and f"{VENDORED}/submission_adapter.py" in files
+    assert f"{VENDORED}/measures/agn.py" in files and f"{VENDORED}/competition/adapter.py" in files
     assert f"{VENDORED}/measures/vc_dimension.py" not in files  # only what the measure needs
-    assert b"pandas" not in files[f"{VENDORED}/tasks.py"]
+    assert b"import pandas" not in files[f"{VENDORED}/tasks/trained.py"]
 
     # the same measure gives the same bytes; a failed run leaves the zip as it was, no temp file
     before = path.read_bytes()
@@ -170,7 +170,7 @@ def test_package_user_errors_exit_2(cli, tmp_path, monkeypatch, args, message):
 
 SINGLE_FILE_PLUGINS = {
     "smallplug_click": ("NeedsClick", "import click  # not a dependency of TensorFlow\n"),
-    "smallplug_task": ("NeedsTask", "from pgdl_measures.tasks import Task  # not vendored\n"),
+    "smallplug_task": ("NeedsTask", "from pgdl_measures.tasks import Task\n"),
 }
 
 
@@ -212,10 +212,13 @@ def test_single_module_plugin_is_vendored_and_foreign_imports_warned(cli, tmp_pa
     assert b"from pgdl_vendored.measures.base import Measure" in files["smallplug_click.py"]
     assert "from smallplug_click import NeedsClick" in files["complexity.py"].decode()
 
+    # pgdl_measures.tasks exports its names lazily: a plugin taking Task from it gets the task
+    # reader vendored beside the package (imported only when the plugin uses it)
     result = cli(["package", "needs_task", "-o", str(tmp_path / "task.zip")])
-    assert result.exit_code == 2
-    assert "imports Task from pgdl_measures.tasks, of which a submission carries only TrainedModel" in result.output
-    assert not (tmp_path / "task.zip").exists()
+    assert result.exit_code == 0, result.output
+    files = _entries(tmp_path / "task.zip")
+    assert b"from pgdl_vendored.tasks import Task" in files["smallplug_task.py"]
+    assert f"{VENDORED}/tasks/task.py" in files and f"{VENDORED}/tasks/trained.py" in files
 
 
 # ------------------------------------------------------------------------------ the adapter
@@ -239,9 +242,9 @@ def test_adapter_rebuilds_the_competition_model_in_keras_3(library):
     lib = pytest.importorskip(library)
     import tensorflow as tf
 
-    from pgdl_measures.data import ArrayDataset
-    from pgdl_measures.model_config import build_model
-    from pgdl_measures.submission_adapter import competition_trained_model
+    from pgdl_measures.tasks.data import ArrayDataset
+    from pgdl_measures.tasks.model_config import build_model
+    from pgdl_measures.competition.adapter import competition_trained_model
 
     def wrapped(cls, **kwargs):
         class wrapped_layer(cls):  # noqa: N801 - the competition's name

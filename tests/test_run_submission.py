@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pgdl_measures import submission as sub
-from pgdl_measures._ingestion_child import as_float, complexity_kwargs
+from pgdl_measures.competition import run as sub
+from pgdl_measures.competition._ingestion_child import as_float, complexity_kwargs
 from pgdl_measures.errors import PGDLError
 
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
@@ -55,7 +55,7 @@ def numpy_forward(model_dir: Path, x: np.ndarray) -> list[np.ndarray]:
 
 def toy_train(toy: Path) -> tuple[np.ndarray, np.ndarray]:
     """The toy task's training data, shards in natural order, without TensorFlow."""
-    from pgdl_measures.tfrecords import iter_batches
+    from pgdl_measures.tasks.tfrecords import iter_batches
 
     xs, ys = zip(*iter_batches(toy / "dataset_1" / "train", 1000, reader="python"))
     return np.concatenate(xs), np.concatenate(ys)

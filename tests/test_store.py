@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.store import (ERROR, EXCEEDED, OK, STORE_NAME, Key, ResultStore, Row,
+from pgdl_measures.evaluate.store import (ERROR, EXCEEDED, OK, STORE_NAME, Key, ResultStore, Row,
                                  canonical_params)
 
 
@@ -82,7 +82,7 @@ def test_rows_survive_sigkill(tmp_path):
     """Each put is committed: a process killed right after its third put leaves three rows."""
     script = textwrap.dedent(f"""
         import os, signal
-        from pgdl_measures.store import ResultStore, Row
+        from pgdl_measures.evaluate.store import ResultStore, Row
         store = ResultStore.in_folder({str(tmp_path)!r})
         for i in range(3):
             store.put(Row("toy", f"model_{{i}}", "m", "{{}}", "tensorflow", "ok", value=float(i)))

@@ -1,4 +1,4 @@
-"""Tests for pgdl_measures.tfrecords: both readers against the competition's tf.data loader,
+"""Tests for pgdl_measures.tasks.tfrecords: both readers against the competition's tf.data loader,
 the writer against TensorFlow, and every user error on both readers."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pgdl_measures import tfrecords
+from pgdl_measures.tasks import tfrecords
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.tfrecords import count_examples, iter_batches, list_shards, write_shards
+from pgdl_measures.tasks.tfrecords import count_examples, iter_batches, list_shards, write_shards
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 needs_tf = pytest.mark.skipif(not HAS_TF, reason="TensorFlow is not installed")
@@ -506,7 +506,7 @@ def test_python_reader_needs_no_tensorflow(tmp_path):
         import sys
         import numpy as np
         sys.modules["tensorflow"] = None  # importing tensorflow now raises ImportError
-        from pgdl_measures import tfrecords as t
+        from pgdl_measures.tasks import tfrecords as t
         x = np.ones((5, 2), np.float32)
         files = t.write_shards({str(tmp_path)!r}, x, [0, 1, 2, 3, 4], num_shards=2)
         assert t.count_examples(files) == 5

@@ -7,7 +7,7 @@ module of the running Keras backend (``keras.backend.backend()``, chosen by ``KE
 Importing this package imports neither TensorFlow nor JAX.
 
 The interface (numpy in, numpy out; ``model`` is a Keras model whose output is *logits*,
-e.g. :func:`pgdl_measures.measures._model_parts.logits_model`):
+e.g. :func:`pgdl_measures.backend.model_graph.logits_model`):
 
 * :func:`per_example_grad_sq_norms` -- ``||grad_theta l(model(x_i), y_i)||^2`` for every
   example of a batch, compiled, either layer by layer from one batched backward pass (chains
@@ -48,13 +48,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pgdl_measures.backend._common import cached, model_cache, variable_indices
+
 #: Keras backend name -> module implementing the interface.
 MODULES = {
     "tensorflow": "pgdl_measures.backend.tensorflow",
     "jax": "pgdl_measures.backend.jax",
 }
 
-_CACHE_ATTRIBUTE = "_pgdl_measures_cache"
 #: environment variable that leaves TensorFloat-32 to the framework's default (see :func:`full_float32`)
 ALLOW_TF32_VARIABLE = "PGDL_ALLOW_TF32"
 
@@ -102,54 +103,12 @@ def float32_mode() -> str:
     return "tf32-allowed" if tf32_allowed() else "float32"
 
 
-def model_cache(model) -> dict[Any, Any]:
-    """A dict stored on `model` for compiled functions and derived models.
-
-    It lives as a plain attribute (bypassing Keras attribute tracking), so it is collected with
-    the model, and never holds the model alive from outside.
-    """
-    cache = model.__dict__.get(_CACHE_ATTRIBUTE)
-    if cache is None:
-        cache = {}
-        object.__setattr__(model, _CACHE_ATTRIBUTE, cache)
-    return cache
-
-
-def cached(model, key: tuple, build, *, backend: str):
-    """``build()`` computed once per `model`, `backend` and `key`, kept in :func:`model_cache`.
-
-    The backend is part of the key, so a model is never handed a function compiled for another
-    backend.
-    """
-    cache = model_cache(model)
-    key = (backend,) + tuple(key)
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
-
-
 def layerwise_plan(model):
     """The cached :func:`pgdl_measures.backend._layerwise.plan` of `model`: how the
     ``"layerwise"`` method computes its per-example norms, or None where it does not apply."""
     from pgdl_measures.backend import _layerwise
 
     return cached(model, ("layerwise_plan",), lambda: _layerwise.plan(model), backend=backend_name())
-
-
-def variable_indices(model, variables: Sequence | None) -> tuple[int, ...]:
-    """Positions in ``model.trainable_variables`` of `variables` (all of them when None).
-
-    Raises:
-        ValueError: a variable is not a trainable variable of `model`.
-    """
-    trainable = model.trainable_variables
-    if variables is None:
-        return tuple(range(len(trainable)))
-    position = {id(v): i for i, v in enumerate(trainable)}
-    missing = [v.path if hasattr(v, "path") else repr(v) for v in variables if id(v) not in position]
-    if missing:
-        raise ValueError(f"not trainable variables of model {model.name!r}: {', '.join(missing)}")
-    return tuple(sorted(position[id(v)] for v in variables))
 
 
 def per_example_grad_sq_norms(model, x: np.ndarray, y: np.ndarray, *, variables: Sequence | None = None,

@@ -29,6 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from pgdl_measures.backend.model_graph import layer_chain, pre_activation_class
+from pgdl_measures.errors import PGDLError
+
 
 @dataclass
 class Step:
@@ -56,31 +59,12 @@ class Plan:
 
 
 def _chain(model):
-    """The layers of `model` in call order when they form a chain (one input, one output, each
-    layer reading the previous one's output), else None. A functional model is followed back
-    from its output through its own graph, so layers it shares with another model (the logits
-    model of :func:`pgdl_measures.measures._model_parts.logits_model`) are found too."""
-    import keras
-
-    if isinstance(model, keras.Sequential):
-        return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    """The layers of `model` in call order when they form a chain, else None
+    (:func:`pgdl_measures.backend.model_graph.layer_chain`)."""
     try:
-        inputs, outputs = model.inputs, model.outputs
-        if len(inputs) != 1 or len(outputs) != 1:
-            return None
-        chain, tensor = [], outputs[0]
-        while tensor is not inputs[0]:
-            operation, node_index, _ = tensor._keras_history
-            if isinstance(operation, keras.layers.InputLayer):
-                return None
-            node = operation._inbound_nodes[node_index]
-            if len(node.input_tensors) != 1 or len(node.output_tensors) != 1:
-                return None
-            chain.append(operation)
-            tensor = node.input_tensors[0]
-    except (AttributeError, ValueError, IndexError, TypeError):
+        return layer_chain(model)
+    except PGDLError:
         return None
-    return chain[::-1]
 
 
 def _same_or_valid_pads(size: int, k: int, s: int, padding: str) -> tuple[int, int, int]:
@@ -102,8 +86,6 @@ def plan(model) -> Plan | None:
     """The layer-by-layer plan of `model` (logits output), or None where it does not apply."""
     import keras
 
-    from pgdl_measures.measures._model_parts import _pre_activation_class
-
     chain = _chain(model)
     if chain is None:
         return None
@@ -123,7 +105,7 @@ def plan(model) -> Plan | None:
         for layer in chain:
             if not _plain(layer):
                 return None
-            if isinstance(layer, _pre_activation_class()):
+            if isinstance(layer, pre_activation_class()):
                 dense = layer.dense
                 if type(dense) is not L.Dense or not _plain(dense):
                     return None

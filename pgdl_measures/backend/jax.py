@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pgdl_measures.backend import _layerwise, cached, variable_indices
+from pgdl_measures.backend import _layerwise
+from pgdl_measures.backend._common import cached, variable_indices
 
 #: Examples per ``vmap`` call of the per-example gradients on the CPU. XLA:CPU materialises
 #: every per-example gradient and lowers a vmapped convolution weight-gradient to a grouped

@@ -15,7 +15,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from pgdl_measures.backend import _layerwise, cached, variable_indices
+from pgdl_measures.backend import _layerwise
+from pgdl_measures.backend._common import cached, variable_indices
 
 
 def _spec(shape, dtype=tf.float32) -> tf.TensorSpec:

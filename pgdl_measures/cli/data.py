@@ -1,11 +1,11 @@
 """`pgdl data`: download the competition's data archives (a thin shell over
-:mod:`pgdl_measures.download`)."""
+:mod:`pgdl_measures.tasks.download`)."""
 
 from __future__ import annotations
 
 import click
 
-from pgdl_measures import download as dl
+from pgdl_measures.tasks import download as dl
 
 
 @click.group()

@@ -45,8 +45,8 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
     from rich.console import Console
     from rich.text import Text
 
-    from pgdl_measures.evaluate import RichProgress, evaluate as run, parse_params, resolve_measures
-    from pgdl_measures.task_summary import resolve_default_task
+    from pgdl_measures.evaluate.pipeline import RichProgress, evaluate as run, parse_params, resolve_measures
+    from pgdl_measures.tasks.summary import resolve_default_task
     from scoring.report import MAIN_RANKER, rich_ranking_table, rich_summary_table
 
     console = Console()

@@ -1,5 +1,5 @@
 """`pgdl package`: package a measure as a competition submission zip (a thin shell over
-:mod:`pgdl_measures.package`)."""
+:mod:`pgdl_measures.competition.package`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def package(measure, params, output):
       pgdl package agn --param max_examples=500 -o agn500.zip
       pgdl run-submission agn_submission.zip ../pgdl_toy_data out
     """
-    from pgdl_measures.package import package_submission, parse_param_options
+    from pgdl_measures.competition.package import package_submission, parse_param_options
 
     result = package_submission(measure, parse_param_options(params), output)
     for warning in result.warnings:

@@ -1,11 +1,11 @@
 """`pgdl run-submission`: run a competition submission (a thin shell over
-:mod:`pgdl_measures.submission`)."""
+:mod:`pgdl_measures.competition.run`)."""
 
 from __future__ import annotations
 
 import click
 
-from pgdl_measures.submission import DEFAULT_TIME_BUDGET, KERAS_MODES
+from pgdl_measures.competition.run import DEFAULT_TIME_BUDGET, KERAS_MODES
 
 
 @click.command("run-submission")
@@ -48,7 +48,7 @@ def run_submission(submission, input_dir, output_dir, time_budget, keras, models
 
     Example: pgdl run-submission sample_submission ~/pgdl_data/public out --models 0,1
     """
-    from pgdl_measures.submission import run_submission as run
+    from pgdl_measures.competition.run import run_submission as run
 
     def report(task, outcome):
         if outcome.status == "error":

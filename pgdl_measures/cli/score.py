@@ -36,7 +36,7 @@ def score(reference_dir, prediction_dir, as_json):
     import json
     import warnings
 
-    from scoring.predictions import score_submission
+    from scoring.submission import score_submission
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -25,7 +25,7 @@ def info(path, as_json):
 
     from rich.console import Console
 
-    from pgdl_measures.task_summary import describe_tasks, render_task_summary, resolve_default_task
+    from pgdl_measures.tasks.summary import describe_tasks, render_task_summary, resolve_default_task
 
     summaries = describe_tasks(resolve_default_task(path))
     if as_json:

@@ -6,8 +6,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures import _model_parts
+from pgdl_measures.measures import _common
 from pgdl_measures.measures.base import Measure
 
 
@@ -86,19 +87,19 @@ class AGN(Measure):
                                 "arXiv:1510.01799")
 
     def __init__(self, *, max_examples: int | None = None, batch_size: int = 256):
-        _model_parts.check_count(self.name, "max_examples", max_examples, optional=True)
-        _model_parts.check_count(self.name, "batch_size", batch_size)
+        _common.check_count(self.name, "max_examples", max_examples, optional=True)
+        _common.check_count(self.name, "batch_size", batch_size)
         self.max_examples = max_examples
         self.batch_size = batch_size
 
     def compute(self, trained) -> float:
         model = trained.model
-        dense = _model_parts.final_dense(model)
-        features = _model_parts.features_model(model)
-        classes = _model_parts.num_outputs(model)
+        dense = model_graph.final_dense(model)
+        features = model_graph.features_model(model)
+        classes = model_graph.num_outputs(model)
         total, count = 0.0, 0
-        for x, y, n in _model_parts.padded_batches(trained.train, self.batch_size, self.max_examples):
-            _model_parts.check_labels(y[:n], classes)
+        for x, y, n in _common.padded_batches(trained.train, self.batch_size, self.max_examples):
+            _common.check_labels(y[:n], classes)
             h, z = features.predict_on_batch(x)
             total += float(np.sum(agn_per_example(np.asarray(h)[:n], np.asarray(z)[:n], y[:n], use_bias=dense.use_bias)))
             count += n

@@ -7,8 +7,9 @@ from typing import ClassVar
 import numpy as np
 
 from pgdl_measures import backend
+from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures import _model_parts
+from pgdl_measures.measures import _common
 from pgdl_measures.measures.base import Measure
 
 
@@ -17,8 +18,8 @@ def mean_grad_sq_norm(model, dataset, *, batch_size: int, max_examples: int | No
 
     Args:
         model: any Keras model (a final softmax is read as logits + softmax, see
-            :mod:`pgdl_measures.measures._model_parts`).
-        dataset: a :class:`~pgdl_measures.data.Dataset`.
+            :mod:`pgdl_measures.backend.model_graph`).
+        dataset: a :class:`~pgdl_measures.tasks.data.Dataset`.
         batch_size: examples per vectorized call.
         max_examples: the number of examples (None: all).
         variables: a subset of the trainable variables (None: all).
@@ -26,11 +27,11 @@ def mean_grad_sq_norm(model, dataset, *, batch_size: int, max_examples: int | No
     Raises:
         PGDLError: no examples, or a label outside the model's outputs.
     """
-    logits = _model_parts.logits_model(model)
-    classes = _model_parts.num_outputs(logits)
+    logits = model_graph.logits_model(model)
+    classes = model_graph.num_outputs(logits)
     total, count = 0.0, 0
-    for x, y, n in _model_parts.padded_batches(dataset, batch_size, max_examples):
-        _model_parts.check_labels(y[:n], classes)
+    for x, y, n in _common.padded_batches(dataset, batch_size, max_examples):
+        _common.check_labels(y[:n], classes)
         norms = backend.per_example_grad_sq_norms(logits, x, y, variables=variables)
         total += float(np.sum(norms[:n]))
         count += n
@@ -84,8 +85,8 @@ class GradientNorm(Measure):
                                 "over all parameters; Li et al., ICLR 2020")
 
     def __init__(self, *, max_examples: int | None = None, batch_size: int = 32):
-        _model_parts.check_count(self.name, "max_examples", max_examples, optional=True)
-        _model_parts.check_count(self.name, "batch_size", batch_size)
+        _common.check_count(self.name, "max_examples", max_examples, optional=True)
+        _common.check_count(self.name, "batch_size", batch_size)
         self.max_examples = max_examples
         self.batch_size = batch_size
 

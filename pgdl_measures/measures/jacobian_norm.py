@@ -9,8 +9,9 @@ from typing import ClassVar
 import numpy as np
 
 from pgdl_measures import backend
+from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures import _model_parts
+from pgdl_measures.measures import _common
 from pgdl_measures.measures.base import Measure
 
 
@@ -49,7 +50,7 @@ class JacobianNorm(Measure):
     for every layer, ``mean(square(J))`` per layer, mean over layers, and a running mean over
     batches, stopping after batch index 32. Its models output logits; a model ending in a softmax
     is read here as logits followed by softmax, and the softmax layers are left out (see
-    :mod:`pgdl_measures.measures._model_parts`). All ``C`` Jacobian rows of all layers come from
+    :mod:`pgdl_measures.backend.model_graph`). All ``C`` Jacobian rows of all layers come from
     ``C`` backward passes per batch, vectorized over the classes.
 
     Args:
@@ -78,18 +79,18 @@ class JacobianNorm(Measure):
                                 "mean(square(batch_jacobian(logits, layer input))), averaged over 33 batches")
 
     def __init__(self, *, num_batches: int = 33, batch_size: int = 16):
-        _model_parts.check_count(self.name, "num_batches", num_batches)
-        _model_parts.check_count(self.name, "batch_size", batch_size)
+        _common.check_count(self.name, "num_batches", num_batches)
+        _common.check_count(self.name, "batch_size", batch_size)
         self.num_batches = num_batches
         self.batch_size = batch_size
 
     def compute(self, trained) -> float:
-        model = _model_parts.perturbed_logits_model(trained.model)
-        classes = _model_parts.num_outputs(model)
+        model = model_graph.perturbed_logits_model(trained.model)
+        classes = model_graph.num_outputs(model)
         sizes = [math.prod(u.shape[1:]) for u in model.inputs]
         zeros = [np.zeros((self.batch_size,) + tuple(u.shape[1:]), np.float32) for u in model.inputs[1:]]
         scores = []
-        for x, _, n in _model_parts.padded_batches(trained.train, self.batch_size, self.num_batches * self.batch_size):
+        for x, _, n in _common.padded_batches(trained.train, self.batch_size, self.num_batches * self.batch_size):
             sq_sums = backend.input_jacobian_sq_sums(model, [x] + zeros)
             scores.append(batch_jacobian_score(sq_sums[:n], sizes, classes))
         if not scores:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures._model_parts import check_count
+from pgdl_measures.measures._common import check_count
 from pgdl_measures.measures.base import Measure
 
 __all__ = [
@@ -224,7 +224,7 @@ class BatchStream:
 
 
 class DatasetBatchStream:
-    """:class:`BatchStream` over a :class:`~pgdl_measures.data.Dataset` read in order every epoch,
+    """:class:`BatchStream` over a :class:`~pgdl_measures.tasks.data.Dataset` read in order every epoch,
     holding only the shuffle buffer (and one read chunk) in memory: ``tf.data``'s
     ``ds.shuffle(buffer_size).repeat().batch(batch_size)`` over a whole training set.
 

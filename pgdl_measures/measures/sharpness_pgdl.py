@@ -59,7 +59,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from pgdl_measures.measures._model_parts import check_count
+from pgdl_measures.measures._common import check_count
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.measures.sharpness import (
     PerturbedCopy,

@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.files import read_json
-from pgdl_measures.zoo.architectures import FAMILIES, HParam, model_config
-from pgdl_measures.zoo.datasets import DATASETS, Splits
-from pgdl_measures.zoo.train import TRAINING_HPARAMS
+from pgdl_measures.training.datasets import DATASETS, Splits
+from pgdl_measures.training.families import FAMILIES, HParam, model_config
+from pgdl_measures.training.fit import TRAINING_HPARAMS
+from scoring.files import read_json
 
 SPEC_KEYS = ("task", "seed", "dataset", "architecture", "grid", "fixed")
 _TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

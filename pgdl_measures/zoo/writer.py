@@ -26,24 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
+from scoring.files import atomic_write
 from pgdl_measures.tasks import MODEL_CONFIGS, natural_key
 
 MODEL_FILES = ("config.json", "weights.hdf5", "weights_init.hdf5")
 STATE_DIR = "zoo_state"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def dump_json(obj: Any) -> str:
@@ -101,7 +88,7 @@ class TaskWriter:
                     f"input_data/{self.task}, reference_data/{self.task} and {STATE_DIR}/{self.task} "
                     "to start again", spec_source)
         else:
-            atomic_write_text(path, dump_json(state))
+            atomic_write(path, dump_json(state))
 
     def is_finished(self, model_id: str) -> bool:
         folder = self.model_dir(model_id)
@@ -113,7 +100,7 @@ class TaskWriter:
 
     def write_dataset(self, splits, num_shards: int) -> None:
         """Write ``dataset_1/{train,test}`` (skipped when present: it depends only on the spec)."""
-        from pgdl_measures.tfrecords import write_shards
+        from pgdl_measures.tasks.tfrecords import write_shards
 
         if self.has_dataset():
             return
@@ -126,7 +113,7 @@ class TaskWriter:
     # -- models -------------------------------------------------------------------------
     def write_model(self, model_id: str, config: dict, model, initial_weights, record: dict) -> Path:
         """Write one model's folder and then its record; returns the folder."""
-        from pgdl_measures.hdf5 import save_weights
+        from pgdl_measures.tasks.hdf5 import save_weights
 
         final = self.model_dir(model_id)
         temp = self.input_dir / f".{final.name}.{os.getpid()}.tmp"
@@ -141,7 +128,7 @@ class TaskWriter:
             os.replace(temp, final)
         finally:
             shutil.rmtree(temp, ignore_errors=True)
-        atomic_write_text(self.record_path(model_id), dump_json(record))
+        atomic_write(self.record_path(model_id), dump_json(record))
         return final
 
     def records(self) -> dict[str, dict]:
@@ -166,5 +153,5 @@ class TaskWriter:
         path = self.reference_dir / MODEL_CONFIGS
         text = dump_json(content)
         if not path.is_file() or path.read_text() != text:
-            atomic_write_text(path, text)
+            atomic_write(path, text)
         return path

@@ -171,7 +171,7 @@ _CHILD = r"""
 import json, sys
 import numpy as np
 import keras
-from pgdl_measures.data import ArrayDataset
+from pgdl_measures.tasks.data import ArrayDataset
 from pgdl_measures.registry import get_measure
 from pgdl_measures.tasks import TrainedModel
 

@@ -96,11 +96,11 @@ def test_a_softmax_model_through_its_logits_model():
     """The logits model of a softmax-Dense model (a pre-activation wrapper) goes layerwise."""
     import keras
 
-    from pgdl_measures.measures import _model_parts
+    from pgdl_measures.backend import model_graph
 
     L = keras.layers
     model = _model([L.Dense(6, activation="relu"), L.Dense(3, activation="softmax")], (4,))
-    logits = _model_parts.logits_model(model)
+    logits = model_graph.logits_model(model)
     x, y = _data((4,))
     assert backend.grad_sq_norms_method(logits) == "layerwise"
     np.testing.assert_allclose(backend.per_example_grad_sq_norms(logits, x, y),
@@ -158,11 +158,11 @@ def test_layerwise_reads_current_weights():
 
 
 def test_layerwise_on_the_official_sample_task(toy_path):
-    from pgdl_measures.measures import _model_parts
+    from pgdl_measures.backend import model_graph
     from pgdl_measures.tasks import find_tasks
 
     trained = find_tasks(toy_path)[0].load_model("model_0")
-    logits = _model_parts.logits_model(trained.model)
+    logits = model_graph.logits_model(trained.model)
     x, y = trained.train.take(16)
     assert backend.grad_sq_norms_method(logits) == "layerwise"
     np.testing.assert_allclose(backend.per_example_grad_sq_norms(logits, x, y, method="layerwise"),

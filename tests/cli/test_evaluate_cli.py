@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pgdl_measures.registry import ENTRY_POINT_GROUP, available_measures
-from pgdl_measures.store import EXCEEDED, OK, STORE_NAME, ResultStore
+from pgdl_measures.evaluate.store import EXCEEDED, OK, STORE_NAME, ResultStore
 from pgdl_test_measures import ENTRY_POINTS
 
 TESTS = Path(__file__).resolve().parents[1]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from pgdl_measures import backend
-from pgdl_measures.data import ArrayDataset
+from pgdl_measures.tasks.data import ArrayDataset
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures import _model_parts
+from pgdl_measures.backend import model_graph
 from pgdl_measures.measures.agn import AGN, agn_per_example, softmax
 from pgdl_measures.measures.base import MeasureError
 from pgdl_measures.tasks import TrainedModel
@@ -30,9 +30,9 @@ def _data(shape, n=30, classes=3, seed=0):
 def _autodiff_last_layer(model, data, n=None):
     """Mean over examples of the autodiff squared gradient norm of the final Dense's variables,
     one example at a time (the slow reference)."""
-    dense = _model_parts.final_dense(model).layer
+    dense = model_graph.final_dense(model).layer
     x, y = data.take(n)
-    logits = _model_parts.logits_model(model)
+    logits = model_graph.logits_model(model)
     return float(np.mean(backend.per_example_grad_sq_norms_loop(logits, x, y, variables=dense.trainable_variables)))
 
 
@@ -70,7 +70,7 @@ def test_agn_without_bias():
 
     model = _sequential([keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(3, use_bias=False)], (4,))
     data = _data((4,))
-    assert not _model_parts.final_dense(model).use_bias
+    assert not model_graph.final_dense(model).use_bias
     np.testing.assert_allclose(AGN()(TrainedModel("model_0", model, train=data)),
                                _autodiff_last_layer(model, data), rtol=1e-5)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pgdl_measures import backend
-from pgdl_measures.data import ArrayDataset
+from pgdl_measures.tasks.data import ArrayDataset
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.agn import AGN
 from pgdl_measures.measures.base import MeasureError

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from pgdl_measures.data import ArrayDataset
+from pgdl_measures.tasks.data import ArrayDataset
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures import _model_parts
+from pgdl_measures.backend import model_graph
 from pgdl_measures.measures.base import MeasureError
 from pgdl_measures.measures.jacobian_norm import JacobianNorm, batch_jacobian_score
 from pgdl_measures.tasks import TrainedModel
@@ -69,7 +69,7 @@ def _example_jacobians(layers, x):
 
 def _reference(model, data, num_batches, batch_size):
     """The definition, literally: per batch, mean over layers of mean(J^2); mean over batches."""
-    layers = _model_parts.logit_layers(model).layers
+    layers = model_graph.logit_layers(model).layers
     scores = []
     for x, _ in data.batches(batch_size, limit=num_batches * batch_size):
         jacobians = _example_jacobians(layers, x)

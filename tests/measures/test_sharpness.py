@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from pgdl_measures.data import ArrayDataset, ShardedDataset
+from pgdl_measures.tasks.data import ArrayDataset, ShardedDataset
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.sharpness import (
     BatchStream,
@@ -30,7 +30,7 @@ from pgdl_measures.measures.sharpness import (
 from pgdl_measures.registry import get_measure
 from pgdl_measures.tasks import TrainedModel
 from pgdl_measures.testing import MeasureContract
-from pgdl_measures.tfrecords import write_shards
+from pgdl_measures.tasks.tfrecords import write_shards
 
 
 def _weights(model):

@@ -190,7 +190,7 @@ def test_competition_loader_reads_the_task(generated):
 
 
 def _keras3_model(config, weights):
-    from pgdl_measures.model_config import build_model
+    from pgdl_measures.tasks.model_config import build_model
 
     model = build_model(config)
     model.set_weights(weights)
@@ -210,7 +210,7 @@ def test_rerun_skips_finished_models(generated, tmp_path):
 
 
 def test_interrupted_model_leaves_nothing_and_is_redone(generated, tmp_path, monkeypatch):
-    import pgdl_measures.hdf5 as hdf5
+    import pgdl_measures.tasks.hdf5 as hdf5
 
     spec_path, _, _, capture = generated
     out = copy_out(generated, tmp_path)
@@ -292,7 +292,7 @@ GOOD = {"task": "t", "dataset": {"name": "digits"}, "architecture": "vgg", "grid
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"dataset": {"name": "mnist"}}, "unknown dataset 'mnist'"),
+    ({"dataset": {"name": "imagenet"}}, "unknown dataset 'imagenet'"),
     ({"dataset": {"name": "digits", "size": 3}}, "dataset 'digits' has no option 'size'"),
     ({"dataset": {"name": "npz"}}, "needs option(s) path"),
     ({"architecture": "resnet"}, "unknown architecture 'resnet'"),
@@ -349,7 +349,7 @@ def test_spec_order_defaults_and_seed():
 
 @pytest.mark.parametrize("family, input_shape", [("vgg", [8, 8, 1]), ("nin", [8, 8, 3]), ("mlp", [8, 8, 1]), ("mlp", [5])])
 def test_every_family_builds_logits(family, input_shape):
-    from pgdl_measures.model_config import build_model
+    from pgdl_measures.tasks.model_config import build_model
 
     hp = {"depth": 2, "width": 3, "dropout": 0.2, "batch_norm": True}
     config = model_config(family, hp, input_shape, 4)

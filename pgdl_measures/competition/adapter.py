@@ -6,24 +6,24 @@ with ``--keras 3``; its layers may be subclasses of the ``tf.keras.layers`` clas
 competition's own ``wrapped_layer`` were), with ``initial_weights`` when the task has them, and
 an *unbatched* ``tf.data`` dataset of ``(input, label)``. The toolkit's measures take a
 :class:`~pgdl_measures.tasks.TrainedModel`: a Keras 3 model and a
-:class:`~pgdl_measures.data.Dataset`. :func:`competition_trained_model` converts:
+:class:`~pgdl_measures.tasks.data.Dataset`. :func:`competition_trained_model` converts:
 
 * the model is rebuilt in Keras 3, layer by layer: the Keras class of each layer (the first
-  class of its MRO named in :data:`pgdl_measures.model_config.LAYER_NAMES`, the same allowlist
+  class of its MRO named in :data:`pgdl_measures.tasks.model_config.LAYER_NAMES`, the same allowlist
   ``config.json`` goes through), built ``from_config`` with its ``get_config()`` (minus its
   name; two Keras 2 spellings translated, see :data:`LEGACY_CONFIG_FIXES`), after
-  ``keras.Input`` of the model's input shape, as :func:`pgdl_measures.model_config.build_model`
+  ``keras.Input`` of the model's input shape, as :func:`pgdl_measures.tasks.model_config.build_model`
   builds a task's model; then each layer gets the weights of its counterpart;
 * ``initial_weights`` (a flat list in the competition model's ``get_weights()`` order, which
   under Keras 2 lists all trainable arrays before the non-trainable ones) is matched to the
   layers through the model's variables, and given in the Keras 3 model's ``get_weights()``
   order, as :func:`pgdl_measures.tasks.load_trained_model` gives it;
 * the dataset becomes a :class:`TFDataset`: batches in dataset order, streamed, ``x`` float32
-  and ``y`` int32 labels like :class:`~pgdl_measures.data.ShardedDataset`'s.
+  and ``y`` int32 labels like :class:`~pgdl_measures.tasks.data.ShardedDataset`'s.
 
 So a measure computes on a packaged submission's model exactly what it computes on the same
 model loaded by :meth:`pgdl_measures.tasks.Task.load_model`. This module is vendored into
-every submission by :mod:`pgdl_measures.package`: it needs TensorFlow (and the Keras 3 it
+every submission by :mod:`pgdl_measures.competition.package`: it needs TensorFlow (and the Keras 3 it
 ships) only.
 """
 
@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from pgdl_measures.data import Dataset
+from pgdl_measures.tasks.data import Dataset
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.model_config import LAYER_NAMES
-from pgdl_measures.tasks import TrainedModel
+from pgdl_measures.tasks.model_config import LAYER_NAMES
+from pgdl_measures.tasks.trained import TrainedModel
 
 #: the model id a converted model gets (the competition does not tell ``complexity`` its id)
 MODEL_ID = "model"
@@ -47,7 +47,7 @@ _LENGTHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class TFDataset(Dataset):
-    """A :class:`~pgdl_measures.data.Dataset` over an unbatched ``tf.data`` dataset of
+    """A :class:`~pgdl_measures.tasks.data.Dataset` over an unbatched ``tf.data`` dataset of
     ``(input, label)`` pairs, read in order and streamed.
 
     Args:

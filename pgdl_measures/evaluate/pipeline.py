@@ -3,11 +3,11 @@
 :func:`evaluate` runs the whole job (what `pgdl evaluate` calls); its steps are usable alone:
 
 1. :func:`compute_measures` computes each measure on each model in a child process
-   (:mod:`pgdl_measures._worker`) that loads a model once and computes its measures. Each model
+   (:mod:`pgdl_measures.evaluate.worker`) that loads a model once and computes its measures. Each model
    has a time budget (300 s by default, the competition's) across its measures: when it runs
    out, the worker is killed, the measure in flight and those left become ``exceeded``, and a
    fresh worker takes the next model. A failing model or measure is stored with its error and
-   the run goes on. Every result is committed to the store (:mod:`pgdl_measures.store`) as it
+   the run goes on. Every result is committed to the store (:mod:`pgdl_measures.evaluate.store`) as it
    is produced; a run started again computes only what is missing (errors and "exceeded"
    results count as done unless `retry_errors`). The time already spent on a model's stored
    results counts against its budget on a restart, so an interrupted run ends as an
@@ -39,7 +39,8 @@ from pgdl_measures import __version__
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.registry import parse_param_value
 from pgdl_measures.measures.base import Measure
-from pgdl_measures.store import ERROR, EXCEEDED, OK, Key, ResultStore, Row, atomic_write, canonical_params
+from pgdl_measures.evaluate.store import ERROR, EXCEEDED, OK, Key, ResultStore, Row, canonical_params
+from scoring.files import atomic_write
 from pgdl_measures.tasks import Task, find_tasks, natural_key, normalise_model_id
 
 #: The competition's time budget per model, in seconds.
@@ -295,7 +296,7 @@ class _Runner:
         self.env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     def get(self):
-        from pgdl_measures._worker import WorkerDied, WorkerProcess
+        from pgdl_measures.evaluate.worker import WorkerDied, WorkerProcess
 
         if self.worker is not None and self.worker.alive:
             return self.worker
@@ -411,7 +412,7 @@ def compute_measures(tasks: Sequence[Task | str | os.PathLike], measures: Sequen
 
 def _compute_model(runner, task, model, pending, credit, time_budget, put, progress):
     """Compute `pending` measures on one model within its budget (see :func:`compute_measures`)."""
-    from pgdl_measures._worker import WorkerDied, WorkerTimeout
+    from pgdl_measures.evaluate.worker import WorkerDied, WorkerTimeout
 
     worker = runner.get()  # a fresh worker's start-up does not count against the budget
     start = time.monotonic()

@@ -1,7 +1,7 @@
 """Child-process entry point of `pgdl run-submission`: models of one task through a submission.
 
-Run as ``python -m pgdl_measures._ingestion_child REQUEST.json`` by
-:mod:`pgdl_measures.submission`, never imported by the parent. It does for each model it is
+Run as ``python -m pgdl_measures.competition._ingestion_child REQUEST.json`` by
+:mod:`pgdl_measures.competition.run`, never imported by the parent. It does for each model it is
 given what the competition's ingestion program (``ingestion.py``, ``data_manager.py`` and
 ``model_utils.py`` of the PGDL starting kit, TensorFlow 2.2) did inside its loop:
 
@@ -64,7 +64,7 @@ def competition_dataset(tf, train_dir: str):
     Returns:
         An unbatched ``tf.data.Dataset`` of ``(inputs float32, label int32)``.
     """
-    from pgdl_measures.tfrecords import list_shards
+    from pgdl_measures.tasks.tfrecords import list_shards
 
     shards = [os.fspath(p) for p in list_shards(train_dir)]
 
@@ -88,7 +88,7 @@ def build_competition_model(tf, config: dict, *, explicit_input: bool = False):
     ``self._last_seen_input``; the model's ``__call__`` takes a ``tape`` keyword and watches the
     input on that ``tf.GradientTape``; whole-number float arguments become ints; the model is
     built with ``model.build([0] + input_shape)``. Layer names must be on the allowlist of
-    :mod:`pgdl_measures.model_config` (the competition looked up any attribute).
+    :mod:`pgdl_measures.tasks.model_config` (the competition looked up any attribute).
 
     One addition: an input of unknown rank (a batch of the competition's dataset, whose
     ``parse_tensor`` leaves the shape unknown, met inside ``model.predict``/``evaluate``) is
@@ -101,7 +101,7 @@ def build_competition_model(tf, config: dict, *, explicit_input: bool = False):
             where a model built with ``build()`` has no ``model.input``/``model.output``).
     """
     from pgdl_measures.errors import PGDLError
-    from pgdl_measures.model_config import LAYER_NAMES, whole_floats_to_int
+    from pgdl_measures.tasks.model_config import LAYER_NAMES, whole_floats_to_int
 
     input_shape = whole_floats_to_int(list(config["input_shape"]))
     batch_shape = [None] + input_shape
@@ -142,7 +142,7 @@ def build_competition_model(tf, config: dict, *, explicit_input: bool = False):
 
 def load_competition_model(tf, model_dir: str, *, explicit_input: bool = False):
     """Build a model folder and load its weights as ``DataManager.load_model`` did."""
-    from pgdl_measures.model_config import read_config
+    from pgdl_measures.tasks.model_config import read_config
 
     config = read_config(os.path.join(model_dir, "config.json"))
     model = build_competition_model(tf, config, explicit_input=explicit_input)

@@ -8,7 +8,7 @@ A *task* is what the competition calls a dataset folder. Two layouts are accepte
   ``reference_data/<task>/model_configs.json`` (the reference may be absent: the competition
   hid it during the contest).
 
-Per model, ``config.json`` is built into a Keras 3 model (:mod:`pgdl_measures.model_config`),
+Per model, ``config.json`` is built into a Keras 3 model (:mod:`pgdl_measures.tasks.model_config`),
 ``weights.hdf5`` (written by tf.keras 2.x) is loaded, and ``weights_init.hdf5``, when present,
 is kept as :attr:`TrainedModel.initial_weights`. One broken model never stops the others:
 :meth:`Task.iter_models` yields the error in its place.
@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pgdl_measures.data import Dataset, ShardedDataset
+from pgdl_measures.tasks.data import Dataset, ShardedDataset
+from pgdl_measures.tasks.trained import TrainedModel
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.files import read_json
+from scoring.files import read_json
 
 MODEL_CONFIGS = "model_configs.json"
 _MODEL_DIR = re.compile(r"^model_(.+)$")
@@ -44,39 +45,6 @@ def normalise_model_id(model_id: Any) -> str:
     """``"3"`` or ``3`` -> ``"model_3"``; ``"model_3"`` stays as it is (the competition's rule)."""
     model_id = str(model_id)
     return model_id if model_id.startswith("model_") else f"model_{model_id}"
-
-
-@dataclass
-class TrainedModel:
-    """One trained model of a task: what a complexity measure is computed on.
-
-    Attributes:
-        model_id: ``model_<k>``.
-        model: the Keras 3 model with its trained weights.
-        initial_weights: the weights at initialisation, in ``model.get_weights()`` order, or
-            None when the task has no ``weights_init.hdf5`` for this model.
-        train: the training data (None when the task has none).
-        test: the test data, when present.
-        task: the task's name.
-        path: the model's folder.
-    """
-
-    model_id: str
-    model: Any
-    initial_weights: list[np.ndarray] | None = None
-    train: Dataset | None = None
-    test: Dataset | None = None
-    task: str = ""
-    path: Path | None = None
-
-    @property
-    def num_classes(self) -> int:
-        """The number of classes, from the model's output layer."""
-        return int(self.model.outputs[0].shape[-1])
-
-    @property
-    def label(self) -> str:
-        return f"{self.task}/{self.model_id}" if self.task else self.model_id
 
 
 def load_weights(model, path: Path) -> None:
@@ -103,7 +71,7 @@ def load_trained_model(model_dir: str | os.PathLike, *, train: Dataset | None = 
     Raises:
         PGDLError: naming the file at fault.
     """
-    from pgdl_measures.model_config import build_model, read_config
+    from pgdl_measures.tasks.model_config import build_model, read_config
 
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"

@@ -7,7 +7,7 @@ input folder and each of its models, :func:`run_submission` hands ``complexity``
 the task's training data and writes ``<task>.predict``: a JSON object model id -> float, or
 ``"EXCEEDED"`` for a model over its time budget.
 
-What the submission sees is what it saw in 2020 (see :mod:`pgdl_measures._ingestion_child`):
+What the submission sees is what it saw in 2020 (see :mod:`pgdl_measures.competition._ingestion_child`):
 a ``tf.keras`` Sequential whose ``__call__`` takes ``tape=`` and whose layers remember
 ``_last_seen_input``, with ``initial_weights`` when the task has ``weights_init.hdf5``, and an
 unbatched ``tf.data`` dataset of ``(float32 inputs, int32 label)``. By default it runs on the
@@ -17,7 +17,7 @@ Keras 2 idioms of 2020 code work; ``keras="3"`` runs it on Keras 3 instead (see
 
 Differences from the competition, all in the direction of robustness:
 
-* every model runs in its own child process (``python -m pgdl_measures._ingestion_child``,
+* every model runs in its own child process (``python -m pgdl_measures.competition._ingestion_child``,
   working folder a fresh temporary folder), so one model cannot disturb the next;
 * the time budget is per model (default 300 s, the competition's ``max_time_per_model``) and is
   enforced: a model over budget is killed and recorded as ``"EXCEEDED"``, and the run goes on
@@ -167,12 +167,12 @@ def unpack_submission(archive: str | os.PathLike, dest: str | os.PathLike) -> Pa
 
     Every entry is checked before anything is written: absolute paths, ``..`` components,
     symbolic links and other special files are refused
-    (:func:`pgdl_measures.download.check_archive`).
+    (:func:`pgdl_measures.tasks.download.check_archive`).
 
     Raises:
         PGDLError: an unsafe or corrupt archive, or no ``complexity.py`` in it.
     """
-    from pgdl_measures.download import check_archive
+    from pgdl_measures.tasks.download import check_archive
 
     archive, dest = Path(archive), Path(dest)
     entries = check_archive(archive)
@@ -318,7 +318,7 @@ def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: 
                keras: str, env: dict, time_budget: float, setup_timeout: float,
                python: str | None, emit: Callable[[ModelOutcome], None]) -> int:
     """Start one child on `models`; emit an outcome per model handled; return how many."""
-    from pgdl_measures._ingestion_child import MARKER
+    from pgdl_measures.competition._ingestion_child import MARKER
 
     with tempfile.TemporaryDirectory(prefix="pgdl-ingestion-") as work:
         work = Path(work)
@@ -345,7 +345,7 @@ def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: 
                 open(result_path) as results:
             try:
                 proc = subprocess.Popen(
-                    [python or sys.executable, "-m", "pgdl_measures._ingestion_child",
+                    [python or sys.executable, "-m", "pgdl_measures.competition._ingestion_child",
                      os.fspath(request_path)],
                     cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                     pass_fds=(ready_write,), start_new_session=True)

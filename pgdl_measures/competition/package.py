@@ -6,7 +6,7 @@ competition required):
 * ``complexity.py`` (from ``templates/submission/complexity.py.tmpl``): imports the measure,
   builds it with its parameters frozen as JSON, and defines ``complexity(model, dataset)``,
   which turns the competition's arguments into a ``TrainedModel``
-  (:mod:`pgdl_measures.submission_adapter`) and calls the measure;
+  (:mod:`pgdl_measures.competition.adapter`) and calls the measure;
 * ``metadata``: one ``description:`` line, like ``sample_submission/metadata``;
 * ``pgdl_vendored/``: the toolkit modules the measure and the adapter need, copied with every
   reference to ``pgdl_measures`` rewritten to ``pgdl_vendored`` (see :func:`rewrite_source`);
@@ -19,8 +19,9 @@ tested alone. Under its own name the vendored code is what runs, wherever it run
 
 Which modules: those reachable from the measure's module and the adapter through ``import``
 statements anywhere in a module (module level or inside a function) and string literals naming
-a toolkit module (``"pgdl_measures.backend.tensorflow"``), with the packages above each. A
-module listed in :data:`PARTIAL_MODULES` is reduced to the definitions a submission needs.
+a toolkit module (``"pgdl_measures.backend.tensorflow"``), with the packages above each
+(``pgdl_measures`` and ``scoring``, the bottom layer that holds the exception type, vendored as
+``pgdl_vendored._scoring``).
 After rewriting, a vendored file that still refers to ``pgdl_measures`` (say through a module
 name assembled at run time) is an error, not a broken zip. Third-party imports executed when
 the submission is imported, of packages outside TensorFlow's own dependencies (what the
@@ -52,18 +53,17 @@ from pgdl_measures.registry import parse_param_value
 #: the toolkit's import name, and the name its vendored copy gets inside a submission
 TOOLKIT = "pgdl_measures"
 VENDORED = "pgdl_vendored"
+#: the toolkit's own packages: import name -> the name of its vendored copy inside a submission
+#: (``scoring`` holds the project's exception type, which every toolkit module raises)
+OWN_PACKAGES = {TOOLKIT: VENDORED, "scoring": f"{VENDORED}._scoring"}
 #: the module that turns the competition's (model, dataset) into a TrainedModel
-ADAPTER = "pgdl_measures.submission_adapter"
-#: toolkit modules vendored in part: module -> the top-level definitions kept (with the module's
-#: imports of packages the competition had). tasks.py imports pandas when imported, for reading
-#: model_configs.json; a submission needs only its TrainedModel class.
-PARTIAL_MODULES: dict[str, tuple[str, ...]] = {"pgdl_measures.tasks": ("TrainedModel",)}
+ADAPTER = "pgdl_measures.competition.adapter"
 #: what the competition's environment was built on
 ENVIRONMENT_ROOT = "tensorflow"
 #: top-level names a plugin may not have: they are taken inside the archive
 RESERVED_NAMES = ("complexity", "metadata", VENDORED)
 
-_TEMPLATE = ("templates", "submission", "complexity.py.tmpl")
+_TEMPLATE = ("competition", "templates", "complexity.py.tmpl")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same measure gives the same bytes
 _SKIPPED_PARTS = ("__pycache__",)
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
@@ -132,6 +132,27 @@ def _toolkit_root() -> Path:
     import pgdl_measures
 
     return Path(pgdl_measures.__file__).resolve().parent
+
+
+def _own_roots() -> dict[str, Path]:
+    """Import name -> folder, for each of :data:`OWN_PACKAGES`."""
+    import importlib
+
+    return {name: Path(importlib.import_module(name).__file__).resolve().parent for name in OWN_PACKAGES}
+
+
+def rewrite_own(text: str, *, filename: str = "<source>") -> str:
+    """`text` with every reference to one of :data:`OWN_PACKAGES` turned into its vendored name."""
+    for old, new in OWN_PACKAGES.items():
+        text = rewrite_source(text, old, new, filename=filename)
+    return text
+
+
+def _vendored_path(module: str, path: Path, roots: dict[str, Path]) -> str:
+    """The archive name of the vendored copy of `module` (file `path`)."""
+    top = module.split(".")[0]
+    relative = path.relative_to(roots[top]).as_posix()
+    return "/".join(OWN_PACKAGES[top].split(".") + [relative])
 
 
 @dataclass
@@ -241,13 +262,12 @@ def _parents(name: str) -> list[str]:
 @dataclass
 class _Closure:
     sources: dict[str, _Source]
-    texts: dict[str, str]  # the source to vendor (reduced for a partial module)
+    texts: dict[str, str]  # the source to vendor
     eager: set[str]  # modules imported when complexity.py is imported
     refs: dict[str, _Refs]
 
 
-def _closure(roots: Sequence[tuple[str, bool]], locator: _Locator, *,
-             partial: dict[str, tuple[str, ...]]) -> _Closure:
+def _closure(roots: Sequence[tuple[str, bool]], locator: _Locator) -> _Closure:
     """Every module of the locator's packages reachable from `roots` ((name, imported when
     complexity.py is imported) pairs), with the packages above each (see the module docstring)."""
     closure = _Closure({}, {}, set(), {})
@@ -265,8 +285,6 @@ def _closure(roots: Sequence[tuple[str, bool]], locator: _Locator, *,
             closure.eager.add(name)
         if name not in closure.sources:
             text = source.path.read_text(encoding="utf-8")
-            if name in partial:
-                text = _reduced_source(text, partial[name], source)
             try:
                 tree = ast.parse(text, filename=str(source.path))
             except SyntaxError as exc:
@@ -276,36 +294,6 @@ def _closure(roots: Sequence[tuple[str, bool]], locator: _Locator, *,
         pending.extend((m, eager) for m in closure.refs[name].eager)
         pending.extend((m, False) for m in closure.refs[name].lazy)
     return closure
-
-
-def _reduced_source(text: str, keep: tuple[str, ...], source: _Source) -> str:
-    """`text` reduced to its docstring, the definitions `keep`, and its top-level imports of
-    packages the competition had (the standard library, TensorFlow's dependencies, the toolkit)."""
-    tree = ast.parse(text)
-    lines = text.splitlines(keepends=True)
-    allowed = set(sys.stdlib_module_names) | competition_environment() | {TOOLKIT, "__future__"}
-
-    def segment(node: ast.stmt) -> str:
-        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-        return "".join(lines[start - 1:node.end_lineno])
-
-    docstring = ast.get_docstring(tree) or ""
-    header = (f'"""Part of {source.name}, vendored by `pgdl package`: {", ".join(keep)} only.\n\n'
-              + docstring.replace("\\", "\\\\").replace('"""', '\\"\\"\\"') + '\n"""\n\n')
-    kept, found = [], set()
-    for node in tree.body:
-        if isinstance(node, ast.Import) and all(a.name.split(".")[0] in allowed for a in node.names):
-            kept.append(segment(node))
-        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] in allowed:
-            kept.append(segment(node))
-        elif isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in keep:
-            kept.append("\n\n" + segment(node))
-            found.add(node.name)
-    missing = set(keep) - found
-    if missing:
-        raise PGDLError(f"{source.name} no longer defines {', '.join(sorted(missing))}: update "
-                        "PARTIAL_MODULES in pgdl_measures/package.py", source.path)
-    return header + "".join(kept)
 
 
 # ------------------------------------------------------------------------------ the environment
@@ -551,26 +539,25 @@ def submission_files(name: str, params: dict[str, Any] | None = None) -> Submiss
     """
     params = dict(params or {})
     cls, instance = _measure_class(name, params)
-    roots = {TOOLKIT: _toolkit_root()}
+    roots = _own_roots()
     top = cls.__module__.split(".")[0]
     plugin_files = {} if top == TOOLKIT else _plugin_files(top, roots)
     # the adapter and the measure's module are imported with complexity.py; any file of a
     # plugin may be imported by it later, so the toolkit modules they import are vendored too
     starts = [(ADAPTER, True), (cls.__module__, True)]
     starts += [(_archive_module(n), False) for n in plugin_files if n.endswith(".py")]
-    closure = _closure(starts, _Locator(roots), partial=PARTIAL_MODULES)
-    warnings = _check_partial_names(closure) + _environment_warnings(closure, set(roots))
+    closure = _closure(starts, _Locator(roots))
+    warnings = _environment_warnings(closure, set(roots))
 
     files: dict[str, bytes] = {}
-    modules = sorted(n for n in closure.sources if n.split(".")[0] == TOOLKIT)
+    modules = sorted(n for n in closure.sources if n.split(".")[0] in OWN_PACKAGES)
     for module in modules:
         path = closure.sources[module].path
-        relative = path.relative_to(roots[TOOLKIT]).as_posix()
-        files[f"{VENDORED}/{relative}"] = rewrite_source(closure.texts[module], filename=str(path)).encode("utf-8")
+        files[_vendored_path(module, path, roots)] = rewrite_own(closure.texts[module], filename=str(path)).encode("utf-8")
     for archive_name, path in plugin_files.items():
         data = path.read_bytes()
         if path.suffix == ".py":
-            data = rewrite_source(data.decode("utf-8"), filename=str(path)).encode("utf-8")
+            data = rewrite_own(data.decode("utf-8"), filename=str(path)).encode("utf-8")
         files[archive_name] = data
     files["complexity.py"] = render_complexity(name, cls, params, instance).encode("utf-8")
     files["metadata"] = render_metadata(name, cls, params).encode("utf-8")
@@ -600,23 +587,6 @@ def _plugin_files(top: str, roots: dict[str, Path]) -> dict[str, Path]:
 def _archive_module(archive_name: str) -> str:
     parts = archive_name[:-len(".py")].split("/")
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _check_partial_names(closure: _Closure) -> list[str]:
-    """Refuse a module imported with complexity.py that takes from a partly vendored module a
-    name it lacks; warn about other modules that do."""
-    out = []
-    for module, refs in sorted(closure.refs.items()):
-        for target, names in refs.imported_names.items():
-            missing = sorted(set(names) - set(PARTIAL_MODULES.get(target, names)))
-            if not missing:
-                continue
-            problem = (f"{module} imports {', '.join(missing)} from {target}, of which a submission "
-                       f"carries only {', '.join(PARTIAL_MODULES[target])}")
-            if module in closure.eager:
-                raise PGDLError(problem, closure.sources[module].path)
-            out.append(problem + ": it fails if imported")
-    return out
 
 
 def _environment_warnings(closure: _Closure, own: set[str]) -> list[str]:

@@ -2,7 +2,7 @@
 
 Why a child: a measure that runs too long must become "EXCEEDED" rather than hang the run, and
 a computation cannot be interrupted safely inside one Python process (TensorFlow and JAX run in
-C++). So the parent (:class:`WorkerProcess`) starts ``python -m pgdl_measures._worker``, which
+C++). So the parent (:class:`WorkerProcess`) starts ``python -m pgdl_measures.evaluate.worker``, which
 imports Keras once, loads one model at a time and computes measures on it; the parent waits for
 each answer until the model's deadline and, past it, kills the child and starts a fresh one.
 
@@ -188,7 +188,7 @@ class WorkerProcess:
                  startup_timeout: float = STARTUP_TIMEOUT):
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "pgdl_measures._worker"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "pgdl_measures.evaluate.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log, env=env, close_fds=True)
         self._buffer = b""
         self.model: tuple | None = None

@@ -216,20 +216,3 @@ class ResultStore:
         return {k: rows[k] for k in keys if k in rows}
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees the old file or the new one, never a part.
-
-    The bytes go to ``<path>.part``, are flushed to disk, and the part replaces `path`. The
-    folder is created when missing.
-
-    Raises:
-        OSError: the folder or file cannot be written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

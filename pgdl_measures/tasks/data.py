@@ -63,7 +63,7 @@ class ArrayDataset(Dataset):
 class ShardedDataset(Dataset):
     """A split of a task (``dataset_1/train`` or ``dataset_1/test``) read from TFRecord shards.
 
-    Shards are read in natural sorted order (see :mod:`pgdl_measures.tfrecords`), streamed.
+    Shards are read in natural sorted order (see :mod:`pgdl_measures.tasks.tfrecords`), streamed.
     """
 
     def __init__(self, files: Sequence[Path]):
@@ -72,19 +72,19 @@ class ShardedDataset(Dataset):
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> "ShardedDataset":
-        from pgdl_measures.tfrecords import list_shards
+        from pgdl_measures.tasks.tfrecords import list_shards
 
         return cls(list_shards(folder))
 
     def __len__(self) -> int:
         if self._len is None:
-            from pgdl_measures.tfrecords import count_examples
+            from pgdl_measures.tasks.tfrecords import count_examples
 
             self._len = count_examples(self.files)
         return self._len
 
     def batches(self, batch_size, *, limit=None):
-        from pgdl_measures.tfrecords import iter_batches
+        from pgdl_measures.tasks.tfrecords import iter_batches
 
         yield from iter_batches(self.files, batch_size, limit=limit)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.files import read_json
+from scoring.files import read_json
 
 #: layer_name in config.json -> attribute of keras.layers. Only these names are accepted.
 LAYER_NAMES = (

@@ -1,6 +1,10 @@
-"""Backend-neutral helpers for measures that look inside a model: its chain of layers, its
-last Dense layer, its logits, and sub-models built from the same layers (so they share the
-trained weights). Derived models are cached on the model (:func:`pgdl_measures.backend.model_cache`).
+"""A model's graph, backend-neutral: its chain of layers, its last Dense layer, its logits, and
+sub-models built from the same layers (so they share the trained weights).
+
+Measures use these to look inside a model; the autodiff modules of this package use
+:func:`layer_chain` and :class:`PreActivation` to plan per-example gradients layer by layer
+(:mod:`pgdl_measures.backend._layerwise`). Derived models are cached on the model with
+:func:`pgdl_measures.backend.cached`, the one per-model cache of the toolkit.
 
 Logits. A PGDL model outputs logits. A model that ends in a softmax -- a ``Softmax`` layer,
 ``Activation("softmax")``, or a ``Dense(activation="softmax")`` -- is read as "logits, then
@@ -8,18 +12,19 @@ softmax": trailing softmax layers are dropped and a softmax ``Dense`` is replace
 pre-activation ``h @ W + b`` (sharing ``W`` and ``b``). Any other model's output is taken as
 its logits.
 
-No autodiff here: that lives in :mod:`pgdl_measures.backend`.
+No autodiff here and no framework import: only ``keras``.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
-
+from pgdl_measures.backend._common import cached
 from pgdl_measures.errors import PGDLError
+
+#: the key under which derived models are cached: they are Keras models, valid on any backend
+_ANY_BACKEND = "any"
 
 
 def _keras():
@@ -52,10 +57,13 @@ def is_softmax(layer) -> bool:
 
 
 def layer_chain(model) -> list:
-    """The layers of `model` in order (no ``InputLayer``), which must form a chain.
+    """The layers of `model` in call order (no ``InputLayer``), which must form a chain.
 
-    A ``keras.Sequential`` is a chain by construction; a functional model is one when it has one
-    input and one output and every layer's input is the previous layer's output.
+    A ``keras.Sequential`` is a chain by construction. A functional model is one when it has one
+    input and one output and, followed back from its output through its own graph, every layer
+    reads the output of the one before it and the walk reaches its input through all of its
+    layers. Following the graph back (rather than ``model.layers`` forward) also finds layers a
+    derived model shares with another model (:func:`logits_model`).
 
     Raises:
         PGDLError: `model` is not built, or is not a chain of layers.
@@ -76,22 +84,30 @@ def layer_chain(model) -> list:
     if len(inputs) != 1 or len(outputs) != 1:
         raise PGDLError(f"model {name!r} has {len(inputs)} inputs and {len(outputs)} outputs; "
                         "measures that look inside a model need one input, one output and a chain of layers")
-    previous = inputs[0]
+    chain, tensor = [], outputs[0]
     try:
-        for layer in layers:
-            if layer.input is not previous:
-                raise PGDLError(f"model {name!r} is not a chain of layers (the input of layer "
-                                f"{layer.name!r} is not the output of the layer before it)")
-            previous = layer.output
-    except (AttributeError, ValueError) as exc:
+        while tensor is not inputs[0]:
+            operation, node_index, _ = tensor._keras_history
+            if isinstance(operation, keras.layers.InputLayer):
+                raise PGDLError(f"model {name!r} is not a chain of layers (its output does not "
+                                "depend on its input through one path)")
+            node = operation._inbound_nodes[node_index]
+            if len(node.input_tensors) != 1 or len(node.output_tensors) != 1:
+                raise PGDLError(f"model {name!r} is not a chain of layers (layer {operation.name!r} "
+                                f"has {len(node.input_tensors)} inputs and {len(node.output_tensors)} outputs)")
+            chain.append(operation)
+            tensor = node.input_tensors[0]
+    except (AttributeError, ValueError, IndexError, TypeError) as exc:
         raise PGDLError(f"model {name!r}: cannot follow its layers as a chain ({exc})") from None
-    if previous is not outputs[0]:
-        raise PGDLError(f"model {name!r} is not a chain of layers (its output is not its last layer's output)")
-    return layers
+    chain.reverse()
+    if len(chain) != len(layers) or any(a is not b for a, b in zip(chain, layers)):
+        raise PGDLError(f"model {name!r} is not a chain of layers (its layers are not one path "
+                        "from its input to its output)")
+    return chain
 
 
 @functools.cache
-def _pre_activation_class():
+def pre_activation_class():
     keras = _keras()
 
     class PreActivation(keras.layers.Layer):
@@ -140,7 +156,7 @@ def logit_layers(model) -> LogitLayers:
     layers = list(chain)
     last = chain[-1]
     if isinstance(last, keras.layers.Dense) and _activation_name(last) == "softmax":
-        layers[-1] = _pre_activation_class()(last)
+        layers[-1] = pre_activation_class()(last)
     return LogitLayers(layers, chain)
 
 
@@ -183,12 +199,7 @@ def final_dense(model) -> FinalDense:
 
 
 def _derived(model, key: str, build):
-    from pgdl_measures.backend import model_cache
-
-    cache = model_cache(model)
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    return cached(model, (key,), build, backend=_ANY_BACKEND)
 
 
 def _input(model):
@@ -232,7 +243,7 @@ def features_model(model):
         h = x
         for layer in parts.layers[:-1]:
             h = layer(h)
-        z = _pre_activation_class()(dense.layer)(h)
+        z = pre_activation_class()(dense.layer)(h)
         return keras.Model(x, [h, z], name=f"{model.name}_features")
 
     return _derived(model, "features_model", build)
@@ -261,44 +272,6 @@ def perturbed_logits_model(model):
         return keras.Model(inputs, h, name=f"{model.name}_perturbed_logits")
 
     return _derived(model, "perturbed_logits_model", build)
-
-
-def padded_batches(dataset, batch_size: int, limit: int | None = None
-                   ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-    """Yield ``(x, y, n)``: batches of exactly `batch_size` examples, the last one padded by
-    repeating its final example, and ``n`` the number of real examples in it.
-
-    A fixed shape lets a compiled function be traced once per model; per-example results of
-    the padding are dropped by the caller (``result[:n]``).
-    """
-    for x, y in dataset.batches(batch_size, limit=limit):
-        x = np.asarray(x, np.float32)
-        y = np.asarray(y).astype(np.int64).reshape(-1)
-        n = len(x)
-        if n == 0:
-            continue
-        if n < batch_size:
-            pad = batch_size - n
-            x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
-            y = np.concatenate([y, np.repeat(y[-1:], pad)])
-        yield x, y, n
-
-
-def check_count(measure: str, name: str, value, *, optional: bool = False) -> None:
-    """Raise PGDLError unless `value` is a positive int (or None when `optional`)."""
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        allowed = "a positive integer or None" if optional else "a positive integer"
-        raise PGDLError(f"measure {measure!r}: parameter {name} must be {allowed}, got {value!r}")
-
-
-def check_labels(y: np.ndarray, num_classes: int) -> None:
-    """Raise PGDLError when a label is not an integer in ``[0, num_classes)``."""
-    bad = (y < 0) | (y >= num_classes)
-    if np.any(bad):
-        raise PGDLError(f"label {int(y[bad][0])} is outside [0, {num_classes}) for a model with "
-                        f"{num_classes} outputs: the data and the model do not match")
 
 
 def num_outputs(model) -> int:
