@@ -48,7 +48,7 @@ so its values varied from run to run; ours are seeded (`seed`). Shuffling is ``t
 algorithm but not its random number generator, so the batches are not those of any
 particular original run. Like the original, the stream reads the whole
 training set in order, epoch after epoch, holding only the shuffle buffer in memory
-(:class:`~pgdl_measures.measures.sharpness.DatasetBatchStream`; v1 draws at most about
+(:class:`~pgdl_measures.measures._streams.DatasetBatchStream`; v1 draws at most about
 17 x 3 x 30 x 64 = 98,000 examples, v2 at most 10 x 3 x 30 x 64 = 57,600); `max_examples`
 restricts it to the first examples (a shorter epoch), for quick runs.
 """
@@ -59,13 +59,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from pgdl_measures.backend.perturbed import PerturbedCopy
 from pgdl_measures.measures._common import check_count
+from pgdl_measures.measures._streams import batch_stream
 from pgdl_measures.measures.base import Measure
-from pgdl_measures.measures.sharpness import (
-    PerturbedCopy,
-    batch_stream,
-    sparse_cross_entropy,
-)
+from pgdl_measures.measures.sharpness import sparse_cross_entropy
 
 __all__ = [
     "SharpnessPGDLv1",

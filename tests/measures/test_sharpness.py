@@ -11,26 +11,23 @@ import math
 import numpy as np
 import pytest
 
-from pgdl_measures.tasks.data import ArrayDataset, ShardedDataset
+from pgdl_measures.backend.perturbed import PerturbedCopy
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.measures._streams import BatchStream, DatasetBatchStream, batch_stream, shuffle_buffer_order
 from pgdl_measures.measures.sharpness import (
-    BatchStream,
-    DatasetBatchStream,
-    PerturbedCopy,
     Sharpness,
-    batch_stream,
     bisect_largest,
     cross_entropy_and_accuracy,
     magnitude_box,
     negated_sparse_cross_entropy,
     project_to_box,
-    shuffle_buffer_order,
     sparse_cross_entropy,
 )
 from pgdl_measures.registry import get_measure
 from pgdl_measures.tasks import TrainedModel
-from pgdl_measures.testing import MeasureContract
+from pgdl_measures.tasks.data import ArrayDataset, ShardedDataset
 from pgdl_measures.tasks.tfrecords import write_shards
+from pgdl_measures.testing import MeasureContract
 
 
 def _weights(model):

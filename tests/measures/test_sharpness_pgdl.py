@@ -10,9 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from pgdl_measures.tasks.data import ArrayDataset
+from pgdl_measures.backend.perturbed import PerturbedCopy
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures.sharpness import PerturbedCopy
 from pgdl_measures.measures.sharpness_pgdl import (
     PGDL_LEARNING_RATE,
     SharpnessPGDLv1,
@@ -27,6 +26,7 @@ from pgdl_measures.measures.sharpness_pgdl import (
 )
 from pgdl_measures.registry import get_measure
 from pgdl_measures.tasks import TrainedModel
+from pgdl_measures.tasks.data import ArrayDataset
 from pgdl_measures.testing import MeasureContract
 
 
@@ -218,8 +218,8 @@ def test_streams_the_whole_training_set_from_shards(cls, tmp_path, monkeypatch):
     """By default (max_examples=None) the stream reads the whole training set, epoch after
     epoch, with only the shuffle buffer in memory (here made smaller than the 64 examples):
     the same value from TFRecord shards as from the same examples in memory."""
-    from pgdl_measures.tasks.data import ShardedDataset
     from pgdl_measures.measures import sharpness_pgdl
+    from pgdl_measures.tasks.data import ShardedDataset
     from pgdl_measures.tasks.tfrecords import write_shards
 
     monkeypatch.setattr(sharpness_pgdl, "PGDL_SHUFFLE_BUFFER", 8)
