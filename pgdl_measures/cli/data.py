@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from pgdl_measures.cli._options import AliasOption
 from pgdl_measures.tasks import download as dl
 
 
@@ -15,7 +16,8 @@ def data():
 
 @data.command()
 @click.argument("name", type=click.Choice(list(dl.ARCHIVES)), default="public")
-@click.option("--dest", type=click.Path(file_okay=False), default=".", show_default=True,
+@click.option("--out", "-o", "--dest", "dest", cls=AliasOption, hidden_aliases=("--dest",),
+              type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder that receives <name>_data.zip and the unpacked <name>/.")
 @click.option("--url", envvar=dl.BASE_URL_ENV, default=None, metavar="URL",
               help=f"Base URL of a mirror holding <name>_data.zip (or the archive's own URL); "
@@ -34,15 +36,15 @@ def data():
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def download(name, dest, url, sha256, size, unpack, remove_archive, overwrite, retries, timeout,
              quiet):
-    """Download archive NAME (public, phase_one or phase_two) and unpack it into DEST/NAME.
+    """Download archive NAME (public, phase_one or phase_two) and unpack it into OUT/NAME.
 
-    The archive goes to DEST/NAME_data.zip through a .part file: an interrupted download is
+    The archive goes to OUT/NAME_data.zip through a .part file: an interrupted download is
     resumed when the command runs again, and a complete one is not fetched twice. The size and
     SHA-256 are checked when known. Unpacking refuses unsafe archives (absolute paths, '..',
-    links) before writing anything and leaves DEST/NAME/input_data/<task>/ and
-    DEST/NAME/reference_data/<task>/ ready for `pgdl task` and `pgdl evaluate`.
+    links) before writing anything and leaves OUT/NAME/input_data/<task>/ and
+    OUT/NAME/reference_data/<task>/ ready for `pgdl task` and `pgdl evaluate`.
 
-    Example: pgdl data download public --dest ~/pgdl_data
+    Example: pgdl data download public --out ~/pgdl_data
     """
     target = dl.archive_url(name, url)
     if not quiet:

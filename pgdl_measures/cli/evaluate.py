@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-
-def _split(values) -> list[str]:
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+from pgdl_measures.cli._options import AliasOption
+from pgdl_measures.cli._options import split_ids as _split
 
 
 @click.command()
@@ -24,7 +23,8 @@ def _split(values) -> list[str]:
 @click.option("--retry-errors", is_flag=True, help="Compute again the results stored as errors or EXCEEDED.")
 @click.option("--bootstrap", "n_resamples", default=1000, show_default=True, type=click.IntRange(min=0),
               metavar="N", help="Bootstrap resamples of each confidence interval (0: none).")
-@click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
+@click.option("--quiet", "-q", "--no-progress", "no_progress", cls=AliasOption, hidden_aliases=("--no-progress",),
+              is_flag=True, help="No progress bar.")
 def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors, n_resamples, no_progress):
     """Compute measures on tasks, rank them, write a report.
 
@@ -45,7 +45,8 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
     from rich.console import Console
     from rich.text import Text
 
-    from pgdl_measures.evaluate.pipeline import RichProgress, evaluate as run, parse_params, resolve_measures
+    from pgdl_measures.evaluate.pipeline import RichProgress, parse_params, resolve_measures
+    from pgdl_measures.evaluate.pipeline import evaluate as run
     from pgdl_measures.tasks.summary import resolve_default_task
     from scoring.report import MAIN_RANKER, rich_ranking_table, rich_summary_table
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from pgdl_measures.cli._options import AliasOption
+
 
 @click.command("package")
 @click.argument("measure")
@@ -12,7 +14,8 @@ import click
               help="A parameter of the measure, frozen into the submission (repeat for several); "
                    "the value is read as JSON when it is JSON (500, 0.1, true, null, \"text\"), "
                    "else kept as a string.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+@click.option("--out", "-o", "--output", "output", cls=AliasOption, hidden_aliases=("--output",),
+              type=click.Path(dir_okay=False), default=None,
               help="The zip to write, replaced atomically.  [default: MEASURE_submission.zip]")
 def package(measure, params, output):
     """Package MEASURE as a competition submission zip.
@@ -27,7 +30,7 @@ def package(measure, params, output):
     \b
     Examples:
       pgdl package agn
-      pgdl package agn --param max_examples=500 -o agn500.zip
+      pgdl package agn --param max_examples=500 --out agn500.zip
       pgdl run-submission agn_submission.zip ../pgdl_toy_data out
     """
     from pgdl_measures.competition.package import package_submission, parse_param_options

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from pgdl_measures.cli._options import split_ids
 from pgdl_measures.competition.run import DEFAULT_TIME_BUDGET, KERAS_MODES
 
 
@@ -19,8 +20,8 @@ from pgdl_measures.competition.run import DEFAULT_TIME_BUDGET, KERAS_MODES
 @click.option("--keras", type=click.Choice(KERAS_MODES), default="2", show_default=True,
               help="2: legacy Keras 2 (tf_keras, TF_USE_LEGACY_KERAS=1), where 2020 idioms work; "
                    "3: Keras 3.")
-@click.option("--models", default=None, metavar="IDS",
-              help="Only these models, comma-separated (model_0,model_1 or 0,1).")
+@click.option("--models", multiple=True, metavar="IDS",
+              help="Only these models, e.g. model_0,model_1 or 0,1 (repeat or separate with commas).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Child processes run at once.")
 @click.option("--reuse-process", is_flag=True,
@@ -60,7 +61,7 @@ def run_submission(submission, input_dir, output_dir, time_budget, keras, models
             value = outcome.value if outcome.status == "exceeded" else f"{outcome.value:.6g}"
             click.echo(f"{task}/{outcome.model_id}: {value}  ({outcome.seconds:.1f} s)")
 
-    ids = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    ids = split_ids(models) or None
     result = run(submission, input_dir, output_dir, time_budget=time_budget, keras=keras,
                  models=ids, jobs=jobs, reuse_process=reuse_process,
                  setup_timeout=setup_timeout, on_outcome=report)

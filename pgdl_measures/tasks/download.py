@@ -685,7 +685,7 @@ def _check_free_space(folder: Path, needed: int):
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise PGDLError(f"needs {_human(needed)} of free disk space but only {_human(free)} is "
-                        f"left; choose another --dest", folder)
+                        f"left; choose another --out", folder)
 
 
 def _human(n: float) -> str:
