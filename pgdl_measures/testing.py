@@ -22,7 +22,9 @@ Override :meth:`MeasureContract.make_measure` to test non-default parameters. Th
   they were;
 * declared needs: a measure that needs initial weights (training data) fails with
   :class:`~pgdl_measures.measures.base.MeasureError` without them (on a missing or empty
-  dataset); one that does not declare a need computes without it;
+  dataset); one that does not declare a need computes without it; a measure that
+  ``needs_images`` refuses the dense model (feature vectors) with a ``MeasureError`` naming
+  image inputs, and its other checks run on the convolutional model;
 * backends: the checks that run the measure use the current process's Keras backend
   (``KERAS_BACKEND``) and are skipped when the measure does not declare it; there, calling
   the measure must fail with ``MeasureError``. Run the suite once per backend.
@@ -143,6 +145,11 @@ class MeasureContract:
     def _cls(self) -> type:
         return type(self.make_measure())
 
+    @staticmethod
+    def _kind_for(measure: Measure, kind: str = "dense") -> str:
+        """The tiny model a check runs on: the conv model for a measure that needs images."""
+        return "conv" if getattr(measure, "needs_images", False) else kind
+
     def _require_backend(self, measure: Measure) -> None:
         import keras
 
@@ -180,7 +187,7 @@ class MeasureContract:
 
     def test_needs_are_booleans(self):
         cls = self._cls()
-        for attr in ("needs_train_data", "needs_initial_weights"):
+        for attr in ("needs_train_data", "needs_initial_weights", "needs_images"):
             assert isinstance(getattr(cls, attr), bool), f"{attr} must be True or False"
 
     def test_constructor_takes_keyword_parameters_with_defaults(self):
@@ -210,6 +217,10 @@ class MeasureContract:
     def test_finite_float(self, kind):
         measure = self.make_measure()
         self._require_backend(measure)
+        if getattr(measure, "needs_images", False) and kind != "conv":
+            with pytest.raises(MeasureError, match="image"):
+                measure(self.make_trained(kind))
+            return
         value = measure(self.make_trained(kind))
         assert type(value) is float and math.isfinite(value)
 
@@ -219,6 +230,8 @@ class MeasureContract:
 
         measure = self.make_measure()
         self._require_backend(measure)
+        if getattr(measure, "needs_images", False) and kind != "conv":
+            pytest.skip(f"{measure.name} needs image inputs")
         trained = self.make_trained(kind)
         keras.utils.set_random_seed(self.seed)
         first = measure(trained)
@@ -241,7 +254,7 @@ class MeasureContract:
     def test_initial_weights_need(self):
         measure = self.make_measure()
         self._require_backend(measure)
-        trained = self.make_trained("dense", with_initial_weights=False)
+        trained = self.make_trained(self._kind_for(measure), with_initial_weights=False)
         if measure.needs_initial_weights:
             with pytest.raises(MeasureError, match="initial weights"):
                 measure(trained)
@@ -254,9 +267,9 @@ class MeasureContract:
         if measure.needs_train_data:
             for kwargs in ({"with_train": False}, {"empty_train": True}):
                 with pytest.raises(MeasureError, match="training data"):
-                    measure(self.make_trained("dense", **kwargs))
+                    measure(self.make_trained(self._kind_for(measure), **kwargs))
         else:
-            assert math.isfinite(measure(self.make_trained("dense", with_train=False))), \
+            assert math.isfinite(measure(self.make_trained(self._kind_for(measure), with_train=False))), \
                 "needs_train_data is False, so it must work without training data"
 
     # -- backends -----------------------------------------------------------------------

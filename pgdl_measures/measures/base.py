@@ -42,6 +42,9 @@ class Measure:
         direction: +1 when a larger value predicts a larger generalization gap, -1 otherwise.
         needs_train_data: the measure reads the training data.
         needs_initial_weights: the measure needs the weights at initialisation.
+        needs_images: the measure transforms images (flips, shifts), so it applies only to
+            models taking inputs ``[height, width, channels]``; others are refused with a
+            :class:`MeasureError` saying so.
         backends: the Keras backends it supports.
         reference: the paper and equation it implements.
     """
@@ -51,6 +54,7 @@ class Measure:
     direction: ClassVar[int] = 1
     needs_train_data: ClassVar[bool] = True
     needs_initial_weights: ClassVar[bool] = False
+    needs_images: ClassVar[bool] = False
     backends: ClassVar[tuple[str, ...]] = BACKENDS
     reference: ClassVar[str] = ""
 
@@ -93,6 +97,11 @@ class Measure:
         if self.needs_initial_weights and getattr(trained, "initial_weights", None) is None:
             raise MeasureError(self.name, label, "needs the initial weights (weights_init.hdf5), which this model lacks",
                                getattr(trained, "path", None))
+        if self.needs_images:
+            shape = tuple(trained.model.inputs[0].shape[1:])
+            if len(shape) != 3:
+                raise MeasureError(self.name, label, f"needs image inputs [height, width, channels]; this model "
+                                   f"takes inputs of shape {shape}, so the measure does not apply to this task")
         if self.needs_train_data:
             data = getattr(trained, "train", None)
             if data is None or len(data) == 0:
