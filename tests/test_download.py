@@ -362,6 +362,57 @@ def test_existing_foreign_folder_is_not_clobbered(server, public_zip, tmp_path):
     assert not (result.folder / "mine.txt").exists() and _leftovers(tmp_path) == []
 
 
+class _Recorder(dl.TransferProgress):
+    def __init__(self):
+        self.calls = []
+
+    def start(self, description, total):
+        self.calls.append(("start", description, total))
+
+    def update(self, *, completed=None, total=None, description=None):
+        self.calls.append(("update", completed, total, description))
+
+    def advance(self, amount):
+        self.calls.append(("advance", amount))
+
+    def stop(self):
+        self.calls.append(("stop",))
+
+    def note(self, message):
+        self.calls.append(("note", message))
+
+
+def test_progress_goes_to_a_callback_object_and_nothing_is_drawn(server, public_zip, tmp_path, capsys):
+    """The library reports each step to a TransferProgress (the CLI draws it); it prints nothing."""
+    server.files["public_data.zip"] = public_zip
+    recorder = _Recorder()
+    _get(server, tmp_path, progress=recorder, sha256=hashlib.sha256(public_zip).hexdigest())
+    starts = [c[1] for c in recorder.calls if c[0] == "start"]
+    assert starts == ["public_data.zip", "unpacking public_data.zip"]
+    assert sum(c[0] == "stop" for c in recorder.calls) == 2
+    assert ("update", len(public_zip), None, None) in recorder.calls
+    unpacked = sum(c[1] for c in recorder.calls if c[0] == "advance")
+    with zipfile.ZipFile(io.BytesIO(public_zip)) as zf:
+        assert unpacked == sum(info.file_size for info in zf.infolist())
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    # a retry is a note
+    server.files["other.zip"] = public_zip
+    server.cut_after, server.cuts_left = len(public_zip) // 2, 1
+    recorder = _Recorder()
+    dl.download_file(server.base + "/other.zip", tmp_path / "other.zip", progress=recorder, backoff=0)
+    assert [c for c in recorder.calls if c[0] == "note"]
+
+
+def test_download_module_draws_nothing():
+    import ast
+
+    tree = ast.parse(Path(dl.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not {name for name in imported if name.split(".")[0] == "rich"}
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -393,6 +444,16 @@ def test_cli_env_url_and_errors(cli, server, public_zip, tmp_path, monkeypatch):
 
     res = cli(["data", "download", "phase_three", "--dest", str(tmp_path)])
     assert res.exit_code == 2 and "phase_three" in res.output
+
+
+def test_cli_download_draws_bars_and_prints_a_path_as_plain_text(cli, server, public_zip, tmp_path):
+    server.files["public_data.zip"] = public_zip
+    dest = tmp_path / "a[/x]b[bold]"
+    res = cli(["data", "download", "public", "--out", str(dest), "--url", server.base])
+    assert res.exit_code == 0, res.output
+    assert f"unpacked into {dest / 'public'}" in res.stdout
+    assert "public_data.zip" in res.stderr  # the bar's description, on stderr
+    assert (dest / "public/input_data/task1_v4/model_0/config.json").is_file()
 
 
 def test_cli_help(cli):

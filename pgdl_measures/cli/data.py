@@ -9,6 +9,49 @@ from pgdl_measures.cli._options import AliasOption
 from pgdl_measures.tasks import download as dl
 
 
+class TransferBars(dl.TransferProgress):
+    """The download's progress drawn with rich: one bar per step (download, checksum, unpacking)
+    with bytes, speed and time left, on stderr; names and notes shown as plain text."""
+
+    def __init__(self, console=None):
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self._bar = self._task = None
+
+    def start(self, description, total):
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._bar = Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
+                             DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=self.console)
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total)
+
+    def update(self, *, completed=None, total=None, description=None):
+        changes = {"completed": completed, "total": total, "description": description}
+        self._bar.update(self._task, **{k: v for k, v in changes.items() if v is not None})
+
+    def advance(self, amount):
+        self._bar.advance(self._task, amount)
+
+    def stop(self):
+        if self._bar is not None:
+            self._bar.stop()
+        self._bar = self._task = None
+
+    def note(self, message):
+        from rich.text import Text
+
+        self.console.print(Text(message, style="yellow"), highlight=False)
+
+
 @click.group()
 def data():
     """Download the competition's data archives."""
@@ -51,7 +94,7 @@ def download(name, dest, url, sha256, size, unpack, remove_archive, overwrite, r
         click.echo(f"{dl.describe(name)} from {target} into {dest}", err=True)
     result = dl.download_data(
         name, dest, base_url=url, size=size, sha256=sha256, unpack=unpack,
-        keep_archive=not remove_archive, overwrite=overwrite, progress=not quiet,
+        keep_archive=not remove_archive, overwrite=overwrite, progress=None if quiet else TransferBars(),
         retries=retries, timeout=timeout,
     )
     if result.file is None:

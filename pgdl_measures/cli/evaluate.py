@@ -45,7 +45,8 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
     from rich.console import Console
     from rich.text import Text
 
-    from pgdl_measures.evaluate.pipeline import RichProgress, parse_params, resolve_measures
+    from pgdl_measures.cli._progress import EvaluateProgress
+    from pgdl_measures.evaluate.pipeline import parse_params, resolve_measures
     from pgdl_measures.evaluate.pipeline import evaluate as run
     from pgdl_measures.tasks.summary import resolve_default_task
     from scoring.report import MAIN_RANKER, rich_ranking_table, rich_summary_table
@@ -55,7 +56,7 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
     chosen = resolve_measures(_split(measures), parse_params(params))
     result = run(paths, chosen, out_dir, time_budget=time_budget, models=_split(models) or None,
                  retry_errors=retry_errors, n_resamples=n_resamples,
-                 progress=None if no_progress else RichProgress(console))
+                 progress=None if no_progress else EvaluateProgress(console))
     stats = result.stats
     done = ", ".join(f"{n} {status}" for status, n in sorted(stats.computed.items())) or "nothing new"
     console.print(f"computed {stats.total_computed} results ({done}); {stats.reused} already stored",

@@ -7,33 +7,44 @@ import json
 import click
 
 
-class RichProgress:
-    """A rich progress bar of models done, with elapsed time and time left (to stderr)."""
+def _progress_bar(console):
+    """A :class:`pgdl_measures.zoo.ZooProgress` drawn as a rich bar of models done, with elapsed
+    time and time left (on `console`)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    def __init__(self, console):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+    from pgdl_measures.zoo import ZooProgress
 
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("models"), TimeElapsedColumn(),
-                                 TextColumn("left"), TimeRemainingColumn(), console=console)
-        self.task_id = None
+    class ZooProgressBar(ZooProgress):
+        def __init__(self):
+            self.progress = Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
+                                     MofNCompleteColumn(), TextColumn("models"), TimeElapsedColumn(),
+                                     TextColumn("left"), TimeRemainingColumn(), console=console)
+            self.task_id = None
 
-    def __enter__(self):
-        self.progress.start()
-        return self
+        def __enter__(self):
+            self.progress.start()
+            return self
 
-    def __exit__(self, *exc):
-        self.progress.stop()
+        def __exit__(self, *exc):
+            self.progress.stop()
 
-    def start(self, total: int, finished: int) -> None:
-        # completed= at creation records no speed sample: the estimate counts only this run.
-        self.task_id = self.progress.add_task("training", total=total, completed=finished)
+        def start(self, total: int, finished: int) -> None:
+            # completed= at creation records no speed sample: the estimate counts only this run.
+            self.task_id = self.progress.add_task("training", total=total, completed=finished)
 
-    def model_done(self, model_id, record, model) -> None:
-        metrics = record["metrics"]
-        self.progress.update(self.task_id, advance=1, description=(
-            f"model_{model_id}: train {metrics['train_acc']:.3f} test {metrics['test_acc']:.3f}"))
+        def model_done(self, model_id, record, model) -> None:
+            metrics = record["metrics"]
+            self.progress.update(self.task_id, advance=1, description=(
+                f"model_{model_id}: train {metrics['train_acc']:.3f} test {metrics['test_acc']:.3f}"))
+
+    return ZooProgressBar()
 
 
 def _hparams_epilog() -> str:
@@ -90,7 +101,7 @@ def zoo(spec, out_dir, quiet):
     if quiet:
         report = generate_task(parsed, out_dir)
     else:
-        with RichProgress(err) as progress:
+        with _progress_bar(err) as progress:
             report = generate_task(parsed, out_dir, progress=progress)
     gaps = np.array([r["metrics"]["train_acc"] - r["metrics"]["test_acc"] for r in report.records.values()])
     click.echo(f"task {parsed.task}: {len(report.records)} models in {report.task_dir} "

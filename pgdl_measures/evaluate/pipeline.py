@@ -208,67 +208,6 @@ class Progress:
         """A later step starts (writing predictions, ranking, the report)."""
 
 
-class RichProgress(Progress):
-    """A rich progress display: models, measures (with time left overall) and the model's budget."""
-
-    def __init__(self, console=None):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as _Progress, ProgressColumn,
-                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
-        from rich.text import Text
-
-        class BudgetColumn(ProgressColumn):
-            def render(self, task):
-                deadline = task.fields.get("deadline")
-                if deadline is None:
-                    return Text("")
-                return Text(f"budget left {max(0.0, deadline - time.monotonic()):5.0f} s", style="cyan")
-
-        self._progress = _Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                   TimeElapsedColumn(), TimeRemainingColumn(), BudgetColumn(),
-                                   console=console, transient=False)
-        self._models = self._rows = None
-        self._counts: Counter = Counter()
-        self._current = ""
-
-    def start(self, models, rows):
-        self._progress.start()
-        self._models = self._progress.add_task("models", total=models, deadline=None)
-        self._rows = self._progress.add_task("measures", total=rows, deadline=None)
-
-    def worker_starting(self):
-        self._progress.update(self._rows, description="measures (starting a worker process)")
-
-    def model_started(self, task, model, measures, deadline):
-        self._current = f"{task}/{model}"
-        self._progress.update(self._models, description=f"models ({self._current})")
-        self._progress.update(self._rows, deadline=deadline)
-
-    def measure_started(self, measure):
-        self._progress.update(self._rows, description=f"measures ({measure})")
-
-    def row_stored(self, row):
-        self._counts[row.status] += 1
-        self._progress.advance(self._rows)
-        if row.status != OK:
-            first_line = (row.error or "").splitlines()[0] if row.error else ""
-            from rich.markup import escape
-
-            where = escape(f"{row.task}/{row.model} {row.measure}: {first_line[:200]}")
-            self._progress.console.print(f"[yellow]{row.status}[/] {where}", highlight=False)
-
-    def model_finished(self):
-        self._progress.advance(self._models)
-        self._progress.update(self._rows, deadline=None)
-
-    def close(self):
-        self._progress.stop()
-
-    def stage(self, text):
-        from rich.markup import escape
-
-        self._progress.console.print(f"[dim]{escape(text)}", highlight=False)
-
-
 # ----------------------------------------------------------------------------- computing
 
 
@@ -623,7 +562,7 @@ def evaluate(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str |
         models: only these model ids.
         retry_errors: compute again results stored as errors or exceeded.
         n_resamples: bootstrap resamples of each confidence interval.
-        progress: progress callbacks, e.g. :class:`RichProgress`.
+        progress: progress callbacks (the CLI draws them: :mod:`pgdl_measures.cli._progress`).
 
     Returns:
         An :class:`Evaluation`.

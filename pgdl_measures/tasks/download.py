@@ -26,6 +26,9 @@ folder the archive wraps them in. It is safe to interrupt and to run again:
 
 The base URL can be changed for a mirror (or a test server) with ``base_url=``, ``--url`` or the
 environment variable ``PGDL_DATA_URL``.
+
+Progress is reported to a :class:`TransferProgress` (the functions draw nothing themselves;
+``pgdl data download`` passes one that draws rich bars on stderr).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +58,7 @@ __all__ = [
     "ArchiveInfo",
     "DataDownload",
     "FileDownload",
+    "TransferProgress",
     "archive_url",
     "check_archive",
     "describe",
@@ -169,7 +175,7 @@ def download_data(
     unpack: bool = True,
     keep_archive: bool = True,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: TransferProgress | None = None,
     retries: int = 5,
     timeout: float = 60.0,
     backoff: float = 1.0,
@@ -188,7 +194,7 @@ def download_data(
         unpack: unpack the archive after downloading it.
         keep_archive: keep the zip after unpacking it.
         overwrite: replace an existing ``dest/<name>`` folder.
-        progress: show rich progress bars on stderr.
+        progress: told the progress of each step (nothing is shown by default).
         retries: how many failed requests in a row (without new data) to tolerate.
         timeout: seconds to wait for the server before a request counts as failed.
         backoff: seconds to wait after the first failure, doubling after each further one.
@@ -243,7 +249,7 @@ def download_file(
     *,
     size: int | None = None,
     sha256: str | None = None,
-    progress: bool = True,
+    progress: TransferProgress | None = None,
     retries: int = 5,
     timeout: float = 60.0,
     backoff: float = 1.0,
@@ -260,7 +266,7 @@ def download_file(
         path: where the complete file goes.
         size: its exact size in bytes, if known.
         sha256: its SHA-256 hex digest, if known.
-        progress: show a rich progress bar on stderr.
+        progress: told the bytes received (nothing is shown by default).
         retries: failed requests in a row (that bring no new data) tolerated before giving up;
             requests that make progress do not count, so the loop always ends.
         timeout: socket timeout in seconds.
@@ -281,14 +287,13 @@ def download_file(
     part = path.with_name(path.name + ".part")
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    with _progress_bar(progress) as bar:
-        task = bar.add_task(path.name, total=size)
+    with _phase(progress, path.name, size) as bar:
         state = _PartState(part)
         failures = 0
         high_water = state.offset
         while True:
             try:
-                total = _fetch_once(url, state, size, timeout, bar, task)
+                total = _fetch_once(url, state, size, timeout, bar)
                 break
             except _Retry as exc:
                 if state.offset > high_water:
@@ -301,7 +306,7 @@ def download_file(
                         f"({exc}); run the command again to resume from {state.offset} bytes",
                         part) from None
                 wait = min(backoff * 2 ** max(failures - 1, 0), 60.0)
-                _note(bar, progress, f"{url}: {exc}; retrying from byte {state.offset}"
+                bar.note(f"{url}: {exc}; retrying from byte {state.offset}"
                       + (f" in {wait:.0f} s" if wait >= 1 else ""))
                 time.sleep(wait)
 
@@ -360,7 +365,7 @@ class _PartState:
         return self._hash.hexdigest()
 
 
-def _fetch_once(url, state: _PartState, size, timeout, bar, task) -> int | None:
+def _fetch_once(url, state: _PartState, size, timeout, bar: TransferProgress) -> int | None:
     """One HTTP request appending to the part file; returns the file's total size if known.
 
     Raises _Retry for transient failures and PGDLError for permanent ones.
@@ -378,7 +383,7 @@ def _fetch_once(url, state: _PartState, size, timeout, bar, task) -> int | None:
             if total is None:
                 total = size
             if total is not None and total == state.offset:
-                bar.update(task, total=total, completed=total)
+                bar.update(total=total, completed=total)
                 return total  # the part file is already complete
             stale = state.offset
             state.restart()
@@ -415,10 +420,10 @@ def _fetch_once(url, state: _PartState, size, timeout, bar, task) -> int | None:
                             f"check --url", state.part)
         _check_free_space(state.part.parent, (total or 0) - state.offset)
         if state.offset:  # hash what an earlier run left, so the final check needs no re-read
-            bar.update(task, description=f"checking {state.part.name}")
+            bar.update(description=f"checking {state.part.name}")
             state.catch_up()
-            bar.update(task, description=state.part.name.removesuffix(".part"))
-        bar.update(task, total=total, completed=state.offset)
+            bar.update(description=state.part.name.removesuffix(".part"))
+        bar.update(total=total, completed=state.offset)
         mode = "ab" if state.offset else "wb"
         with open(state.part, mode) as f:
             while total is None or state.offset < total:
@@ -430,7 +435,7 @@ def _fetch_once(url, state: _PartState, size, timeout, bar, task) -> int | None:
                 if not block:
                     break
                 state.append(f, block)
-                bar.update(task, completed=state.offset)
+                bar.update(completed=state.offset)
         if total is not None and state.offset < total:
             raise _Retry(f"connection closed after {state.offset} of {total} bytes")
         return total
@@ -460,7 +465,7 @@ def verify_file(
     *,
     size: int | None = None,
     sha256: str | None = None,
-    progress: bool = False,
+    progress: TransferProgress | None = None,
 ) -> str | None:
     """Check a file's size and SHA-256.
 
@@ -468,7 +473,7 @@ def verify_file(
         path: the file.
         size: its expected size in bytes, or ``None`` to skip the check.
         sha256: its expected SHA-256 hex digest, or ``None`` to skip hashing.
-        progress: show a progress bar while hashing.
+        progress: told the bytes hashed (nothing is shown by default).
 
     Returns:
         the file's SHA-256 hex digest when ``sha256`` was given, else ``None``.
@@ -484,11 +489,10 @@ def verify_file(
     if expected is None:
         return None
     digest = hashlib.sha256()
-    with _progress_bar(progress) as bar, open(path, "rb") as f:
-        task = bar.add_task(f"checking {path.name}", total=got)
+    with _phase(progress, f"checking {path.name}", got) as bar, open(path, "rb") as f:
         while block := f.read(CHUNK_BYTES):
             digest.update(block)
-            bar.advance(task, len(block))
+            bar.advance(len(block))
     if digest.hexdigest() != expected:
         raise PGDLError(f"SHA-256 is {digest.hexdigest()}, expected {expected}; delete it to "
                         f"download it again (or check --sha256)", path)
@@ -558,7 +562,7 @@ def extract_archive(
     folder: str | os.PathLike,
     *,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: TransferProgress | None = None,
 ) -> Path:
     """Safely unpack a PGDL data archive into ``folder``.
 
@@ -571,7 +575,7 @@ def extract_archive(
         archive: the zip file.
         folder: the final folder, e.g. ``DEST/public``.
         overwrite: replace ``folder`` if it exists (otherwise an existing one is an error).
-        progress: show a progress bar.
+        progress: told the bytes unpacked (nothing is shown by default).
 
     Returns:
         ``folder``.
@@ -589,9 +593,8 @@ def extract_archive(
     _check_free_space(parent, sum(info.file_size for info, _ in entries))
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.unpacking-", dir=parent))
     try:
-        with zipfile.ZipFile(archive) as zf, _progress_bar(progress) as bar:
-            task = bar.add_task(f"unpacking {archive.name}",
-                                total=sum(info.file_size for info, _ in entries))
+        with zipfile.ZipFile(archive) as zf, _phase(progress, f"unpacking {archive.name}",
+                                                    sum(info.file_size for info, _ in entries)) as bar:
             for info, parts in entries:
                 target = tmp.joinpath(*parts)
                 if not _inside(target, tmp):  # belt and braces: check_archive already refused it
@@ -602,7 +605,7 @@ def extract_archive(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out, CHUNK_BYTES)
-                bar.advance(task, info.file_size)
+                bar.advance(info.file_size)
         root = find_data_root(tmp)
         if root is None:
             raise PGDLError(f"contains no {' or '.join(f'{d}/' for d in DATA_FOLDERS)} folder; is "
@@ -696,22 +699,40 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _progress_bar(enabled: bool):
-    """A rich Progress on stderr showing bytes, speed and time left (inert when disabled)."""
-    from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
+class TransferProgress:
+    """Progress callbacks of a download, a checksum or an unpacking; this base class ignores them
+    (and logs :meth:`note` as a warning).
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), disable=not enabled)
+    Each step (downloading a file, hashing it, unpacking an archive) is one phase:
+    :meth:`start`, then :meth:`update` / :meth:`advance`, then :meth:`stop`. Amounts are bytes.
+    """
 
+    def start(self, description: str, total: int | None) -> None:
+        """A phase starts: `description` (e.g. the file's name), `total` bytes (None: unknown)."""
 
-def _note(bar, progress: bool, message: str):
-    if progress:
-        bar.console.print(f"[yellow]{message}")
-    else:
+    def update(self, *, completed: int | None = None, total: int | None = None,
+               description: str | None = None) -> None:
+        """The bytes done so far, a newly known total, or a new description."""
+
+    def advance(self, amount: int) -> None:
+        """`amount` more bytes done."""
+
+    def stop(self) -> None:
+        """The phase ended (normally or not)."""
+
+    def note(self, message: str) -> None:
+        """Something worth telling the user (a retry and why)."""
         logger.warning(message)
+
+
+@contextmanager
+def _phase(progress: TransferProgress | None, description: str, total: int | None) -> Iterator[TransferProgress]:
+    progress = progress or TransferProgress()  # None (or False, as before): report nothing
+    progress.start(description, total)
+    try:
+        yield progress
+    finally:
+        progress.stop()
 
 
 def describe(name: str) -> str:

@@ -23,15 +23,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pgdl_measures.zoo.spec import ZooSpec, load_spec, parse_spec
 
 __all__ = ["ZooProgress", "ZooReport", "ZooSpec", "generate_task", "load_spec", "parse_spec"]
 
 
-class ZooProgress(Protocol):
-    """What :func:`generate_task` reports while it runs (the CLI draws a progress bar)."""
+class ZooProgress:
+    """What :func:`generate_task` reports while it runs; this base class ignores it (the CLI
+    draws a progress bar)."""
 
     def start(self, total: int, finished: int) -> None:
         """Called once: `total` models in the grid, `finished` of them done by an earlier run."""
@@ -110,8 +111,8 @@ def generate_task(spec: ZooSpec | Mapping | str | os.PathLike, out_dir: str | os
     ids = [str(k) for k in range(len(configs))]
     report = ZooReport(writer.input_dir, writer.reference_dir / "model_configs.json", total=len(ids))
     report.skipped = [i for i in ids if writer.is_finished(i)]
-    if progress is not None:
-        progress.start(len(ids), len(report.skipped))
+    progress = progress or ZooProgress()
+    progress.start(len(ids), len(report.skipped))
     writer.write_model_configs(spec.grid)
     for index, model_id in enumerate(ids):
         if model_id in report.skipped:
@@ -133,8 +134,7 @@ def generate_task(spec: ZooSpec | Mapping | str | os.PathLike, out_dir: str | os
         writer.write_model(model_id, configs[index], result.model, result.initial_weights, record)
         writer.write_model_configs(spec.grid)
         report.trained.append(model_id)
-        if progress is not None:
-            progress.model_done(model_id, record, result.model)
+        progress.model_done(model_id, record, result.model)
     report.records = writer.records()
     report.seconds = time.perf_counter() - start
     return report
