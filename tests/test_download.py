@@ -7,10 +7,10 @@ ignore Range (answer 200 instead of 206) and to corrupt a byte of what it sends.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import http.server
 import io
 import json
+import shutil
 import stat
 import threading
 import zipfile
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pgdl_measures.tasks import download as dl
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.tasks import download as dl
 
 pytestmark = pytest.mark.timeout(60)
 

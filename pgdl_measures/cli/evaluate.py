@@ -6,6 +6,7 @@ import click
 
 from pgdl_measures.cli._options import AliasOption
 from pgdl_measures.cli._options import split_ids as _split
+from scoring.rules import COMPETITION_TIME_BUDGET
 
 
 @click.command()
@@ -13,10 +14,11 @@ from pgdl_measures.cli._options import split_ids as _split
 @click.option("--measure", "-m", "measures", multiple=True, metavar="NAME",
               help="A measure to compute (repeat, or separate with commas); default: the built-in measures.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME.key=value",
-              help="A parameter of a measure, e.g. agn.max_examples=500 (value read as JSON when it is JSON).")
+              help="A parameter of a measure, e.g. agn.max_examples=500 (value read by the parameter's type).")
 @click.option("--out", "-o", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Output folder: results store, .predict files, report.")
-@click.option("--time-budget", default=300.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--time-budget", default=COMPETITION_TIME_BUDGET, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
               metavar="SECONDS", help="Time budget per model across its measures; past it, EXCEEDED.")
 @click.option("--models", "models", multiple=True, metavar="IDS",
               help="Only these models, e.g. model_0,model_1 (repeat or separate with commas).")
@@ -46,14 +48,15 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
     from rich.text import Text
 
     from pgdl_measures.cli._progress import EvaluateProgress
-    from pgdl_measures.evaluate.pipeline import parse_params, resolve_measures
     from pgdl_measures.evaluate.pipeline import evaluate as run
+    from pgdl_measures.evaluate.pipeline import resolve_measures
+    from pgdl_measures.registry import parse_param_options
     from pgdl_measures.tasks.summary import resolve_default_task
     from scoring.report import MAIN_RANKER, rich_ranking_table, rich_summary_table
 
     console = Console()
     paths = list(tasks) or [resolve_default_task(None)]
-    chosen = resolve_measures(_split(measures), parse_params(params))
+    chosen = resolve_measures(_split(measures), parse_param_options(params))
     result = run(paths, chosen, out_dir, time_budget=time_budget, models=_split(models) or None,
                  retry_errors=retry_errors, n_resamples=n_resamples,
                  progress=None if no_progress else EvaluateProgress(console))

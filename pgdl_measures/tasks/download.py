@@ -211,7 +211,7 @@ def download_data(
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise PGDLError(f"cannot create the destination folder: {exc.strerror or exc}", dest)
+        raise PGDLError(f"cannot create the destination folder: {exc.strerror or exc}", dest) from None
     folder = dest / info.name
     archive = dest / info.filename
     if unpack and not overwrite and _is_unpacked(folder):
@@ -387,15 +387,15 @@ def _fetch_once(url, state: _PartState, size, timeout, bar: TransferProgress) ->
                 return total  # the part file is already complete
             stale = state.offset
             state.restart()
-            raise _Retry(f"server refused resuming at byte {stale} (HTTP 416)")
+            raise _Retry(f"server refused resuming at byte {stale} (HTTP 416)") from None
         if exc.code in (408, 429) or exc.code >= 500:
-            raise _Retry(f"HTTP {exc.code} {exc.reason}")
+            raise _Retry(f"HTTP {exc.code} {exc.reason}") from None
         raise PGDLError(f"the server answered HTTP {exc.code} {exc.reason} for {url}; check the "
                         f"archive name and --url / ${BASE_URL_ENV}") from None
     except urllib.error.URLError as exc:
-        raise _Retry(f"cannot reach the server: {exc.reason}")
+        raise _Retry(f"cannot reach the server: {exc.reason}") from None
     except (OSError, http.client.HTTPException) as exc:
-        raise _Retry(f"connection failed: {exc or type(exc).__name__}")
+        raise _Retry(f"connection failed: {exc or type(exc).__name__}") from None
 
     with response:
         status = response.status
@@ -431,7 +431,7 @@ def _fetch_once(url, state: _PartState, size, timeout, bar: TransferProgress) ->
                 try:
                     block = response.read(want)
                 except (OSError, http.client.HTTPException) as exc:
-                    raise _Retry(f"connection lost: {exc or type(exc).__name__}")
+                    raise _Retry(f"connection lost: {exc or type(exc).__name__}") from None
                 if not block:
                     break
                 state.append(f, block)
@@ -506,7 +506,9 @@ def check_archive(archive: str | os.PathLike) -> list[tuple[zipfile.ZipInfo, tup
     """Validate every entry of a zip archive before anything is extracted.
 
     Refused: absolute paths (``/x``, ``\\x``, ``C:x``), ``..`` components, NUL characters,
-    symbolic links and other non-regular entries, encrypted entries.
+    symbolic links and other non-regular entries, encrypted entries, names longer than a file
+    system allows (a component over :data:`MAX_NAME_BYTES` bytes), two entries with the same
+    path, and a path that is both a file and a folder (``a`` and ``a/b``).
 
     Args:
         archive: the zip file.
@@ -528,7 +530,30 @@ def check_archive(archive: str | os.PathLike) -> list[tuple[zipfile.ZipInfo, tup
     except zipfile.BadZipFile as exc:
         raise PGDLError(f"not a valid zip archive ({exc}); delete it to download it again",
                         archive) from None
+    _check_unique_paths(archive, entries)
     return entries
+
+
+#: the longest file or folder name (in UTF-8 bytes) most file systems accept
+MAX_NAME_BYTES = 255
+
+
+def _check_unique_paths(archive: Path, entries: list[tuple[zipfile.ZipInfo, tuple[str, ...]]]):
+    """Refuse duplicate paths and a path that is a file in one entry and a folder in another."""
+    files: set[tuple[str, ...]] = set()
+    folders: set[tuple[str, ...]] = set()  # explicit folder entries and every entry's parents
+    for info, parts in entries:
+        is_folder = info.is_dir() or stat.S_ISDIR(info.external_attr >> 16)
+        if not is_folder and parts in files:
+            raise PGDLError(f"duplicate entry {info.filename!r} (two entries write the same "
+                            f"file); the archive was not extracted", archive)
+        (folders if is_folder else files).add(parts)
+        folders.update(parts[:i] for i in range(1, len(parts)))
+    clash = files & folders
+    if clash:
+        name = "/".join(min(clash))
+        raise PGDLError(f"entry {name!r} is both a file and a folder in the archive; the archive "
+                        f"was not extracted", archive)
 
 
 def _safe_parts(archive: Path, info: zipfile.ZipInfo) -> tuple[str, ...]:
@@ -547,6 +572,8 @@ def _safe_parts(archive: Path, info: zipfile.ZipInfo) -> tuple[str, ...]:
         refuse("'..' path component")
     if not parts:
         refuse("empty path")
+    if any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
+        refuse(f"a name too long: over {MAX_NAME_BYTES} bytes")
     kind = stat.S_IFMT(info.external_attr >> 16)
     if kind == stat.S_IFLNK:
         refuse("symbolic link")

@@ -1,4 +1,8 @@
-"""Summaries of tasks for `pgdl task info`: models, architectures, grid, data, gaps."""
+"""Summaries of tasks for `pgdl task info`: models, architectures, grid, data, gaps.
+
+:func:`describe_tasks` gives the data (JSON-able dicts, what ``--json`` prints); the CLI
+(:mod:`pgdl_measures.cli.task`) renders it for a terminal.
+"""
 
 from __future__ import annotations
 
@@ -100,47 +104,3 @@ def describe_task(task: Task) -> dict[str, Any]:
 def describe_tasks(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Summaries of every task under `path` (see :func:`pgdl_measures.tasks.find_tasks`)."""
     return [describe_task(task) for task in find_tasks(path)]
-
-
-def render_task_summary(summary: dict[str, Any], console) -> None:
-    """Print one task summary with rich."""
-    from rich.table import Table
-
-    console.rule(f"[bold]{summary['task']}")
-    console.print(f"input: {summary['input_dir']}")
-    console.print(f"reference: {summary['reference'] or 'absent (no model_configs.json)'}")
-    models = summary["models"]
-    p = models["parameters"]
-    console.print(f"models: {models['count']} ({models['loaded']} loaded), classes: {models['num_classes']}, "
-                  + (f"parameters {p['min']:.0f}..{p['max']:.0f}" if p else "no parameters"))
-    if models["without_initial_weights"]:
-        console.print(f"without weights_init.hdf5: {', '.join(models['without_initial_weights'])}")
-    for model_id, err in models["errors"].items():
-        console.print(f"[red]  {model_id}: {err}", markup=True, highlight=False)
-    for sig, count in models["architectures"].items():
-        console.print(f"  {count:4d} x {sig}", highlight=False)
-    data = summary["data"]
-    if "error" in data:
-        console.print(f"[red]data: {data['error']}", highlight=False)
-    else:
-        console.print(f"data: train {data['train_examples']} examples in {data['train_shards']} shards, "
-                      f"test {data.get('test_examples', 'absent')}, input shape {data['input_shape']}")
-    grid = summary.get("grid")
-    if grid is None:
-        return
-    if "error" in grid:
-        console.print(f"[red]grid: {grid['error']}", highlight=False)
-        return
-    table = Table("hyper-parameter", "possible values", title=None)
-    for name, values in grid["hparams"].items():
-        table.add_row(name, ", ".join(map(str, values)))
-    console.print(table)
-    console.print(f"grid: {grid['models']} models over {grid['cells']} cells; complete: "
-                  f"{'yes' if grid['complete'] else 'NO'}; unique: {'yes' if grid['unique'] else 'NO'}")
-    for problem in grid["problems"]:
-        console.print(f"[yellow]  {problem}", highlight=False)
-    gaps = summary["gaps"]
-    for key in ("gen_gap", "train_acc", "test_acc"):
-        s = gaps[key]
-        if s:
-            console.print(f"{key}: mean {s['mean']:.4f}  std {s['std']:.4f}  min {s['min']:.4f}  max {s['max']:.4f}")

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from pgdl_measures.cli import COMMANDS, cli as root
+from pgdl_measures.cli import COMMANDS
+from pgdl_measures.cli import cli as root
 
 
 def _walk(group, ctx, prefix):
@@ -61,3 +62,25 @@ def test_task_info_prints_nothing_on_stderr(mini_path):
     assert proc.returncode == 0, proc.stderr
     assert "32 (32 loaded)" in proc.stdout
     assert proc.stderr == ""
+
+
+def test_task_info_prints_paths_as_plain_text(cli, mini_path, tmp_path):
+    """A folder name holding rich markup ([/x], [bold]) is printed as it is, not read as markup."""
+    import shutil
+
+    root = tmp_path / "a[/x]b[bold]c"
+    keep = {"model_0", "model_1", "dataset_1"}  # two models are enough, and quick to load
+    shutil.copytree(mini_path, root, ignore=lambda folder, names: [
+        n for n in names if n.startswith(("model_", "dataset_")) and n not in keep])
+    result = cli(["task", "info", str(root)])
+    assert result.exit_code == 0, result.output
+    assert f"input: {root / 'input_data' / 'digits_vgg'}" in result.output
+    assert "2 (2 loaded)" in result.output
+
+
+def test_task_summary_data_has_no_rendering():
+    """The library gives the data; rendering (rich) lives in the CLI."""
+    import pgdl_measures.tasks.summary as summary
+
+    assert not hasattr(summary, "render_task_summary")
+    assert "rich" not in open(summary.__file__).read()
