@@ -4,6 +4,7 @@ and writing files atomically (the one implementation of both in the project)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -11,28 +12,78 @@ from typing import Any
 from scoring.errors import PGDLError
 
 
-def read_json(path: str | os.PathLike, what: str) -> Any:
+class _Rejected(ValueError):
+    """A number or constant the JSON text holds but the file's format forbids."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Rejected(f"{name} is not finite, and not a number JSON allows (write a finite number)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Rejected(f"the number {text[:40]}{'...' if len(text) > 40 else ''} is too large "
+                        "for a float (not finite)")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Rejected(f"the key {key!r} appears twice in one object (JSON would keep only the last "
+                            "value; remove the duplicate)")
+        out[key] = value
+    return out
+
+
+def read_json(path: str | os.PathLike, what: str, *, allow_nan: bool = False, unique_keys: bool = False) -> Any:
     """Parse the JSON file `path`.
+
+    Whatever the bytes, the result is the parsed value or one :class:`PGDLError`: besides
+    syntax errors, text that is not UTF-8, nesting too deep for the parser, integers longer
+    than Python converts (4,300 digits) and, unless `allow_nan`, the non-standard constants
+    ``NaN``, ``Infinity``, ``-Infinity`` and numbers too large for a float (``1e400``) are
+    refused. The type of each field is the caller's to check.
 
     Args:
         path: the file.
         what: what the file is, for messages (``"config.json"``, ``"the spec"``).
+        allow_nan: keep ``NaN``/``Infinity`` and overflowing numbers as float NaN/inf (for a
+            caller that reports them itself, naming the entry).
+        unique_keys: refuse an object that holds a key twice (``.predict`` files and
+            ``model_configs.json``, where a repeated model id would silently keep the last one).
 
     Raises:
         PGDLError: naming the file: it is missing, unreadable, or not valid JSON (with the
-            line and column of the first error).
+            line and column of the first syntax error).
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PGDLError(f"{what} not found", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PGDLError(f"cannot read {what}: {getattr(exc, 'strerror', None) or exc}", path) from None
+    except IsADirectoryError:
+        raise PGDLError(f"{what} is a folder, not a file", path) from None
+    except UnicodeDecodeError as exc:
+        raise PGDLError(f"cannot read {what}: not UTF-8 text (byte {exc.start}: {exc.reason})",
+                        path) from None
+    except OSError as exc:
+        raise PGDLError(f"cannot read {what}: {exc.strerror or exc}", path) from None
+    hooks = {} if allow_nan else {"parse_constant": _reject_constant, "parse_float": _finite_float}
+    if unique_keys:
+        hooks["object_pairs_hook"] = _unique_keys
     try:
-        return json.loads(text)
+        return json.loads(text, **hooks)
     except json.JSONDecodeError as exc:
         raise PGDLError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path) from None
+    except _Rejected as exc:
+        raise PGDLError(f"malformed {what}: {exc}", path) from None
+    except RecursionError:
+        raise PGDLError(f"malformed {what}: arrays or objects nested too deeply to read", path) from None
+    except ValueError as exc:  # an integer over Python's digit limit for int(str)
+        raise PGDLError(f"malformed {what}: {str(exc).split(';')[0]}", path) from None
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:

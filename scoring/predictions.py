@@ -17,36 +17,27 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from scoring.errors import PGDLError
 from scoring.files import read_json
-
-EXCEEDED = "EXCEEDED"
-"""The value the ingestion program wrote for every model when a submission ran out of time."""
+from scoring.rules import EXCEEDED, normalize_model_id
 
 _IGNORED_NAMES = ("__MACOSX", ".DS_Store")  # the competition's name_filter
 
 
-def normalize_model_id(model_id: Any) -> str:
-    """The model id as the competition keyed it: ``model_<id>`` unless it already says "model".
-
-    The competition tested ``'model' not in mid`` (a substring test, not a prefix test), so
-    ``"3"`` becomes ``"model_3"`` and ``"model_3"`` or ``"mymodel"`` stay as they are.
-
-    Args:
-        model_id: a key of ``model_configs.json`` or of a ``.predict`` file.
-
-    Returns:
-        The normalized id (a string).
-    """
-    text = str(model_id)
-    return text if "model" in text else f"model_{text}"
+def _clip(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to `limit` characters (a malformed file may hold huge values)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int over Python's digit limit for str()
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _short_list(items: Sequence[Any], limit: int = 5) -> str:
@@ -57,6 +48,23 @@ def _short_list(items: Sequence[Any], limit: int = 5) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    """``math.isfinite`` that is False (not OverflowError) for an int too large for a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _is_scalar(value: Any) -> bool:
+    """A JSON number, string, boolean or null (what a hyper-parameter value may be)."""
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def _hparam_index(possible: list, value: Any, name: str) -> int:
@@ -110,7 +118,7 @@ class ScoringGrid:
     def n_models(self) -> int:
         return len(self.model_ids)
 
-    def take(self, indices: Sequence[int] | np.ndarray) -> "ScoringGrid":
+    def take(self, indices: Sequence[int] | np.ndarray) -> ScoringGrid:
         """The grid restricted to (or resampled at) the given row indices, repeats allowed."""
         idx = np.asarray(indices, dtype=np.intp)
         return ScoringGrid(
@@ -176,9 +184,9 @@ def scoring_grid(model_specs: Mapping[str, Any],
             raise PGDLError(f"model {raw_id!r} needs 'hparams' and 'metrics' objects", path)
         for key in ("train_acc", "test_acc"):
             value = spec["metrics"].get(key)
-            if not _is_number(value) or not math.isfinite(value):
+            if not _is_number(value) or not _is_finite(value):
                 raise PGDLError(f"model {raw_id!r}: metrics.{key} must be a finite number, "
-                                f"got {value!r}", path)
+                                f"got {_clip(value)}", path)
     specs = list(model_specs.values())
     raw_ids = list(model_specs.keys())
     first = specs[0]["hparams"]
@@ -190,6 +198,11 @@ def scoring_grid(model_specs: Mapping[str, Any],
         if not isinstance(values, list) or not values:
             raise PGDLError(f"model {raw_ids[0]!r}: hyper-parameter {name!r} needs a non-empty "
                             "'possible_values' list", path)
+        wrong = [v for v in values if not _is_scalar(v)]
+        if wrong:
+            raise PGDLError(f"model {raw_ids[0]!r}: hparams.{name}.possible_values must hold "
+                            f"numbers, strings or booleans, got {_kind(wrong[0])} {_clip(wrong[0])}",
+                            path)
         possible.append(values)
     n, h = len(specs), len(names)
     value_index = np.empty((n, h), dtype=np.int64)
@@ -204,6 +217,9 @@ def scoring_grid(model_specs: Mapping[str, Any],
                                 f"{name!r} (every model needs the first model's hyper-parameters)",
                                 path)
             value = entry["current_value"]
+            if not _is_scalar(value):
+                raise PGDLError(f"model {raw_id!r}: hparams.{name}.current_value must be a number, "
+                                f"string or boolean, got {_kind(value)} {_clip(value)}", path)
             value_index[row, col] = _hparam_index(possible[col], value, name)
             str_codes[row, col] = classes[col].setdefault(str(value), len(classes[col]))
     gaps = np.array([generalization_gap(spec["metrics"]) for spec in specs], dtype=np.float64)
@@ -287,10 +303,36 @@ def load_model_specs(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "model_configs.json"
-    specs = read_json(path, "model_configs.json")
+    specs = read_json(path, "model_configs.json", unique_keys=True)
     if not isinstance(specs, dict):
         raise PGDLError("expected a JSON object: model id -> {hparams, metrics}", path)
     return specs
+
+
+def load_reference(path: str | os.PathLike) -> tuple[dict[str, Any], ScoringGrid]:
+    """Read and check a task's ``model_configs.json``: the one validation of that file.
+
+    ``pgdl score``, ``pgdl task info`` and ``pgdl evaluate`` (before it computes anything) all
+    read the reference through this function, so a file one of them refuses, the others refuse
+    with the same message. It checks the structure (:func:`load_model_specs`,
+    :func:`scoring_grid`: objects where objects belong, finite accuracies, every model with the
+    first model's hyper-parameters, no id twice); whether the grid is complete and unique is
+    :func:`check_grid`'s question, asked by the callers that need it.
+
+    Args:
+        path: ``model_configs.json`` or its folder.
+
+    Returns:
+        (the JSON object as read, its :class:`ScoringGrid`).
+
+    Raises:
+        PGDLError: naming the file and the problem.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model_configs.json"
+    specs = load_model_specs(path)
+    return specs, scoring_grid(specs, path)
 
 
 def load_prediction(path: str | os.PathLike) -> dict[str, float | str]:
@@ -307,7 +349,8 @@ def load_prediction(path: str | os.PathLike) -> dict[str, float | str]:
             nor ``"EXCEEDED"``, a NaN or infinite value.
     """
     path = Path(path)
-    raw = read_json(path, "prediction file (<task>.predict, a JSON object model id -> float)")
+    raw = read_json(path, "prediction file (<task>.predict, a JSON object model id -> float)",
+                    unique_keys=True, allow_nan=True)
     if not isinstance(raw, dict):
         raise PGDLError("expected a JSON object: model id -> float", path)
     prediction: dict[str, float | str] = {}
@@ -315,20 +358,24 @@ def load_prediction(path: str | os.PathLike) -> dict[str, float | str]:
         if value == EXCEEDED:
             prediction[mid] = EXCEEDED
         elif not _is_number(value):
-            raise PGDLError(f"model {mid!r}: expected a number or \"EXCEEDED\", got {value!r}",
+            raise PGDLError(f"model {mid!r}: expected a number or \"EXCEEDED\", got {_clip(value)}",
                             path)
-        elif not math.isfinite(value):
-            raise PGDLError(f"model {mid!r}: value {value!r} is not finite", path)
+        elif not _is_finite(value):
+            raise PGDLError(f"model {mid!r}: value {_clip(value)} is not finite", path)
         else:
             prediction[mid] = value
     return prediction
 
 
 def align_prediction(prediction: Mapping[Any, Any], grid: ScoringGrid,
-                     path: str | os.PathLike | None = None, *, exact: bool = True) -> np.ndarray:
+                     path: str | os.PathLike | None = None, *, exact: bool = True,
+                     strict_keys: bool = False) -> np.ndarray:
     """The prediction as an array in the grid's model order.
 
-    Keys are normalized like the model ids (``"3"`` and ``"model_3"`` both name ``model_3``).
+    Keys are normalized like the model ids (``"3"`` and ``"model_3"`` both name ``model_3``),
+    unless `strict_keys`: then keys are taken as written, as the competition's scorer took the
+    keys of a ``.predict`` file (it normalized the reference's ids only, so a key ``"3"``
+    matched nothing and the task scored nan), and a key without "model" is refused.
 
     Args:
         prediction: model id -> finite number.
@@ -336,6 +383,8 @@ def align_prediction(prediction: Mapping[Any, Any], grid: ScoringGrid,
         path: the prediction file named in error messages.
         exact: require the prediction to cover exactly the grid's models; when False, only
             keys unknown to the grid are errors and the result holds NaN for missing models.
+        strict_keys: take keys as written (see above): what :func:`scoring.submission.score_submission`
+            does with ``.predict`` files.
 
     Returns:
         float64 array of length ``grid.n_models``.
@@ -344,6 +393,13 @@ def align_prediction(prediction: Mapping[Any, Any], grid: ScoringGrid,
         PGDLError: missing or extra model ids, two keys naming the same model, a value that is
             not a finite number (``"EXCEEDED"`` included: handle it before).
     """
+    if strict_keys:
+        bare = [str(raw_id) for raw_id in prediction if normalize_model_id(raw_id) != str(raw_id)]
+        if bare:
+            raise PGDLError(f"model ids {_short_list(bare)} lack the model_ prefix: the competition's scorer "
+                            "added model_ to the reference's ids only and looked the prediction up under "
+                            f"{normalize_model_id(bare[0])!r}, so it matched nothing and scored the task nan; "
+                            "key each value by its model folder's name (model_<k>)", path)
     values: dict[str, float] = {}
     raw_of: dict[str, Any] = {}
     for raw_id, value in prediction.items():
@@ -351,9 +407,9 @@ def align_prediction(prediction: Mapping[Any, Any], grid: ScoringGrid,
         if mid in values:
             raise PGDLError(f"keys {raw_of[mid]!r} and {raw_id!r} both name model {mid!r}", path)
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-            raise PGDLError(f"model {raw_id!r}: expected a number, got {value!r}", path)
-        if not math.isfinite(value):
-            raise PGDLError(f"model {raw_id!r}: value {value!r} is not finite", path)
+            raise PGDLError(f"model {raw_id!r}: expected a number, got {_clip(value)}", path)
+        if not _is_finite(value):
+            raise PGDLError(f"model {raw_id!r}: value {_clip(value)} is not finite", path)
         values[mid] = float(value)
         raw_of[mid] = raw_id
     known = set(grid.model_ids)

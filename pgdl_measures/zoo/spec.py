@@ -190,7 +190,7 @@ def parse_spec(raw: Any, source: str | os.PathLike | None = None) -> ZooSpec:
     if not isinstance(dataset, dict) or "name" not in dataset:
         raise fail('dataset must be an object with a "name", e.g. {"name": "digits", "train_size": 300}')
     name = dataset["name"]
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise fail(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     options = {k: v for k, v in dataset.items() if k not in ("name", "num_shards")}
     accepted = inspect.signature(DATASETS[name]).parameters
@@ -208,7 +208,7 @@ def parse_spec(raw: Any, source: str | os.PathLike | None = None) -> ZooSpec:
         raise fail(f"dataset num_shards {num_shards!r} must be a positive integer")
 
     architecture = raw["architecture"]
-    if architecture not in FAMILIES:
+    if not isinstance(architecture, str) or architecture not in FAMILIES:
         raise fail(f"unknown architecture {architecture!r}; known: {', '.join(FAMILIES)}")
     defs = hparam_defs(architecture)
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
-from scoring.files import atomic_write
 from pgdl_measures.tasks import MODEL_CONFIGS, natural_key
+from scoring.files import atomic_write, read_json
 
 MODEL_FILES = ("config.json", "weights.hdf5", "weights_init.hdf5")
 STATE_DIR = "zoo_state"
@@ -35,6 +35,23 @@ STATE_DIR = "zoo_state"
 
 def dump_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, allow_nan=False) + "\n"
+
+
+def _check_record(record: Any, path: Path) -> dict:
+    """A model's record as :meth:`TaskWriter.write_model_configs` reads it, or a PGDLError."""
+    problem = None
+    if not isinstance(record, dict):
+        problem = "expected a JSON object"
+    elif not isinstance(record.get("hparams"), dict):
+        problem = 'expected an "hparams" object'
+    elif not isinstance(record.get("metrics"), dict) or not all(
+            isinstance(record["metrics"].get(k), (int, float))
+            and not isinstance(record["metrics"].get(k), bool) for k in ("train_acc", "test_acc")):
+        problem = 'expected a "metrics" object with numbers train_acc and test_acc'
+    if problem:
+        raise PGDLError(f"malformed record of a finished model: {problem}; delete it (and its "
+                        "model folder) to train that model again", path)
+    return record
 
 
 class TaskWriter:
@@ -76,12 +93,9 @@ class TaskWriter:
         state = {"spec": spec_json, "data_sha256": fingerprint}
         path = self.state_dir / "spec.json"
         if path.is_file():
-            try:
-                previous = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                previous = None
+            previous = read_json(path, "the zoo's record of the run (spec.json)")
             if previous != state:
-                what = "data" if previous and previous.get("spec") == spec_json else "spec"
+                what = "data" if isinstance(previous, dict) and previous.get("spec") == spec_json else "spec"
                 raise PGDLError(
                     f"{self.out_dir} already holds task {self.task!r} generated from a different "
                     f"{what} ({path}); write to a new output folder, or delete "
@@ -137,18 +151,25 @@ class TaskWriter:
         for path in self.state_dir.glob("model_*.json"):
             model_id = path.stem[len("model_"):]
             if self.is_finished(model_id):
-                out[model_id] = json.loads(path.read_text())
+                out[model_id] = _check_record(read_json(path, "the zoo's record of a model"), path)
         return dict(sorted(out.items(), key=lambda item: natural_key(item[0])))
 
     def write_model_configs(self, grid: dict[str, list]) -> Path:
         """(Re)write model_configs.json from the finished models' records (if it changed)."""
+        records = self.records()
+        for model_id, record in records.items():
+            lacking = [name for name in grid if name not in record["hparams"]]
+            if lacking:
+                raise PGDLError(f"the record of a finished model has no value for {', '.join(lacking)}; "
+                                "delete it (and its model folder) to train that model again",
+                                self.record_path(model_id))
         content = {
             model_id: {
                 "hparams": {name: {"possible_values": values, "current_value": record["hparams"][name]}
                             for name, values in grid.items()},
                 "metrics": {k: record["metrics"][k] for k in ("train_acc", "test_acc")},
             }
-            for model_id, record in self.records().items()
+            for model_id, record in records.items()
         }
         path = self.reference_dir / MODEL_CONFIGS
         text = dump_json(content)
