@@ -12,7 +12,9 @@ from __future__ import annotations
 import functools
 import importlib
 import warnings
+from collections.abc import Iterable
 from importlib.metadata import entry_points
+from typing import Any
 
 from pgdl_measures.errors import PGDLError
 
@@ -133,18 +135,133 @@ def parse_param_value(text: str):
         return text
 
 
+def _measure_class(name: str) -> type:
+    measures = available_measures()
+    if name not in measures:
+        raise PGDLError(f"unknown measure {name!r}; available: {', '.join(sorted(measures))}")
+    return measures[name]
+
+
+def _check_param_names(name: str, cls: type, names) -> None:
+    unknown = set(names) - set(cls.param_names())
+    if unknown:
+        raise PGDLError(f"measure {name!r} has no parameter {', '.join(sorted(unknown))}; "
+                        f"its parameters: {', '.join(cls.param_names()) or 'none'}")
+
+
+def param_types(cls: type) -> dict[str, Any]:
+    """A measure class's parameters -> their declared type: the constructor's annotation, else
+    the type of the default (None when neither says)."""
+    import inspect
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # noqa: BLE001 - a plugin's annotation that does not resolve: use the defaults
+        hints = {}
+    out: dict[str, Any] = {}
+    for param in inspect.signature(cls.__init__).parameters.values():
+        if param.name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        declared = hints.get(param.name)
+        if declared is None and param.default is not param.empty and param.default is not None:
+            declared = type(param.default)
+        out[param.name] = declared
+    return out
+
+
+def parse_typed_param(text: str, declared: Any, where: str):
+    """A command-line value read by its parameter's declared type (see :func:`param_types`).
+
+    ``bool``: ``true``/``false`` (any case); ``int``: an integer; ``float``: a number (an integer
+    stays one); ``str``: the text (JSON quotes removed); ``tuple``/``list``: a JSON list; ``X |
+    None``: also ``null``/``None``; any other or no type: :func:`parse_param_value`.
+
+    Args:
+        text: the value as typed.
+        declared: the declared type.
+        where: what to name in the error (``"--param agn.max_examples"``).
+
+    Raises:
+        PGDLError: a value the type does not accept.
+    """
+    import types
+    import typing
+
+    text = text.strip()
+    origin = typing.get_origin(declared)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(declared) if a is not type(None)]
+        if text in ("null", "None") and len(args) < len(typing.get_args(declared)):
+            return None
+        declared = args[0] if len(args) == 1 else None
+        origin = typing.get_origin(declared)
+    value = parse_param_value(text)
+    if declared is bool:
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise PGDLError(f"{where}={text}: expected true or false")
+    if declared is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise PGDLError(f"{where}={text}: expected an integer")
+    if declared is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        raise PGDLError(f"{where}={text}: expected a number")
+    if declared is str:
+        return value if isinstance(value, str) else text
+    if declared in (tuple, list) or origin in (tuple, list):
+        if isinstance(value, list):
+            return value
+        raise PGDLError(f"{where}={text}: expected a JSON list, e.g. [\"a\", \"b\"]")
+    return value
+
+
+def parse_param_options(options: Iterable[str], *, measure: str | None = None) -> dict[str, Any]:
+    """Parse ``--param`` options, each value by its parameter's declared type.
+
+    The one parser of the command line's measure parameters (``pgdl evaluate`` and ``pgdl
+    package``). Values are read by :func:`parse_typed_param` with the type the measure's
+    constructor declares (:func:`param_types`), so ``use_input_size=banana`` is refused.
+
+    Args:
+        options: ``NAME.key=value`` strings, or ``key=value`` when `measure` is given.
+        measure: the measure every option belongs to (``pgdl package MEASURE``).
+
+    Returns:
+        ``{NAME: {key: value}}``, or ``{key: value}`` when `measure` is given.
+
+    Raises:
+        PGDLError: a malformed option, a parameter given twice, an unknown measure or
+            parameter, a value its parameter's type does not accept.
+    """
+    form = "key=value (e.g. max_examples=500)" if measure else "NAME.key=value (e.g. agn.max_examples=500)"
+    parsed: dict[str, dict[str, Any]] = {}
+    for option in options:
+        target, eq, text = option.partition("=")
+        if measure is None:
+            name, dot, key = target.partition(".")
+        else:
+            name, dot, key = measure, ".", target
+        name, key = name.strip(), key.strip()
+        if not (eq and dot and name and key):
+            raise PGDLError(f"--param {option!r}: expected {form}")
+        if key in parsed.get(name, {}):
+            raise PGDLError(f"--param {key if measure else f'{name}.{key}'} given twice")
+        cls = _measure_class(name)
+        _check_param_names(name, cls, [key])
+        where = f"--param {key if measure else f'{name}.{key}'}"
+        parsed.setdefault(name, {})[key] = parse_typed_param(text, param_types(cls).get(key), where)
+    return parsed.get(measure, {}) if measure else parsed
+
+
 def get_measure(name: str, **params):
     """Instantiate the measure `name` with keyword `params`.
 
     Raises:
         PGDLError: unknown name or parameter.
     """
-    measures = available_measures()
-    if name not in measures:
-        raise PGDLError(f"unknown measure {name!r}; available: {', '.join(sorted(measures))}")
-    cls = measures[name]
-    unknown = set(params) - set(cls.param_names())
-    if unknown:
-        raise PGDLError(f"measure {name!r} has no parameter {', '.join(sorted(unknown))}; "
-                        f"its parameters: {', '.join(cls.param_names()) or 'none'}")
+    cls = _measure_class(name)
+    _check_param_names(name, cls, params)
     return cls(**params)

@@ -18,9 +18,8 @@ from scoring.predictions import (
     align_prediction,
     check_grid,
     find_tasks,
-    load_model_specs,
     load_prediction,
-    scoring_grid,
+    load_reference,
 )
 
 
@@ -69,7 +68,7 @@ def score_submission(reference_dir: str | os.PathLike,
     scores: dict[str, float | None] = {}
     exceeded: list[str] = []
     for name, config_path in find_tasks(reference_dir).items():
-        grid = scoring_grid(load_model_specs(config_path), config_path)
+        _, grid = load_reference(config_path)
         check_grid(grid, config_path)
         predict_path = pred_root / f"{name}.predict"
         prediction = load_prediction(predict_path)
@@ -77,7 +76,7 @@ def score_submission(reference_dir: str | os.PathLike,
             exceeded.append(name)
             scores[name] = None
             continue
-        values = align_prediction(prediction, grid, predict_path)
+        values = align_prediction(prediction, grid, predict_path, strict_keys=True)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             scores[name] = conditional_mutual_information_grid(values, grid)

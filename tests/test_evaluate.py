@@ -10,22 +10,13 @@ import sys
 import pytest
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.evaluate.pipeline import (_as_measure, _plan, current_backend, evaluate, parse_params,
-                                    resolve_measures, select_models, write_predictions)
+from pgdl_measures.evaluate.pipeline import (_as_measure, _plan, current_backend, evaluate, resolve_measures,
+                                             write_predictions)
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.measures.vc_dimension import VCDimension
-from pgdl_measures.evaluate.store import ERROR, EXCEEDED, OK, ResultStore, Row, canonical_params
+from pgdl_measures.evaluate.store import ERROR, OK, STATUS_EXCEEDED, ResultStore, Row, canonical_params
 from pgdl_measures.tasks import find_tasks
 from pgdl_test_measures import CrashOn, FailOn, Slow
-
-
-def test_parse_params_reads_json_or_text():
-    assert parse_params(["sharpness.sigma=0.05", "sharpness.name=sgd", "vc_dimension.use_input_size=true",
-                         "a.b=[1, 2]"]) == {"sharpness": {"sigma": 0.05, "name": "sgd"},
-                                            "vc_dimension": {"use_input_size": True}, "a": {"b": [1, 2]}}
-    for bad in ("sigma=0.05", "sharpness.sigma", ".sigma=1", "sharpness.=1"):
-        with pytest.raises(PGDLError, match="NAME.key=value"):
-            parse_params([bad])
 
 
 def test_resolve_measures():
@@ -51,24 +42,29 @@ def test_measures_must_be_importable_by_the_worker():
         _as_measure(3)
 
 
-def _put(store, task, model, measure, status, seconds=1.0, backend="tensorflow"):
+def _put(store, task, model, measure, status, seconds=1.0, backend="tensorflow", contents="c"):
     store.put(Row(task, model, measure.name, canonical_params(measure.params), backend, status,
-                  value=1.0 if status == OK else None, error=None if status == OK else "x", seconds=seconds))
+                  value=1.0 if status == OK else None, error=None if status == OK else "x", seconds=seconds,
+                  contents=contents))
 
 
 def test_plan_skips_stored_results_and_counts_their_time(toy_path, tmp_path):
     task = find_tasks(toy_path)[0]
     vc, fails = VCDimension(), FailOn(model="model_1")
+    selected = {task.name: ["model_0", "model_1"]}
+    contents = {(task.name, "model_0"): "c", (task.name, "model_1"): "c"}
     with ResultStore.in_folder(tmp_path) as store:
         _put(store, task.name, "model_0", vc, OK, 2.0)
-        _put(store, task.name, "model_0", fails, EXCEEDED, 3.0)
+        _put(store, task.name, "model_0", fails, STATUS_EXCEEDED, 3.0)
         _put(store, task.name, "model_1", vc, ERROR, 0.5)
         _put(store, task.name, "model_1", fails, OK, backend="jax")  # another backend: not a result here
         _put(store, task.name, "model_1", VCDimension(use_input_size=True), OK)  # other parameters
-        jobs, reused = _plan([task], [vc, fails], store, "tensorflow", ["model_0", "model_1"], False)
+        _put(store, task.name, "model_1", fails, OK, contents="other")  # other contents of the task
+        jobs, reused, notes = _plan([task], [vc, fails], store, "tensorflow", selected, False, contents)
         assert reused == 3
         assert [(m, [x.name for x in p], c) for _, m, p, c in jobs] == [("model_1", ["test_fails"], 0.5)]
-        jobs, reused = _plan([task], [vc, fails], store, "tensorflow", ["model_0", "model_1"], True)
+        assert len(notes) == 1 and "1 stored results were computed on other contents" in notes[0]
+        jobs, reused, _ = _plan([task], [vc, fails], store, "tensorflow", selected, True, contents)
         assert reused == 1
         assert [(m, [x.name for x in p], c) for _, m, p, c in jobs] == [
             ("model_0", ["test_fails"], 2.0), ("model_1", ["vc_dimension", "test_fails"], 0.0)]
@@ -76,8 +72,10 @@ def test_plan_skips_stored_results_and_counts_their_time(toy_path, tmp_path):
 
 def test_select_models_and_backend(toy_path, monkeypatch):
     task = find_tasks(toy_path)[0]
-    assert select_models(task, ["2", "model_10"]) == ["model_2", "model_10"]
-    assert len(select_models(task, None)) == 18
+    assert task.select_models(["model_10", "2"]) == ["model_2", "model_10"]  # natural order, not as given
+    assert len(task.select_models(None)) == 18
+    with pytest.raises(PGDLError, match="has no model model_99"):
+        task.select_models(["2", "model_99"])
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     if "keras" not in sys.modules:  # once imported, Keras's own choice wins
         assert current_backend() == "jax"
@@ -96,7 +94,7 @@ def test_write_predictions(tmp_path):
     stale = tmp_path / "test_fails" / "toy.predict"
     stale.parent.mkdir()
     stale.write_text("{}")
-    results = {("toy", "test_slow"): _rows("test_slow", [OK, EXCEEDED, OK]),
+    results = {("toy", "test_slow"): _rows("test_slow", [OK, STATUS_EXCEEDED, OK]),
                ("toy", "test_fails"): _rows("test_fails", [OK, ERROR, OK]),
                ("toy", "vc_dimension"): _rows("vc_dimension", [OK, None])}
     written, notes = write_predictions(results, [Slow(), FailOn(), VCDimension()], tmp_path)
@@ -148,14 +146,15 @@ def test_failures_are_recorded_and_the_run_goes_on(four_models, tmp_path):
     (out / "report.html").rmdir()
     result = evaluate([four_models], measures, out, models=models[:3], n_resamples=10)
     assert result.stats.total_computed == 0 and result.stats.reused == 9
-    assert set(result.predictions) == {("vc_dimension", "pgdl_toy_data")}
-    prediction = json.loads((out / "vc_dimension" / "pgdl_toy_data.predict").read_text())
-    assert list(prediction) == models[:3] and all(isinstance(v, float) for v in prediction.values())
+    # the outputs reflect everything stored for the task, model_3's errors included, not only the
+    # three models of this run: no .predict (the competition needed every model)
+    assert result.predictions == {}
+    assert any("no vc_dimension/pgdl_toy_data.predict: 1 of 4 models" in n for n in result.notes)
     assert any("no test_fails/pgdl_toy_data.predict" in n for n in result.notes)
     assert any("no test_crashes/pgdl_toy_data.predict" in n for n in result.notes)
     # ranked on the models that have a value, and marked as partial
     score = result.ranking.scores["kendall_tau"]["test_fails"]["pgdl_toy_data"]
-    assert (score.n_models, score.n_total) == (2, 3) and score.partial
+    assert (score.n_models, score.n_total) == (2, 4) and score.partial
     assert not math.isnan(result.ranking.scores["kendall_tau"]["vc_dimension"]["pgdl_toy_data"].value)
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
 

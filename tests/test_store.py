@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.evaluate.store import (ERROR, EXCEEDED, OK, STORE_NAME, Key, ResultStore, Row,
+from pgdl_measures.evaluate.store import (ERROR, OK, STATUS_EXCEEDED, STORE_NAME, Key, ResultStore, Row,
                                  canonical_params)
 
 
@@ -37,7 +37,7 @@ def test_put_get_replace_and_reopen(tmp_path):
     with ResultStore.in_folder(tmp_path / "new" / "folder") as store:
         store.put(_row("model_0"))
         store.put(_row("model_1", ERROR))
-        store.put(_row("model_2", EXCEEDED))
+        store.put(_row("model_2", STATUS_EXCEEDED))
         store.put(_row("model_1", OK, 2.0))  # a retried error replaces the row with its key
         assert len(store) == 3
         key = Key("toy", "model_1", "vc_dimension", "{}", "tensorflow")
@@ -46,8 +46,8 @@ def test_put_get_replace_and_reopen(tmp_path):
     with ResultStore(tmp_path / "new" / "folder" / STORE_NAME) as store:
         rows = store.rows()
         assert [r.model for r in rows] == ["model_0", "model_1", "model_2"]
-        assert [r.status for r in rows] == [OK, OK, EXCEEDED]
-        assert store.rows(status=EXCEEDED)[0].error == "boom"
+        assert [r.status for r in rows] == [OK, OK, STATUS_EXCEEDED]
+        assert store.rows(status=STATUS_EXCEEDED)[0].error == "boom"
         assert set(store.index()) == {r.key for r in rows}
         with pytest.raises(ValueError, match="unknown columns"):
             store.rows(colour="red")

@@ -48,11 +48,12 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
     from rich.text import Text
 
     from pgdl_measures.cli._progress import EvaluateProgress
+    from pgdl_measures.cli._tables import ranking_table, summary_table
     from pgdl_measures.evaluate.pipeline import evaluate as run
     from pgdl_measures.evaluate.pipeline import resolve_measures
     from pgdl_measures.registry import parse_param_options
     from pgdl_measures.tasks.summary import resolve_default_task
-    from scoring.report import MAIN_RANKER, rich_ranking_table, rich_summary_table
+    from scoring.ranking import MAIN_RANKER
 
     console = Console()
     paths = list(tasks) or [resolve_default_task(None)]
@@ -66,8 +67,8 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
                   markup=False, highlight=False)
     ranking = result.ranking
     if ranking.ranked_tasks:
-        console.print(rich_ranking_table(ranking, MAIN_RANKER))
-        console.print(rich_summary_table(ranking))
+        console.print(ranking_table(ranking, MAIN_RANKER))
+        console.print(summary_table(ranking))
     else:
         console.print("no task with reference data (model_configs.json): nothing ranked")
     for note in result.notes:

@@ -12,8 +12,8 @@ from pgdl_measures.cli._options import AliasOption
 @click.argument("measure")
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="A parameter of the measure, frozen into the submission (repeat for several); "
-                   "the value is read as JSON when it is JSON (500, 0.1, true, null, \"text\"), "
-                   "else kept as a string.")
+                   "the value is read by the parameter's type (true/false, an integer, a number, "
+                   "text, a JSON list).")
 @click.option("--out", "-o", "--output", "output", cls=AliasOption, hidden_aliases=("--output",),
               type=click.Path(dir_okay=False), default=None,
               help="The zip to write, replaced atomically.  [default: MEASURE_submission.zip]")
@@ -33,9 +33,10 @@ def package(measure, params, output):
       pgdl package agn --param max_examples=500 --out agn500.zip
       pgdl run-submission agn_submission.zip ../pgdl_toy_data out
     """
-    from pgdl_measures.competition.package import package_submission, parse_param_options
+    from pgdl_measures.competition.package import package_submission
+    from pgdl_measures.registry import parse_param_options
 
-    result = package_submission(measure, parse_param_options(params), output)
+    result = package_submission(measure, parse_param_options(params, measure=measure), output)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     settings = ", ".join(f"{k}={v!r}" for k, v in result.params.items()) or "default parameters"

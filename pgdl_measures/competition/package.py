@@ -48,7 +48,6 @@ from typing import Any
 
 from pgdl_measures import __version__
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.registry import parse_param_value
 
 #: the toolkit's import name, and the name its vendored copy gets inside a submission
 TOOLKIT = "pgdl_measures"
@@ -90,31 +89,6 @@ class PackagedSubmission:
     plugin: str | None
     files: list[str]
     warnings: list[str] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------ parameters
-
-
-def parse_param_options(options: Sequence[str]) -> dict[str, Any]:
-    """Parse ``key=value`` options into keyword parameters.
-
-    The value is read as JSON when it is JSON (``500``, ``0.1``, ``1e-3``, ``true``, ``null``,
-    ``"text"``, ``[1, 2]``), as ``pgdl evaluate --param`` does; ``True``/``False``/``None`` are
-    accepted too; anything else is kept as a string (``sgd``).
-
-    Raises:
-        PGDLError: an option not of the form ``key=value``, or a key given twice.
-    """
-    params: dict[str, Any] = {}
-    for option in options:
-        key, eq, text = option.partition("=")
-        key = key.strip()
-        if not eq or not key.isidentifier():
-            raise PGDLError(f"--param {option!r}: expected key=value (e.g. max_examples=500)")
-        if key in params:
-            raise PGDLError(f"--param {key} given twice")
-        params[key] = parse_param_value(text)
-    return params
 
 
 # ------------------------------------------------------------------------------ finding modules

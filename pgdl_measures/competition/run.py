@@ -19,9 +19,20 @@ Differences from the competition, all in the direction of robustness:
 
 * every model runs in its own child process (``python -m pgdl_measures.competition._ingestion_child``,
   working folder a fresh temporary folder), so one model cannot disturb the next;
-* the time budget is per model (default 300 s, the competition's ``max_time_per_model``) and is
-  enforced: a model over budget is killed and recorded as ``"EXCEEDED"``, and the run goes on
-  (the competition measured the budget of a whole task and gave up on the remaining models);
+* the time budget is enforced: a model over budget is killed and recorded as ``"EXCEEDED"``
+  (the competition could not interrupt a model). By default (``budget_rule="per-model"``) each
+  model has its own budget (default 300 s, the competition's ``max_time_per_model``) and the run
+  goes on; ``budget_rule="per-task"`` is the competition's rule: the models of a task share
+  ``max_time_per_model * number of models`` seconds, and once they are spent the models left
+  are ``"EXCEEDED"`` (a one-off warm-up is paid for by the models after it). The competition
+  also kept the value of the model that crossed the line; here it is killed at the line. The
+  start-up of a child (TensorFlow, the data, the submission's import) counts under neither rule;
+* when a model's child ends, everything it started is killed too, also processes that left its
+  process group with ``setsid`` (see :mod:`pgdl_measures._subprocess` for how, and the limit);
+* results are written as each model finishes (atomically), and a rerun skips the models the
+  ``.predict`` file already holds;
+* a value that is NaN or infinite is an error (the competition wrote a bare ``NaN``, which is not
+  JSON);
 * a crash is recorded, not fatal: the model is left out of ``<task>.predict`` and listed, with
   the error and the tail of its stderr, in ``<task>.errors.json`` next to it;
 * shards are read in natural sorted order and model ids in natural order.
@@ -31,10 +42,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,15 +56,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pgdl_measures._subprocess import read_tail, spawn, wait_readable
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.tasks import Task, find_tasks, normalise_model_id
+from pgdl_measures.tasks import Task, find_tasks, select_models
+from scoring.files import atomic_write, read_json
+from scoring.rules import COMPETITION_TIME_BUDGET, EXCEEDED, natural_key
 
-#: the competition's per-model time budget, in seconds (``max_time_per_model = 60 * 5``)
-DEFAULT_TIME_BUDGET = 300.0
-#: the competition's marker for a model that ran out of time
-EXCEEDED = "EXCEEDED"
 #: Keras implementations a submission can run on: legacy Keras 2 (tf_keras) or Keras 3
 KERAS_MODES = ("2", "3")
+#: how the time budget is counted: each model alone (the default), or the models of a task
+#: together, as the competition's ingestion program did (``len(models) * max_time_per_model``)
+BUDGET_RULES = ("per-model", "per-task")
 #: seconds allowed, on top of the budget, for a child's start-up (importing TensorFlow, building
 #: the dataset and importing the submission) before the model's clock starts
 MIN_SETUP_SECONDS = 120.0
@@ -73,7 +85,8 @@ class ModelOutcome:
 
     Attributes:
         model_id: ``model_<k>``.
-        value: the float returned by ``complexity``, :data:`EXCEEDED`, or None after an error.
+        value: the float returned by ``complexity`` (finite: NaN and infinity are errors),
+            :data:`EXCEEDED`, or None after an error.
         error: ``"ExceptionType: message"`` when the model failed.
         stage: where it failed. Before the first model, the same for all of them:
             ``start-up`` (importing TensorFlow), ``data``, ``import`` (of the submission),
@@ -82,7 +95,8 @@ class ModelOutcome:
         stderr_tail: the end of what the child wrote to stderr for this model (the traceback)
             when it failed.
         seconds: time on the model's clock (loading it and ``complexity``), None when it
-            never started.
+            never started (an error before it, or :data:`EXCEEDED` because the task's time
+            was spent under the ``per-task`` budget rule).
     """
 
     model_id: str
@@ -108,12 +122,21 @@ class ModelOutcome:
 
 @dataclass
 class TaskOutcome:
-    """The outcomes of one task and the files written for it."""
+    """The outcomes of one task's run and the files written for it.
+
+    Attributes:
+        task: the task's name.
+        outcomes: model id -> outcome, for the models run this time.
+        predict_path: the task's ``.predict`` file.
+        errors_path: its errors file, when models are failed in it.
+        skipped: models not run because the ``.predict`` file already held them.
+    """
 
     task: str
     outcomes: dict[str, ModelOutcome] = field(default_factory=dict)
     predict_path: Path | None = None
     errors_path: Path | None = None
+    skipped: list[str] = field(default_factory=list)
 
     def predictions(self) -> dict[str, float | str]:
         """What goes into ``<task>.predict``: model id -> float or ``"EXCEEDED"`` (no errors)."""
@@ -166,8 +189,8 @@ def unpack_submission(archive: str | os.PathLike, dest: str | os.PathLike) -> Pa
     """Safely unpack a submission zip into `dest` and return the folder with ``complexity.py``.
 
     Every entry is checked before anything is written: absolute paths, ``..`` components,
-    symbolic links and other special files are refused
-    (:func:`pgdl_measures.tasks.download.check_archive`).
+    symbolic links and other special files, over-long names, duplicate entries and a name that
+    is both a file and a folder are refused (:func:`pgdl_measures.tasks.download.check_archive`).
 
     Raises:
         PGDLError: an unsafe or corrupt archive, or no ``complexity.py`` in it.
@@ -188,6 +211,9 @@ def unpack_submission(archive: str | os.PathLike, dest: str | os.PathLike) -> Pa
                     shutil.copyfileobj(src, out)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
         raise PGDLError(f"corrupt zip archive ({exc})", archive) from None
+    except OSError as exc:  # a path too long for the file system, a full disk
+        raise PGDLError(f"cannot unpack entry {info.filename!r}: {exc.strerror or exc}",
+                        archive) from None
     try:
         return find_submission_root(dest)
     except PGDLError:
@@ -255,18 +281,60 @@ def _installed() -> bool:
     return True
 
 
+class _Budget:
+    """The time a model may take under a budget rule (thread-safe: children of a task share it).
+
+    ``per-model``: every model gets `per_model` seconds. ``per-task``: the models of the task
+    share ``per_model * n_models`` seconds, as in the competition; each model may take what the
+    models before it left, and once it is spent the models not yet run are ``EXCEEDED``. Models
+    running at the same time (``jobs > 1``) each get what was left when they started.
+    """
+
+    def __init__(self, rule: str, per_model: float, n_models: int):
+        if rule not in BUDGET_RULES:
+            raise PGDLError(f"unknown budget rule {rule!r}; choose one of {', '.join(BUDGET_RULES)}")
+        self.rule = rule
+        self.per_model = per_model
+        self.total = per_model * n_models if rule == "per-task" else None
+        self.spent = 0.0
+        self._lock = threading.Lock()
+
+    def allowance(self) -> float:
+        """Seconds the model starting now may take."""
+        if self.total is None:
+            return self.per_model
+        with self._lock:
+            return max(0.0, self.total - self.spent)
+
+    def spend(self, seconds: float | None) -> None:
+        """Count a model's seconds (None: it never started)."""
+        if seconds is not None:
+            with self._lock:
+                self.spent += seconds
+
+    def spent_up(self) -> bool:
+        """True under ``per-task`` once the task's time is used up."""
+        if self.total is None:
+            return False
+        with self._lock:
+            return self.spent >= self.total
+
+
 def run_models(submission_dir: str | os.PathLike, models: list[tuple[str, Path]],
                train_dir: str | os.PathLike, *, keras: str = "2",
-               time_budget: float = DEFAULT_TIME_BUDGET, setup_timeout: float | None = None,
-               python: str | None = None,
-               on_outcome: Callable[[ModelOutcome], None] | None = None) -> list[ModelOutcome]:
+               time_budget: float = COMPETITION_TIME_BUDGET, budget_rule: str = "per-model",
+               setup_timeout: float | None = None, python: str | None = None,
+               on_outcome: Callable[[ModelOutcome], None] | None = None,
+               _budget: _Budget | None = None) -> list[ModelOutcome]:
     """Run ``complexity`` of a submission on some models of one task, in one child process.
 
     The child imports TensorFlow, builds the dataset and imports the submission (the start-up,
     allowed `setup_timeout` seconds: default the budget, at least :data:`MIN_SETUP_SECONDS`),
     then handles the models in turn. Each model's clock covers loading it and ``complexity``;
     past `time_budget` seconds the child is killed with anything it started, the model is
-    :data:`EXCEEDED`, and a fresh child takes the models left. A child that dies inside a model
+    :data:`EXCEEDED`, and a fresh child takes the models left (under `budget_rule`
+    ``per-task`` the models share ``time_budget * len(models)`` seconds instead, and once they
+    are spent the models left are :data:`EXCEEDED` without running). A child that dies inside a model
     (a crash of TensorFlow, ``os._exit``) is recorded for that model and replaced the same way.
     A failure of the start-up (say the submission does not import) is the same for every
     model: it is recorded for all of them without another try.
@@ -277,6 +345,7 @@ def run_models(submission_dir: str | os.PathLike, models: list[tuple[str, Path]]
         train_dir: the task's ``dataset_1/train`` folder.
         keras: ``"2"`` (legacy tf_keras) or ``"3"``.
         time_budget: seconds per model.
+        budget_rule: ``"per-model"`` or ``"per-task"`` (see :data:`BUDGET_RULES`).
         setup_timeout: seconds for a child's start-up.
         python: the Python interpreter (default: this one).
         on_outcome: called with each outcome as soon as it is known.
@@ -288,6 +357,7 @@ def run_models(submission_dir: str | os.PathLike, models: list[tuple[str, Path]]
         PGDLError: an unknown Keras mode, or legacy Keras 2 without tf_keras.
     """
     env = child_environment(keras)
+    budget = _budget or _Budget(budget_rule, time_budget, len(models))
     setup_timeout = max(time_budget, MIN_SETUP_SECONDS) if setup_timeout is None else setup_timeout
     outcomes: list[ModelOutcome] = []
 
@@ -298,15 +368,19 @@ def run_models(submission_dir: str | os.PathLike, models: list[tuple[str, Path]]
 
     pending = [(model_id, Path(model_dir)) for model_id, model_dir in models]
     while pending:
+        if budget.spent_up():
+            for model_id, _ in pending:
+                emit(ModelOutcome(model_id, EXCEEDED))
+            break
         handled = _run_child(Path(submission_dir), pending, Path(train_dir), keras, env,
-                             time_budget, setup_timeout, python, emit)
+                             budget, setup_timeout, python, emit)
         pending = pending[handled:]
     return outcomes
 
 
 def run_model(submission_dir: str | os.PathLike, model_dir: str | os.PathLike,
               train_dir: str | os.PathLike, *, model_id: str | None = None, keras: str = "2",
-              time_budget: float = DEFAULT_TIME_BUDGET, setup_timeout: float | None = None,
+              time_budget: float = COMPETITION_TIME_BUDGET, setup_timeout: float | None = None,
               python: str | None = None) -> ModelOutcome:
     """Run ``complexity`` on one model in its own child process (see :func:`run_models`)."""
     model_id = model_id or Path(model_dir).name
@@ -315,7 +389,7 @@ def run_model(submission_dir: str | os.PathLike, model_dir: str | os.PathLike,
 
 
 def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: Path,
-               keras: str, env: dict, time_budget: float, setup_timeout: float,
+               keras: str, env: dict, budget: _Budget, setup_timeout: float,
                python: str | None, emit: Callable[[ModelOutcome], None]) -> int:
     """Start one child on `models`; emit an outcome per model handled; return how many."""
     from pgdl_measures.competition._ingestion_child import MARKER
@@ -340,15 +414,15 @@ def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: 
         request_path.write_text(json.dumps(request))
         handled = 0
         clock: float | None = None  # when the current model's clock started
-        ended = None  # why the loop ended: "exit", "budget" or "setup"
+        ended = None  # why the loop ended: "exit", "budget", "setup" or "spent"
         with open(work / "stdout.txt", "wb") as out, open(stderr_path, "wb") as err, \
                 open(result_path) as results:
             try:
-                proc = subprocess.Popen(
+                child = spawn(
                     [python or sys.executable, "-m", "pgdl_measures.competition._ingestion_child",
                      os.fspath(request_path)],
                     cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    pass_fds=(ready_write,), start_new_session=True)
+                    pass_fds=(ready_write,))
             except BaseException:
                 os.close(ready_read)
                 raise
@@ -357,12 +431,10 @@ def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: 
             try:
                 deadline = time.monotonic() + setup_timeout
                 while ended is None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    if deadline - time.monotonic() <= 0:
                         ended = "budget" if clock is not None else "setup"
                         break
-                    readable, _, _ = select.select([ready_read], [], [], min(remaining, 1.0))
-                    if not readable:
+                    if not wait_readable(ready_read, deadline, step=1.0):
                         continue
                     data = os.read(ready_read, 64)
                     if not data:  # end of file: the child has exited
@@ -370,12 +442,13 @@ def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: 
                     for byte in data:
                         if byte == ord("S"):
                             clock = time.monotonic()
-                            deadline = clock + time_budget
+                            deadline = clock + budget.allowance()
                         elif byte == ord("D"):
                             seconds = None if clock is None else time.monotonic() - clock
                             clock = None
                             payload = json.loads(results.readline())
                             outcome = _outcome(payload, seconds, stderr_path, MARKER)
+                            budget.spend(seconds)
                             emit(outcome)
                             handled += 1
                             wait = EXIT_GRACE_SECONDS if handled == len(models) else setup_timeout
@@ -383,26 +456,32 @@ def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: 
                             if outcome.stage in SETUP_STAGES:
                                 _emit_not_run(outcome, models[handled:], emit)
                                 return len(models)
+                            if budget.spent_up() and handled < len(models):
+                                return handled  # the rest: EXCEEDED (see run_models)
             finally:
                 os.close(ready_read)
-                _kill_group(proc)
+                child.kill()
         if handled >= len(models):
             return handled
         model_id = models[handled][0]
         if ended == "budget":
-            emit(ModelOutcome(model_id, EXCEEDED, seconds=time.monotonic() - clock))
+            seconds = time.monotonic() - clock
+            budget.spend(seconds)
+            emit(ModelOutcome(model_id, EXCEEDED, seconds=seconds))
             return handled + 1
         if ended == "exit" and clock is not None:  # died inside a model
+            seconds = time.monotonic() - clock
+            budget.spend(seconds)
             emit(ModelOutcome(model_id, error=f"the child process died (exit status "
-                                              f"{proc.returncode}) while running this model",
-                              stage="crash", seconds=time.monotonic() - clock,
+                                              f"{child.returncode}) while running this model",
+                              stage="crash", seconds=seconds,
                               stderr_tail=_stderr_of(stderr_path, MARKER, model_id)))
             return handled + 1
         if ended == "setup":
             error = (f"TimeoutError: the child did not start within {setup_timeout:g} s "
                      f"(importing TensorFlow, the data or the submission)")
         else:
-            error = (f"the child process died (exit status {proc.returncode}) before "
+            error = (f"the child process died (exit status {child.returncode}) before "
                      f"reporting a result")
         first = ModelOutcome(model_id, error=error, stage="setup",
                              stderr_tail=_stderr_of(stderr_path, MARKER, None))
@@ -412,7 +491,15 @@ def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: 
 
 
 def _outcome(payload: dict, seconds: float | None, stderr_path: Path, marker: str) -> ModelOutcome:
+    from pgdl_measures.competition._ingestion_child import as_float
+
     model_id = payload["model_id"]
+    if "error" not in payload:
+        try:  # the child checked it already; never let a NaN through to a .predict file
+            as_float(payload["value"], model_id)
+        except (TypeError, ValueError) as exc:
+            payload = {"model_id": model_id, "error": f"{type(exc).__name__}: {exc}",
+                       "stage": "complexity"}
     if "error" in payload:
         setup = payload.get("stage") in SETUP_STAGES
         return ModelOutcome(model_id, error=payload["error"], stage=payload.get("stage"),
@@ -428,28 +515,10 @@ def _emit_not_run(failed: ModelOutcome, models: list[tuple[str, Path]],
                           stderr_tail=f"(not run: the same failure for {failed.model_id})"))
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill the child and anything it started (its own process group), then reap it.
-
-    The group id is the child's pid (``start_new_session``). While anything the child started
-    is alive, the kernel does not reuse that id, so this reaches only the child's own processes;
-    once the group is empty the call finds nothing.
-    """
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 def _stderr_of(path: Path, marker: str, model_id: str | None,
                limit: int = STDERR_TAIL_CHARS) -> str:
     """The end of what the child wrote to stderr for `model_id` (None: before any model)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - STDERR_READ_BYTES))
-            text = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
+    text = read_tail(path, STDERR_READ_BYTES)
     if model_id is None:
         first = text.find(marker)
         part = text if first < 0 else text[:first]
@@ -464,29 +533,11 @@ def _stderr_of(path: Path, marker: str, model_id: str | None,
 # ------------------------------------------------------------------------------ a whole run
 
 
-def select_models(tasks: list[Task], models: list[str] | None) -> dict[str, list[str]]:
-    """Task name -> the model ids to run (all, or those of `models` the task has).
-
-    Raises:
-        PGDLError: a requested model id is in none of the tasks.
-    """
-    selected = {}
-    wanted = None if not models else [normalise_model_id(m) for m in models]
-    for task in tasks:
-        ids = task.model_ids()
-        selected[task.name] = ids if wanted is None else [m for m in wanted if m in ids]
-    if wanted is not None:
-        missing = [m for m in wanted if not any(m in ids for ids in selected.values())]
-        if missing:
-            raise PGDLError(f"no model folder {', '.join(missing)} in any task "
-                            f"({', '.join(t.name for t in tasks)})")
-    return selected
-
-
 def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
-                   output_dir: str | os.PathLike, *, time_budget: float = DEFAULT_TIME_BUDGET,
+                   output_dir: str | os.PathLike, *, time_budget: float = COMPETITION_TIME_BUDGET,
                    keras: str = "2", models: list[str] | None = None, jobs: int = 1,
                    reuse_process: bool = False, setup_timeout: float | None = None,
+                   budget_rule: str = "per-model", restart: bool = False,
                    on_outcome: Callable[[str, ModelOutcome], None] | None = None
                    ) -> SubmissionRun:
     """Run a submission on every task under `input_dir` and write ``<task>.predict`` files.
@@ -496,9 +547,13 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
     process per model by default; with `reuse_process`, one per task and job, handling its
     models in turn as the competition's single process did (TensorFlow starts once; a model
     over budget or crashing costs a restart). Writes ``OUTPUT_DIR/<task>.predict`` (model id
-    -> float or ``"EXCEEDED"``, failed models left out) and, when a model failed,
-    ``OUTPUT_DIR/<task>.errors.json`` (model id -> error, stage, stderr tail); a stale errors
-    file from an earlier run is removed.
+    -> float or ``"EXCEEDED"``, failed models left out) and, while a model is failed,
+    ``OUTPUT_DIR/<task>.errors.json`` (model id -> error, stage, stderr tail).
+
+    Both files are rewritten atomically as each model finishes, so a failure or a kill of the
+    run loses at most the models in flight. A rerun continues: models already in the task's
+    ``.predict`` (a value or ``"EXCEEDED"``) are skipped and kept, failed ones run again;
+    `restart` runs every selected model again and starts both files afresh.
 
     When the submission cannot even be imported (a syntax error, a missing module), the error
     is the same for every model: it is recorded for all of them after the first failure,
@@ -514,19 +569,25 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
         jobs: how many children run at once.
         reuse_process: one child per task and job instead of one per model.
         setup_timeout: seconds for a child's start-up (see :func:`run_models`).
+        budget_rule: ``"per-model"`` (each model gets `time_budget`) or ``"per-task"`` (the
+            models of a task run share `time_budget` times their number, as in the competition).
+        restart: ignore what an earlier run wrote to `output_dir` instead of continuing it.
         on_outcome: called with ``(task name, outcome)`` as each model finishes.
 
     Returns:
         A :class:`SubmissionRun` with every outcome.
 
     Raises:
-        PGDLError: a missing or invalid submission, input folder or model id, or legacy
-            Keras 2 requested without tf_keras installed.
+        PGDLError: a missing or invalid submission, input folder or model id, an output
+            folder that cannot be written (also when it happens mid-run: what was written
+            stays), a ``.predict`` there that cannot be continued, or legacy Keras 2 requested
+            without tf_keras installed.
     """
     if time_budget <= 0:
         raise PGDLError(f"the time budget must be positive, got {time_budget}")
     if jobs < 1:
         raise PGDLError(f"--jobs must be at least 1, got {jobs}")
+    _Budget(budget_rule, time_budget, 0)  # fail early on an unknown rule
     child_environment(keras)  # fail early on a bad mode or a missing tf_keras
     tasks = find_tasks(input_dir)
     selected = select_models(tasks, models)
@@ -535,57 +596,165 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
             raise PGDLError("dataset_1/train is missing: a submission needs the task's training "
                             "data", task.dataset_dir)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    _check_writable(output_dir)
+    files = {task.name: TaskFiles(task.name, output_dir, restart=restart)
+             for task in tasks if selected[task.name]}
     with prepared_submission(submission) as submission_dir:
         run = SubmissionRun(submission_dir, keras)
         setup_failure: list[ModelOutcome] = []
         lock = threading.Lock()
+        stop = threading.Event()  # set when the output cannot be written
 
-        def chunk(task: Task, ids: list[str]) -> list[ModelOutcome]:
+        def chunk(task: Task, ids: list[str], budget: _Budget,
+                  task_outcome: TaskOutcome) -> None:
             def emit(outcome: ModelOutcome) -> None:
                 with lock:
                     if outcome.stage in SETUP_STAGES and not setup_failure:
                         setup_failure.append(outcome)
+                    task_outcome.outcomes[outcome.model_id] = outcome
+                    try:
+                        files[task.name].record(outcome)
+                    except PGDLError:
+                        stop.set()
+                        raise
                     if on_outcome is not None:
                         on_outcome(task.name, outcome)
 
+            if stop.is_set():
+                return
             with lock:
                 failed = setup_failure[0] if setup_failure else None
             if failed is not None:
-                outcomes = []
-                _emit_not_run(failed, [(m, task.input_dir / m) for m in ids], outcomes.append)
-                for outcome in outcomes:
-                    emit(outcome)
-                return outcomes
-            return run_models(submission_dir, [(m, task.input_dir / m) for m in ids],
-                              task.dataset_dir / "train", keras=keras, time_budget=time_budget,
-                              setup_timeout=setup_timeout, on_outcome=emit)
+                _emit_not_run(failed, [(m, task.input_dir / m) for m in ids], emit)
+                return
+            run_models(submission_dir, [(m, task.input_dir / m) for m in ids],
+                       task.dataset_dir / "train", keras=keras, time_budget=time_budget,
+                       setup_timeout=setup_timeout, on_outcome=emit, _budget=budget)
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             for task in tasks:
-                ids = selected[task.name]
+                if not selected[task.name]:
+                    continue
+                task_files = files[task.name]
+                ids = [m for m in selected[task.name] if m not in task_files.done()]
+                task_outcome = TaskOutcome(task.name, predict_path=task_files.predict_path,
+                                           skipped=[m for m in selected[task.name]
+                                                    if m not in ids])
+                run.tasks.append(task_outcome)
                 if not ids:
                     continue
+                budget = _Budget(budget_rule, time_budget, len(ids))
                 if reuse_process:
                     chunks = [ids[i::jobs] for i in range(min(jobs, len(ids)))]
                 else:
                     chunks = [[m] for m in ids]
-                results: dict[str, ModelOutcome] = {}
-                for future in [pool.submit(chunk, task, c) for c in chunks]:
-                    results.update((o.model_id, o) for o in future.result())
-                task_outcome = TaskOutcome(task.name, {m: results[m] for m in ids})
-                _write_task(task_outcome, output_dir)
-                run.tasks.append(task_outcome)
+                futures = [pool.submit(chunk, task, c, budget, task_outcome) for c in chunks]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    stop.set()
+                    pool.shutdown(cancel_futures=True)
+                    raise
+                task_outcome.outcomes = {m: task_outcome.outcomes[m] for m in ids}
+                task_outcome.errors_path = task_files.errors_path_if_any()
     return run
 
 
-def _write_task(outcome: TaskOutcome, output_dir: Path) -> None:
-    outcome.predict_path = output_dir / f"{outcome.task}.predict"
-    outcome.predict_path.write_text(json.dumps(outcome.predictions(), indent=2) + "\n")
-    errors_path = output_dir / f"{outcome.task}.errors.json"
-    errors = outcome.errors()
-    if errors:
-        errors_path.write_text(json.dumps(errors, indent=2) + "\n")
-        outcome.errors_path = errors_path
-    elif errors_path.exists():
-        errors_path.unlink()
+def _check_writable(folder: Path) -> None:
+    """Create `folder` if needed and check that a file can be written in it.
+
+    Raises:
+        PGDLError: naming the folder, when it cannot be created or written to.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pgdl-write-check-"):
+            pass
+    except OSError as exc:
+        raise PGDLError(f"cannot write the results here: {exc.strerror or exc}", folder) from None
+
+
+class TaskFiles:
+    """The ``.predict`` and ``.errors.json`` files of one task, rewritten as outcomes come.
+
+    Args:
+        task: the task's name.
+        output_dir: the folder holding the files.
+        restart: start afresh instead of continuing what the files hold.
+
+    Raises:
+        PGDLError: an existing ``.predict`` (when continuing) that is not a JSON object of
+            model id -> number or ``"EXCEEDED"``.
+    """
+
+    def __init__(self, task: str, output_dir: Path, *, restart: bool = False):
+        self.predict_path = output_dir / f"{task}.predict"
+        self.errors_path = output_dir / f"{task}.errors.json"
+        self.predictions: dict[str, float | str] = {}
+        self.errors: dict[str, dict] = {}
+        if restart:
+            return
+        if self.predict_path.exists():
+            self.predictions = self._read_predictions()
+        if self.errors_path.exists():
+            with contextlib.suppress(PGDLError):
+                errors = read_json(self.errors_path, "the errors file")
+                if isinstance(errors, dict):
+                    self.errors = {m: e for m, e in errors.items() if m not in self.predictions}
+
+    def _read_predictions(self) -> dict[str, float | str]:
+        data = read_json(self.predict_path, "the .predict file")
+        fix = "; remove it or pass --restart to run every model again"
+        if not isinstance(data, dict):
+            raise PGDLError(f"cannot continue it: not a JSON object{fix}", self.predict_path)
+        for model_id, value in data.items():
+            if value != EXCEEDED and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise PGDLError(f"cannot continue it: {model_id} has {value!r}, not a number or "
+                                f"{EXCEEDED!r}{fix}", self.predict_path)
+        return dict(data)
+
+    def done(self) -> set[str]:
+        """The models the ``.predict`` file already holds (a value or ``"EXCEEDED"``)."""
+        return set(self.predictions)
+
+    def record(self, outcome: ModelOutcome) -> None:
+        """Add one outcome and rewrite both files.
+
+        Raises:
+            PGDLError: a file cannot be written (the earlier version stays whole).
+        """
+        if outcome.error is None:
+            self.predictions[outcome.model_id] = outcome.value
+            self.errors.pop(outcome.model_id, None)
+        else:
+            self.predictions.pop(outcome.model_id, None)
+            self.errors[outcome.model_id] = {"error": outcome.error, "stage": outcome.stage,
+                                             "stderr_tail": outcome.stderr_tail}
+        self.write()
+
+    def write(self) -> None:
+        """Write the ``.predict`` file, and the errors file while there are errors.
+
+        Raises:
+            PGDLError: a file cannot be written (the earlier version stays whole).
+        """
+        def ordered(d: dict) -> dict:
+            return {k: d[k] for k in sorted(d, key=natural_key)}
+
+        path = self.predict_path
+        try:
+            atomic_write(path, json.dumps(ordered(self.predictions), indent=2,
+                                          allow_nan=False) + "\n")
+            path = self.errors_path
+            if self.errors:
+                atomic_write(path, json.dumps(ordered(self.errors), indent=2) + "\n")
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise PGDLError(f"cannot write the results: {exc.strerror or exc}; the models "
+                            f"written before are kept, run again to continue", path) from None
+
+    def errors_path_if_any(self) -> Path | None:
+        return self.errors_path if self.errors else None

@@ -6,7 +6,6 @@ model at a time under a time budget (:mod:`~pgdl_measures.evaluate.worker`).
 
 from pgdl_measures.evaluate.pipeline import (
     DEFAULT_OUT,
-    DEFAULT_TIME_BUDGET,
     Evaluation,
     collect_results,
     compute_measures,
@@ -18,7 +17,6 @@ from pgdl_measures.evaluate.pipeline import (
 
 __all__ = [
     "DEFAULT_OUT",
-    "DEFAULT_TIME_BUDGET",
     "Evaluation",
     "collect_results",
     "compute_measures",

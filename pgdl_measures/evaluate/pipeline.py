@@ -37,14 +37,12 @@ from typing import Any
 
 from pgdl_measures import __version__
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.registry import parse_param_value
+from pgdl_measures.evaluate.store import ERROR, OK, STATUS_EXCEEDED, Key, ResultStore, Row, canonical_params
 from pgdl_measures.measures.base import Measure
-from pgdl_measures.evaluate.store import ERROR, EXCEEDED, OK, Key, ResultStore, Row, canonical_params
+from pgdl_measures.tasks import Task, find_tasks, select_models
 from scoring.files import atomic_write
-from pgdl_measures.tasks import Task, find_tasks, natural_key, normalise_model_id
+from scoring.rules import COMPETITION_TIME_BUDGET, EXCEEDED, natural_key
 
-#: The competition's time budget per model, in seconds.
-DEFAULT_TIME_BUDGET = 300.0
 #: Where results go when no output folder is given.
 DEFAULT_OUT = Path("results")
 #: The worker's log (its stdout and stderr), in the output folder.
@@ -55,34 +53,24 @@ WORKER_LOG = "worker.log"
 
 
 def default_measure_names() -> list[str]:
-    """The built-in measures that are available (importable), in registry order."""
-    from pgdl_measures.registry import BUILTINS, available_measures
+    """The built-in measures that are available (importable), in registry order, less the
+    opt-in ones (``registry.OPT_IN``: computed only when named, or with ``all``)."""
+    from pgdl_measures.registry import BUILTINS, OPT_IN, available_measures
 
     found = available_measures()
-    return [name for name in BUILTINS if name in found]
+    return [name for name in BUILTINS if name in found and name not in OPT_IN]
 
 
-def parse_params(options: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Parse ``NAME.key=value`` options into ``{NAME: {key: value}}``.
+def all_measure_names() -> list[str]:
+    """Every registered measure: the available built-ins (opt-in ones included), then plugins."""
+    from pgdl_measures.registry import available_measures
 
-    The value is read as JSON when it is JSON (``0.1``, ``true``, ``[1, 2]``, ``"text"``) and
-    kept as a string otherwise (``sgd``).
-
-    Raises:
-        PGDLError: an option not of the form ``NAME.key=value``.
-    """
-    params: dict[str, dict[str, Any]] = {}
-    for option in options:
-        target, eq, text = option.partition("=")
-        name, dot, key = target.partition(".")
-        if not (eq and dot and name.strip() and key.strip()):
-            raise PGDLError(f"--param {option!r}: expected NAME.key=value (e.g. agn.max_examples=500)")
-        params.setdefault(name.strip(), {})[key.strip()] = parse_param_value(text)
-    return params
+    return list(available_measures())
 
 
 def resolve_measures(names: Sequence[str] = (), params: dict[str, dict[str, Any]] | None = None) -> list[Measure]:
-    """Measure instances from registry names and parameters (the built-ins when `names` is empty).
+    """Measure instances from registry names and parameters (the default built-ins when `names` is
+    empty; every registered measure for the name ``all``).
 
     Raises:
         PGDLError: an unknown measure (the message lists the available ones), an unknown
@@ -91,6 +79,10 @@ def resolve_measures(names: Sequence[str] = (), params: dict[str, dict[str, Any]
     from pgdl_measures.registry import get_measure
 
     params = dict(params or {})
+    from pgdl_measures.registry import ALL
+
+    if ALL in names:
+        names = [name for name in names if name != ALL] + all_measure_names()
     names = list(dict.fromkeys(names)) or default_measure_names()
     stray = [name for name in params if name not in names]
     if stray:
@@ -131,15 +123,6 @@ def _as_tasks(items: Sequence[Task | str | os.PathLike]) -> list[Task]:
                             "results are stored by task name, so evaluate them into different output folders")
         seen.setdefault(task.name, task)
     return list(seen.values())
-
-
-def select_models(task: Task, models: Sequence[str] | None) -> list[str]:
-    """The task's model ids, or those among `models` (``3`` and ``model_3`` both name ``model_3``)."""
-    ids = task.model_ids()
-    if not models:
-        return ids
-    wanted = {normalise_model_id(m) for m in models}
-    return [m for m in ids if m in wanted]
 
 
 def current_backend() -> str:
@@ -213,10 +196,12 @@ class Progress:
 
 @dataclass
 class ComputeStats:
-    """What :func:`compute_measures` did: rows computed in this run by status, rows already there."""
+    """What :func:`compute_measures` did: rows computed in this run by status, rows already there,
+    and notes (stored rows not reused because they belong to other contents of the task)."""
 
     computed: Counter = field(default_factory=Counter)
     reused: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total_computed(self) -> int:
@@ -265,15 +250,33 @@ class _Runner:
             self.worker = None
 
 
-def _plan(tasks, measures, store, backend, models, retry_errors):
-    """Per (task, model): the measures to compute and the seconds already spent on the others."""
-    existing = {row.key: row for task in tasks for row in store.rows(task=task.name, backend=backend)}
-    jobs, reused = [], 0
+def _plan(tasks, measures, store, backend, selected, retry_errors, contents):
+    """Per (task, model): the measures to compute and the seconds already spent on the others.
+
+    A stored row counts only when its ``contents`` is the model's current digest (`contents`:
+    (task, model) -> :meth:`Task.model_digest`); rows of the same key but other contents are
+    counted in the notes returned.
+
+    Returns:
+        (jobs, reused, notes).
+    """
+    jobs, reused, notes = [], 0, []
     for task in tasks:
-        for model in select_models(task, models):
+        existing = {row.key: row for row in store.rows(task=task.name, backend=backend)}
+        by_content: dict[tuple, set[str]] = {}
+        for key in existing:
+            by_content.setdefault((key.model, key.measure, key.params), set()).add(key.contents)
+        other = legacy = 0
+        for model in selected[task.name]:
+            digest = contents[(task.name, model)]
             pending, credit = [], 0.0
             for measure in measures:
-                row = existing.get(Key(task.name, model, measure.name, canonical_params(measure.params), backend))
+                params = canonical_params(measure.params)
+                row = existing.get(Key(task.name, model, measure.name, params, backend, digest))
+                if row is None:
+                    stale = by_content.get((model, measure.name, params), set()) - {digest}
+                    legacy += "" in stale
+                    other += bool(stale - {""})
                 if row is None or (retry_errors and row.status != OK):
                     pending.append(measure)
                 else:
@@ -281,11 +284,17 @@ def _plan(tasks, measures, store, backend, models, retry_errors):
                     credit += row.seconds
             if pending:
                 jobs.append((task, model, pending, credit))
-    return jobs, reused
+        if other:
+            notes.append(f"{task.name}: {other} stored results were computed on other contents of a task named "
+                         f"{task.name!r} (other model files or data): not reused, computed again")
+        if legacy:
+            notes.append(f"{task.name}: {legacy} stored results come from an older results store that did not "
+                         "record what the task contained: not reused, computed again")
+    return jobs, reused, notes
 
 
 def compute_measures(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str | Measure | type],
-                     store: ResultStore, *, time_budget: float = DEFAULT_TIME_BUDGET,
+                     store: ResultStore, *, time_budget: float = COMPETITION_TIME_BUDGET,
                      models: Sequence[str] | None = None, retry_errors: bool = False,
                      progress: Progress | None = None, log_path: str | os.PathLike | None = None,
                      backend: str | None = None) -> ComputeStats:
@@ -320,20 +329,19 @@ def compute_measures(tasks: Sequence[Task | str | os.PathLike], measures: Sequen
     if len(set(names)) != len(names):
         dup = sorted(n for n, c in Counter(names).items() if c > 1)
         raise PGDLError(f"measure {', '.join(dup)} given twice: one run computes one parameter set per measure")
-    if models:
-        known = {m for task in tasks for m in task.model_ids()}
-        unknown = [m for m in models if normalise_model_id(m) not in known]
-        if unknown:
-            raise PGDLError(f"no task has model {', '.join(unknown)}")
+    selected = select_models(tasks, models)
     backend = backend or current_backend()
     progress = progress or Progress()
-    jobs, reused = _plan(tasks, measures, store, backend, models, retry_errors)
-    stats = ComputeStats(reused=reused)
+    contents = {(task.name, model): digest for task in tasks
+                for model, digest in task.model_digests(selected[task.name]).items()}
+    jobs, reused, notes = _plan(tasks, measures, store, backend, selected, retry_errors, contents)
+    stats = ComputeStats(reused=reused, notes=notes)
     runner = _Runner(Path(log_path) if log_path else store.path.parent / WORKER_LOG, backend, progress)
 
     def put(task, model, measure, status, *, value=None, error=None, seconds=0.0):
         row = Row(task.name, model, measure.name, canonical_params(measure.params), backend, status,
-                  value=value, error=error, seconds=float(seconds), version=__version__)
+                  value=value, error=error, seconds=float(seconds), version=__version__,
+                  contents=contents[(task.name, model)])
         store.put(row)
         stats.computed[status] += 1
         progress.row_stored(row)
@@ -363,8 +371,9 @@ def _compute_model(runner, task, model, pending, credit, time_budget, put, progr
         measure = remaining[0]
         if time.monotonic() >= deadline:
             for m in remaining:
-                put(task, model, m, EXCEEDED, error=f"the time budget of {time_budget:g} s for {task.name}/{model} "
-                                                    "was used up before this measure started")
+                put(task, model, m, STATUS_EXCEEDED,
+                    error=f"the time budget of {time_budget:g} s for {task.name}/{model} "
+                          "was used up before this measure started")
             break
         try:
             if not worker.alive:
@@ -386,12 +395,12 @@ def _compute_model(runner, task, model, pending, credit, time_budget, put, progr
             in_flight = worker.model == key
             for i, m in enumerate(remaining):
                 if i == 0 and in_flight:
-                    put(task, model, m, EXCEEDED, seconds=now - began,
+                    put(task, model, m, STATUS_EXCEEDED, seconds=now - began,
                         error=f"exceeded the time budget of {time_budget:g} s for {task.name}/{model} "
                               f"(stopped after {now - began:.1f} s; the model had {now - start + credit:.1f} s "
                               "in all)")
                 else:
-                    put(task, model, m, EXCEEDED, error=f"the time budget of {time_budget:g} s for "
+                    put(task, model, m, STATUS_EXCEEDED, error=f"the time budget of {time_budget:g} s for "
                                                         f"{task.name}/{model} ran out "
                                                         + ("before this measure started" if in_flight
                                                            else "while the model was loading"))
@@ -419,15 +428,26 @@ def _compute_model(runner, task, model, pending, credit, time_budget, put, progr
 
 def collect_results(store: ResultStore, tasks: Sequence[Task], measures: Sequence[Measure], backend: str,
                     models: Sequence[str] | None = None) -> dict[tuple[str, str], dict[str, Row | None]]:
-    """(task, measure) -> model -> its stored row (None when missing), for this run's parameters."""
+    """(task, measure) -> model -> its stored row (None when missing), for these parameters.
+
+    The models of a task are those of `models` (all when None) and every other model of the task
+    that has a stored row of one of `measures` for the task's current contents
+    (:meth:`Task.model_digest`), in natural order: a run on a subset of the models, into a folder
+    that holds more, reports everything stored, never less. Rows of other contents are ignored.
+    """
     out: dict[tuple[str, str], dict[str, Row | None]] = {}
+    selected = select_models(tasks, models)
     for task in tasks:
-        rows = {row.key: row for row in store.rows(task=task.name, backend=backend)}
+        digests = task.model_digests()
+        rows = {row.key: row for row in store.rows(task=task.name, backend=backend)
+                if digests.get(row.model) == row.contents}
+        keys = {measure.name: canonical_params(measure.params) for measure in measures}
+        stored = {key.model for key in rows if keys.get(key.measure) == key.params}
+        chosen = set(selected[task.name]) | stored
         for measure in measures:
-            params = canonical_params(measure.params)
             out[(task.name, measure.name)] = {
-                model: rows.get(Key(task.name, model, measure.name, params, backend))
-                for model in select_models(task, models)}
+                model: rows.get(Key(task.name, model, measure.name, keys[measure.name], backend, digests[model]))
+                for model in task.model_ids() if model in chosen}
     return out
 
 
@@ -461,7 +481,7 @@ def write_predictions(results: dict[tuple[str, str], dict[str, Row | None]], mea
             except OSError:
                 pass
             continue
-        prediction = {model: ("EXCEEDED" if row.status == EXCEEDED else direction[measure] * row.value)
+        prediction = {model: (EXCEEDED if row.status == STATUS_EXCEEDED else direction[measure] * row.value)
                       for model, row in sorted(by_model.items(), key=lambda kv: natural_key(kv[0]))}
         try:
             atomic_write(path, (json.dumps(prediction, indent=1) + "\n").encode("utf-8"))
@@ -474,13 +494,13 @@ def write_predictions(results: dict[tuple[str, str], dict[str, Row | None]], mea
 def rank_results(tasks: Sequence[Task], measures: Sequence[Measure],
                  results: dict[tuple[str, str], dict[str, Row | None]], *, n_resamples: int = 1000,
                  seed: int = 0):
-    """Rank the measures on the tasks with reference data (see :func:`scoring.report.rank_measures`).
+    """Rank the measures on the tasks with reference data (see :func:`scoring.ranking.rank_measures`).
 
     Every stored value is used (a task where a measure failed on some models is ranked on the
     others, and marked so).
     """
     from scoring.predictions import load_model_specs
-    from scoring.report import TaskValues, rank_measures
+    from scoring.ranking import TaskValues, rank_measures
 
     task_values, notes = [], []
     for task in tasks:
@@ -508,7 +528,7 @@ def status_table(results: dict[tuple[str, str], dict[str, Row | None]]) -> tuple
         row = [measure]
         for task in tasks:
             counts = Counter("missing" if r is None else r.status for r in results[(task, measure)].values())
-            row.append(" / ".join(f"{counts.get(s, 0)}" for s in (OK, ERROR, EXCEEDED))
+            row.append(" / ".join(f"{counts.get(s, 0)}" for s in (OK, ERROR, STATUS_EXCEEDED))
                        + (f" ({counts['missing']} missing)" if counts.get("missing") else ""))
         rows.append(row)
     return ["measure (ok / error / exceeded)"] + tasks, rows
@@ -531,7 +551,7 @@ class Evaluation:
         results: (task, measure) -> model -> stored row.
         predictions: (measure, task) -> the ``.predict`` written.
         notes: predictions not written and why; ranking notes.
-        ranking: the :class:`scoring.report.Ranking`.
+        ranking: the :class:`scoring.ranking.Ranking`.
         report: paths of report.md and report.html.
     """
 
@@ -549,7 +569,7 @@ class Evaluation:
 
 
 def evaluate(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str | Measure | type] = (),
-             out_dir: str | os.PathLike = DEFAULT_OUT, *, time_budget: float = DEFAULT_TIME_BUDGET,
+             out_dir: str | os.PathLike = DEFAULT_OUT, *, time_budget: float = COMPETITION_TIME_BUDGET,
              models: Sequence[str] | None = None, retry_errors: bool = False, n_resamples: int = 1000,
              progress: Progress | None = None) -> Evaluation:
     """Compute, store, write predictions, rank and report (see the module docstring).

@@ -1,11 +1,12 @@
-"""The results store of `pgdl evaluate`: one SQLite row per (task, model, measure, parameters, backend).
+"""The results store of `pgdl evaluate`: one SQLite row per (task, model, measure, parameters, backend,
+contents).
 
 Every result is committed as soon as it is produced, one transaction per row, so a run killed
 at any point (SIGKILL included) loses at most the computation in flight: SQLite's journal
 rolls an interrupted transaction back when the file is next opened. A run started again reads
 what is there and computes only what is missing.
 
-Schema (table ``results``; the key is the first five columns)::
+Schema (table ``results``; the key is the first five columns and ``contents``)::
 
     task      TEXT  the task's name (pgdl_toy_data, task1_v4, ...)
     model     TEXT  model_<k>
@@ -18,9 +19,15 @@ Schema (table ``results``; the key is the first five columns)::
     seconds   REAL  wall-clock seconds the computation took
     version   TEXT  pgdl_measures.__version__ of the run that computed it
     finished  TEXT  when it was stored (UTC, ISO 8601)
+    contents  TEXT  what the model is: a digest of its files and its task's data
+                    (:meth:`pgdl_measures.tasks.Task.model_digest`), so a different task that
+                    has the same name never reuses these results; "" in rows migrated from
+                    schema version 1, which did not record it (such rows are never reused)
 
-A table ``meta`` holds ``schema_version``. :func:`atomic_write` writes the other outputs
-(``.predict`` files, reports) so that a kill never leaves half a file.
+A table ``meta`` holds ``schema_version``. A store of schema version 1 (before ``contents``) is
+migrated in place when opened; its rows are kept, readable, with ``contents`` "".
+:func:`scoring.files.atomic_write` writes the other outputs (``.predict`` files, reports) so that
+a kill never leaves half a file.
 """
 
 from __future__ import annotations
@@ -31,18 +38,21 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
 
 STORE_NAME = "results.sqlite"
-SCHEMA_VERSION = "1"
-OK, ERROR, EXCEEDED = "ok", "error", "exceeded"
-STATUSES = (OK, ERROR, EXCEEDED)
+SCHEMA_VERSION = "2"
+#: A row's status. ``STATUS_EXCEEDED`` (lower case, in the store) is the status of a result whose
+#: model ran out of its time budget; the ``.predict`` file shows such a model as the
+#: competition's marker :data:`scoring.rules.EXCEEDED` (``"EXCEEDED"``).
+OK, ERROR, STATUS_EXCEEDED = "ok", "error", "exceeded"
+STATUSES = (OK, ERROR, STATUS_EXCEEDED)
 
-_SCHEMA = """
+_RESULTS_TABLE = """
 CREATE TABLE IF NOT EXISTS results (
     task     TEXT NOT NULL,
     model    TEXT NOT NULL,
@@ -55,12 +65,14 @@ CREATE TABLE IF NOT EXISTS results (
     seconds  REAL NOT NULL,
     version  TEXT NOT NULL,
     finished TEXT NOT NULL,
-    PRIMARY KEY (task, model, measure, params, backend)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+    contents TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (task, model, measure, params, backend, contents)
+)"""
+_SCHEMA = _RESULTS_TABLE + ";\nCREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
 _COLUMNS = ("task", "model", "measure", "params", "backend", "status", "value", "error", "seconds",
-            "version", "finished")
+            "version", "finished", "contents")
+#: the columns of schema version 1, which version 2 extends with ``contents``
+_COLUMNS_V1 = _COLUMNS[:-1]
 
 
 def canonical_params(params: dict[str, Any]) -> str:
@@ -78,7 +90,7 @@ def canonical_params(params: dict[str, Any]) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,7 @@ class Key:
     measure: str
     params: str
     backend: str
+    contents: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,7 @@ class Row:
     seconds: float = 0.0
     version: str = ""
     finished: str = field(default_factory=_now)
+    contents: str = ""
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -116,7 +130,7 @@ class Row:
 
     @property
     def key(self) -> Key:
-        return Key(self.task, self.model, self.measure, self.params, self.backend)
+        return Key(self.task, self.model, self.measure, self.params, self.backend, self.contents)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +155,7 @@ class ResultStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             self._db.execute("PRAGMA synchronous = FULL")
+            self._migrate_v1()
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                              (SCHEMA_VERSION,))
@@ -153,8 +168,29 @@ class ResultStore:
             raise PGDLError(f"results store has schema version {found}, this toolkit writes "
                             f"{SCHEMA_VERSION}; use another output folder", self.path)
 
+    def _migrate_v1(self) -> None:
+        """Bring a schema-1 store (no ``contents`` column) to schema 2, in one transaction.
+
+        Its rows keep their values with ``contents`` "" (unknown): they stay readable, and
+        :func:`pgdl_measures.evaluate.pipeline.compute_measures` never reuses them, saying so.
+        """
+        has_meta = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        if not has_meta:
+            return
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if found is None or found[0] != "1":
+            return
+        columns = ", ".join(_COLUMNS_V1)
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ALTER TABLE results RENAME TO results_v1")
+            self._db.execute(_RESULTS_TABLE)
+            self._db.execute(f"INSERT INTO results ({columns}, contents) SELECT {columns}, '' FROM results_v1")
+            self._db.execute("DROP TABLE results_v1")
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+
     @classmethod
-    def in_folder(cls, out_dir: str | os.PathLike) -> "ResultStore":
+    def in_folder(cls, out_dir: str | os.PathLike) -> ResultStore:
         """The store of an output folder (``<out_dir>/results.sqlite``)."""
         return cls(Path(out_dir) / STORE_NAME)
 
@@ -186,7 +222,8 @@ class ResultStore:
         """The row with `key`, or None."""
         cur = self._db.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM results WHERE task = ? AND model = ? AND measure = ? "
-            "AND params = ? AND backend = ?", (key.task, key.model, key.measure, key.params, key.backend))
+            "AND params = ? AND backend = ? AND contents = ?",
+            (key.task, key.model, key.measure, key.params, key.backend, key.contents))
         found = cur.fetchone()
         return None if found is None else Row(*found)
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_FROM_TASK = ("Task", "find_tasks", "GridReport", "grid_report", "read_model_configs",
-              "load_trained_model", "load_weights", "MODEL_CONFIGS", "natural_key", "normalise_model_id")
+_FROM_TASK = ("Task", "find_tasks", "select_models", "GridReport", "grid_report", "read_model_configs",
+              "load_trained_model", "load_weights", "MODEL_CONFIGS", "natural_key", "normalize_model_id")
 
 __all__ = ["TrainedModel", *_FROM_TASK]
 

@@ -16,10 +16,11 @@ is kept as :attr:`TrainedModel.initial_weights`. One broken model never stops th
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,24 +28,52 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pgdl_measures.errors import PGDLError
 from pgdl_measures.tasks.data import Dataset, ShardedDataset
 from pgdl_measures.tasks.trained import TrainedModel
-from pgdl_measures.errors import PGDLError
-from scoring.files import read_json
+from scoring.rules import natural_key, normalize_model_id
 
 MODEL_CONFIGS = "model_configs.json"
 _MODEL_DIR = re.compile(r"^model_(.+)$")
+#: the files of a model folder that make the model (what :meth:`Task.model_digest` hashes)
+MODEL_FILES = ("config.json", "weights.hdf5", "weights_init.hdf5")
+
+#: (resolved path, size, mtime in ns) -> sha256 of the file's bytes: each file is read once per
+#: process however many times it is asked for, and read again when it changes
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
-def natural_key(text: str) -> list:
-    """Sort key that orders ``model_2`` before ``model_10``."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
+def file_digest(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (hex), cached by (path, size, modification time).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    found = _FILE_DIGESTS.get(key)
+    if found is None:
+        with open(path, "rb") as handle:
+            found = hashlib.file_digest(handle, "sha256").hexdigest()
+        _FILE_DIGESTS[key] = found
+    return found
 
 
-def normalise_model_id(model_id: Any) -> str:
-    """``"3"`` or ``3`` -> ``"model_3"``; ``"model_3"`` stays as it is (the competition's rule)."""
-    model_id = str(model_id)
-    return model_id if model_id.startswith("model_") else f"model_{model_id}"
+def _digest_lines(lines: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:32]
+
+
+def _files_lines(folder: Path, names: Iterable[str]) -> list[str]:
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name} {file_digest(folder / name)}")
+        except FileNotFoundError:
+            out.append(f"{name} absent")
+        except OSError as exc:  # loading the model will fail and say why; the digest stays defined
+            out.append(f"{name} unreadable {exc.errno}")
+    return out
 
 
 def load_weights(model, path: Path) -> None:
@@ -126,37 +155,36 @@ class GridReport:
 def read_model_configs(path: str | os.PathLike) -> pd.DataFrame:
     """Read ``model_configs.json`` into a DataFrame, one row per model.
 
-    Columns: ``model_id`` (normalised to ``model_<k>``), one per hyper-parameter (its
-    ``current_value``), ``train_acc``, ``test_acc`` and ``gen_gap = train_acc - test_acc``.
-    ``df.attrs["possible_values"]`` maps each hyper-parameter to its possible values and
-    ``df.attrs["source"]`` is the file.
+    The file is read and checked by :func:`scoring.predictions.load_reference`, the one
+    validation of that file (``pgdl score`` and ``pgdl evaluate`` use it too), so what one
+    command refuses, every command refuses with the same message.
+
+    Columns: ``model_id`` (normalized to ``model_<k>`` as the competition did,
+    :func:`scoring.rules.normalize_model_id`), one per hyper-parameter of the first model (its
+    ``current_value``), ``train_acc``, ``test_acc`` and ``gen_gap = train_acc - test_acc``, in
+    the natural order of the ids. ``df.attrs["possible_values"]`` maps each hyper-parameter to
+    its possible values and ``df.attrs["source"]`` is the file.
 
     Raises:
-        PGDLError: the file is missing, not JSON, or an entry lacks hparams or metrics.
+        PGDLError: naming the file and the problem (see :func:`scoring.predictions.load_reference`).
     """
+    from scoring.predictions import load_reference
+
     path = Path(path)
-    raw = read_json(path, "model_configs.json")
-    if not isinstance(raw, dict) or not raw:
-        raise PGDLError("expected a non-empty object model id -> {hparams, metrics}", path)
-    rows, possible = [], {}
-    for key, spec in raw.items():
-        model_id = normalise_model_id(key)
-        try:
-            hparams = spec["hparams"]
-            row = {"model_id": model_id}
-            for name, hp in hparams.items():
-                row[name] = hp["current_value"]
-                possible.setdefault(name, list(hp["possible_values"]))
-            metrics = spec.get("metrics", {})
-            row["train_acc"] = float(metrics["train_acc"]) if "train_acc" in metrics else np.nan
-            row["test_acc"] = float(metrics["test_acc"]) if "test_acc" in metrics else np.nan
-        except (KeyError, TypeError) as exc:
-            raise PGDLError(f"entry {key!r} lacks {exc} (expected hparams with current_value and possible_values, and metrics)", path) from None
+    specs, grid = load_reference(path)
+    rows = []
+    for model_id, spec in zip(grid.model_ids, specs.values()):
+        row = {"model_id": model_id}
+        for name in grid.hparams:
+            row[name] = spec["hparams"][name]["current_value"]
+        row["train_acc"] = float(spec["metrics"]["train_acc"])
+        row["test_acc"] = float(spec["metrics"]["test_acc"])
         rows.append(row)
     df = pd.DataFrame(rows)
     df["gen_gap"] = df["train_acc"] - df["test_acc"]
-    df = df.iloc[sorted(range(len(df)), key=lambda i: natural_key(df["model_id"].iloc[i]))].reset_index(drop=True)
-    df.attrs["possible_values"] = possible
+    order = sorted(range(len(df)), key=lambda i: natural_key(df["model_id"].iloc[i]))
+    df = df.iloc[order].reset_index(drop=True)
+    df.attrs["possible_values"] = {name: list(values) for name, values in zip(grid.hparams, grid.possible_values)}
     df.attrs["source"] = str(path)
     return df
 
@@ -171,7 +199,8 @@ def grid_report(configs: pd.DataFrame) -> GridReport:
         cell = tuple(row[n] for n in names)
         for n, v in zip(names, cell):
             if v not in possible[n]:
-                report.invalid_values.append(f"{row['model_id']}: {n}={v!r} is not among its possible_values {possible[n]}")
+                report.invalid_values.append(f"{row['model_id']}: {n}={v!r} is not among its possible_values "
+                                             f"{possible[n]}")
         seen.setdefault(cell, []).append(row["model_id"])
     report.duplicates = {cell: ids for cell, ids in seen.items() if len(ids) > 1}
     report.missing = [cell for cell in itertools.product(*(possible[n] for n in names)) if cell not in seen]
@@ -203,9 +232,32 @@ class Task:
         ids = [p.name for p in self.input_dir.iterdir() if p.is_dir() and _MODEL_DIR.match(p.name)]
         return sorted(ids, key=natural_key)
 
+    def select_models(self, models: Iterable[Any] | None = None, *, missing_ok: bool = False) -> list[str]:
+        """The model ids a run handles: all of the task's, or those named in `models`, in natural order.
+
+        Ids are normalized as the competition did (``3`` and ``model_3`` both name ``model_3``,
+        :func:`scoring.rules.normalize_model_id`); the order is always the task's (natural), not
+        the order given.
+
+        Args:
+            models: ids to keep (None or empty: every model).
+            missing_ok: leave out ids the task lacks instead of refusing them.
+
+        Raises:
+            PGDLError: (without `missing_ok`) an id that names no model folder of the task.
+        """
+        ids = self.model_ids()
+        if not models:
+            return ids
+        wanted = {normalize_model_id(m): m for m in models}
+        unknown = [str(raw) for mid, raw in wanted.items() if mid not in set(ids)]
+        if unknown and not missing_ok:
+            raise PGDLError(f"task {self.name} has no model {', '.join(unknown)}", self.input_dir)
+        return [m for m in ids if m in wanted]
+
     def load_model(self, model_id: str, *, with_data: bool = True) -> TrainedModel:
         """Load one model (with the task's training and test data unless `with_data` is False)."""
-        model_id = normalise_model_id(model_id)
+        model_id = normalize_model_id(model_id)
         folder = self.input_dir / model_id
         if not folder.is_dir():
             raise PGDLError(f"task {self.name} has no model folder {model_id}", folder)
@@ -222,6 +274,37 @@ class Task:
             except PGDLError as exc:
                 yield model_id, exc
 
+    # -- identity -----------------------------------------------------------------------
+    def dataset_digest(self) -> str:
+        """A digest of every file under ``dataset_1/`` (names and bytes); "" without a dataset."""
+        if not self.dataset_dir.is_dir():
+            return ""
+        names = sorted((p.relative_to(self.dataset_dir).as_posix() for p in self.dataset_dir.rglob("*")
+                        if p.is_file()), key=natural_key)
+        return _digest_lines(_files_lines(self.dataset_dir, names))
+
+    def model_digest(self, model_id: str, *, dataset: str | None = None) -> str:
+        """What a result on this model depends on, as a digest: the model's files
+        (:data:`MODEL_FILES`: config.json, weights.hdf5, weights_init.hdf5) and the task's data.
+
+        The results store keys every result on it, so a task with the same name but other
+        models or data never reuses another's results. Each file's bytes are hashed once per
+        process (:func:`file_digest`).
+
+        Args:
+            model_id: ``model_<k>`` (or ``k``).
+            dataset: :meth:`dataset_digest`, when the caller has it already.
+        """
+        folder = self.input_dir / normalize_model_id(model_id)
+        dataset = self.dataset_digest() if dataset is None else dataset
+        return _digest_lines([f"dataset {dataset}", *_files_lines(folder, MODEL_FILES)])
+
+    def model_digests(self, model_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """Model id -> :meth:`model_digest`, for `model_ids` (default: every model)."""
+        dataset = self.dataset_digest()
+        ids = self.model_ids() if model_ids is None else model_ids
+        return {m: self.model_digest(m, dataset=dataset) for m in ids}
+
     # -- data ---------------------------------------------------------------------------
     @property
     def dataset_dir(self) -> Path:
@@ -232,7 +315,8 @@ class Task:
         """The training split (``dataset_1/train``)."""
         if self._train is None:
             if not self.dataset_dir.is_dir():
-                raise PGDLError("dataset_1 is missing: a task needs its training data in dataset_1/train", self.dataset_dir)
+                raise PGDLError("dataset_1 is missing: a task needs its training data in dataset_1/train",
+                                self.dataset_dir)
             self._train = ShardedDataset.from_folder(self.dataset_dir / "train")
         return self._train
 
@@ -284,6 +368,25 @@ class Task:
         """Messages for model ids of model_configs.json with no model folder."""
         folders = set(self.model_ids())
         return [f"{m} matches no model folder in {self.input_dir}" for m in configs["model_id"] if m not in folders]
+
+
+def select_models(tasks: Iterable[Task], models: Iterable[Any] | None = None) -> dict[str, list[str]]:
+    """Task name -> the model ids a run handles (:meth:`Task.select_models`): every model, or
+    those of `models` each task has, in natural order.
+
+    Raises:
+        PGDLError: an id of `models` that names a model of none of the tasks.
+    """
+    tasks = list(tasks)
+    models = list(models or [])
+    selected = {task.name: task.select_models(models, missing_ok=True) for task in tasks}
+    if models:
+        found = {m for ids in selected.values() for m in ids}
+        missing = list(dict.fromkeys(str(m) for m in models if normalize_model_id(m) not in found))
+        if missing:
+            raise PGDLError(f"no task has model {', '.join(missing)} "
+                            f"(tasks: {', '.join(t.name for t in tasks)})")
+    return selected
 
 
 def _is_sample_task(folder: Path) -> bool:

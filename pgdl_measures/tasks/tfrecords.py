@@ -61,6 +61,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from pgdl_measures.errors import PGDLError
+from scoring.rules import natural_key
 
 __all__ = ["count_examples", "iter_batches", "list_shards", "write_shards", "READER_ENV"]
 
@@ -79,10 +80,6 @@ PathLike = str | os.PathLike
 # --------------------------------------------------------------------------------------------
 # Shard discovery and counting (no decoding, no TensorFlow)
 # --------------------------------------------------------------------------------------------
-
-
-def _natural_key(path: Path) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 def list_shards(folder: PathLike) -> list[Path]:
@@ -105,7 +102,7 @@ def list_shards(folder: PathLike) -> list[Path]:
         raise PGDLError("dataset folder not found; check the task path", folder)
     if not folder.is_dir():
         raise PGDLError(f"expected a folder of {SHARD_GLOB} files, found a file", folder)
-    shards = sorted((p for p in folder.glob(SHARD_GLOB) if p.is_file()), key=_natural_key)
+    shards = sorted((p for p in folder.glob(SHARD_GLOB) if p.is_file()), key=lambda p: natural_key(p.name))
     if not shards:
         raise PGDLError(
             f"no {SHARD_GLOB} files in this folder; a PGDL dataset split looks like "

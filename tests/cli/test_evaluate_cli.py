@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pgdl_measures.registry import ENTRY_POINT_GROUP, available_measures
-from pgdl_measures.evaluate.store import EXCEEDED, OK, STORE_NAME, ResultStore
+from pgdl_measures.evaluate.store import OK, STATUS_EXCEEDED, STORE_NAME, ResultStore
 from pgdl_test_measures import ENTRY_POINTS
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def test_hanging_measure_is_exceeded(plugin_site, toy_path, tmp_path):
                       "--models", "model_0,model_1", "--time-budget", "5", "--out", str(out), "--bootstrap", "0"])
     assert result.exit_code == 0, result.output
     rows = {(key.model, key.measure): value for key, value in _store(out).items()}
-    assert rows[("model_0", "test_hangs")][0] == EXCEEDED
+    assert rows[("model_0", "test_hangs")][0] == STATUS_EXCEEDED
     assert "exceeded the time budget of 5 s for pgdl_toy_data/model_0" in rows[("model_0", "test_hangs")][2]
     assert {rows[k][0] for k in rows if k != ("model_0", "test_hangs")} == {OK}
     prediction = json.loads((out / "test_hangs" / "pgdl_toy_data.predict").read_text())
