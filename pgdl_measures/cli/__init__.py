@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "package": ("package", "package", "Package a measure as a competition submission zip."),
     "run-submission": ("run_submission", "run_submission",
                        "Run a competition submission on tasks, as the ingestion program did."),
+    "search": ("search", "search", "Hyper-parameter search with AGN objectives on a Dask cluster."),
 }
 
 

@@ -1,0 +1,281 @@
+"""The search spec: what is searched, with which algorithms and objectives, on what budget.
+
+A spec is a JSON object; ``pgdl search run SPEC`` takes a file or a preset name (``ci``,
+``paper``). A file may start from a preset with ``"preset": "ci"`` and override any key (the
+``space``, ``data``, ``model`` and ``bohb`` objects are merged key by key).
+
+Keys (the ``paper`` preset's values, An et al. Tables 1, 2 and 4):
+
+* ``algorithms``: any of ``random``, ``cmaes``, ``pso``, ``bohb`` (:data:`ALGORITHMS`).
+* ``objectives``: any of :data:`OBJECTIVES`; ``alphas``: the weights of AGN in the two AGN
+  objectives. Every (algorithm, objective, alpha) is one *cell*: its own Optuna study with the
+  full budget.
+* ``space``: parameter -> ``{"low", "high", "log", "int"}``; ``start``: the start point (CMA-ES's
+  mean ``x0``, PSO's initial particle position).
+* ``epochs``: the full training schedule of one configuration (160); ``budget``: GPU x epochs per
+  cell (5,120); ``round_size``: configurations trained at once (8, CMA-ES's and PSO's population).
+* ``bohb``: ``{"eta": 2, "min_epochs": 40}`` (budgets 40, 80, 160).
+* ``data``: ``{"dataset", "options", "train_fraction", "validation", "seed"}`` for
+  :func:`pgdl_measures.training.datasets.load_dataset` and ``prepare``; ``model``:
+  ``{"name", "options"}`` for :func:`pgdl_measures.training.models.build`.
+* ``final_seeds``: seeds of the final training of the best configuration (and of ``default``,
+  the default hyper-parameters) on the full training set; ``seed``: the samplers' seed.
+* ``trainer``: ``keras`` (:func:`pgdl_measures.search.objectives.keras_trial`), ``fake`` (a
+  deterministic stand-in that only counts epochs, for tests) or ``module:function``.
+* ``agn``: ``online`` (AGN from the training forward passes, almost free) or ``exact`` (Eq. 5
+  after every epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgdl_measures.errors import PGDLError
+
+ALGORITHMS = ("random", "cmaes", "pso", "bohb")
+#: objective name -> what is minimised (AGN is the trial's summed AGN, see objectives.py)
+OBJECTIVES = {
+    "val_loss": "validation loss",
+    "val_accuracy": "1 - validation accuracy",
+    "agn_train_loss": "alpha * AGN + training loss",
+    "agn_val_loss": "alpha * AGN + validation loss",
+}
+AGN_OBJECTIVES = ("agn_train_loss", "agn_val_loss")
+TRAINING_PARAMS = ("batch_size", "learning_rate", "momentum", "weight_decay")
+
+PAPER: dict[str, Any] = {
+    "name": "paper",
+    "algorithms": list(ALGORITHMS),
+    "objectives": list(OBJECTIVES),
+    "alphas": [0.01, 0.1, 1.0],
+    "space": {
+        "batch_size": {"low": 32, "high": 1000, "int": True},
+        "learning_rate": {"low": 1e-7, "high": 0.5, "log": True},
+        "momentum": {"low": 0.0, "high": 0.99},
+        "weight_decay": {"low": 5e-7, "high": 0.05, "log": True},
+    },
+    "start": {"batch_size": 100, "learning_rate": 0.01, "momentum": 0.6, "weight_decay": 5e-4},
+    "default": {"batch_size": 128, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 1e-4},
+    "epochs": 160,
+    "budget": 5120,
+    "round_size": 8,
+    "bohb": {"eta": 2, "min_epochs": 40},
+    "data": {"dataset": "cifar10", "options": {}, "train_fraction": 0.2, "validation": 0.1, "seed": 0},
+    "model": {"name": "resnet56", "options": {}},
+    "final_seeds": [0, 1, 2],
+    "seed": 0,
+    "trainer": "keras",
+    "agn": "online",
+    "diverge_loss": 1e4,
+}
+
+CI: dict[str, Any] = {
+    **copy.deepcopy(PAPER),
+    "name": "ci",
+    "objectives": ["val_loss", "agn_val_loss"],
+    "alphas": [0.1],
+    "epochs": 8,
+    "budget": 256,
+    "bohb": {"eta": 2, "min_epochs": 2},
+    "data": {"dataset": "digits", "options": {}, "train_fraction": 0.2, "validation": 0.25, "seed": 0},
+    "model": {"name": "lenet5", "options": {}},
+    "final_seeds": [0, 1, 2],
+}
+
+PRESETS = {"paper": PAPER, "ci": CI}
+_MERGED = ("space", "data", "model", "bohb", "start", "default")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def clip(self, value: float) -> float | int:
+        value = min(max(float(value), self.low), self.high)
+        return int(round(value)) if self.integer else value
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One search: an algorithm on an objective (with its alpha, None for non-AGN objectives)."""
+
+    algorithm: str
+    objective: str
+    alpha: float | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.algorithm}-{self.objective}" + ("" if self.alpha is None else f"-a{self.alpha:g}")
+
+
+@dataclass
+class SearchSpec:
+    """A validated spec (see the module docstring); ``raw`` is the JSON object it came from."""
+
+    raw: dict[str, Any]
+    source: str = "<spec>"
+    params: list[Param] = field(default_factory=list)
+
+    def __getattr__(self, key: str) -> Any:  # spec.epochs, spec.budget, ...
+        raw = self.__dict__.get("raw", {})
+        if key in raw:
+            return raw[key]
+        raise AttributeError(key)
+
+    @property
+    def cells(self) -> list[Cell]:
+        out = []
+        for algorithm in self.raw["algorithms"]:
+            for objective in self.raw["objectives"]:
+                if objective in AGN_OBJECTIVES:
+                    out += [Cell(algorithm, objective, float(a)) for a in self.raw["alphas"]]
+                else:
+                    out.append(Cell(algorithm, objective))
+        return out
+
+    @property
+    def bohb_budgets(self) -> list[int]:
+        """The BOHB budgets in epochs, smallest first: ``min_epochs * eta**i`` up to ``epochs``."""
+        eta, low = int(self.raw["bohb"]["eta"]), int(self.raw["bohb"]["min_epochs"])
+        out = [low]
+        while out[-1] * eta <= int(self.raw["epochs"]):
+            out.append(out[-1] * eta)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.raw, indent=1, sort_keys=True)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if key in _MERGED and isinstance(value, dict) and isinstance(out.get(key), dict):
+            merged = dict(out[key])
+            merged.update(value)
+            out[key] = merged
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_spec(spec: str | os.PathLike | dict[str, Any]) -> SearchSpec:
+    """A :class:`SearchSpec` from a preset name, a JSON file or a dict (validated).
+
+    Raises:
+        PGDLError: an unreadable file, an unknown preset or any invalid value (naming the spec).
+    """
+    if isinstance(spec, dict):
+        raw, source = dict(spec), "<spec>"
+    elif str(spec) in PRESETS and not Path(spec).exists():
+        raw, source = {"preset": str(spec)}, f"preset {spec}"
+    else:
+        path = Path(spec)
+        source = str(path)
+        if not path.is_file():
+            raise PGDLError(f"no such spec file or preset (presets: {', '.join(PRESETS)})", path)
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise PGDLError(f"cannot read the spec: {exc}", path) from None
+        if not isinstance(raw, dict):
+            raise PGDLError("the spec must be a JSON object", path)
+    preset = raw.pop("preset", None)
+    if preset is not None and preset not in PRESETS:
+        raise PGDLError(f"{source}: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    full = _merge(PRESETS[preset] if preset else PAPER, raw)
+    return validate(full, source)
+
+
+def validate(raw: dict[str, Any], source: str = "<spec>") -> SearchSpec:
+    """Checks every key of `raw`; raises PGDLError listing the problems (prefixed by `source`)."""
+    problems: list[str] = []
+    unknown = sorted(set(raw) - set(PAPER))
+    if unknown:
+        problems.append(f"unknown keys {', '.join(unknown)}")
+    for key, known in (("algorithms", ALGORITHMS), ("objectives", tuple(OBJECTIVES))):
+        values = raw.get(key)
+        if not isinstance(values, list) or not values:
+            problems.append(f"{key} must be a non-empty list")
+            continue
+        bad = [v for v in values if v not in known]
+        if bad:
+            problems.append(f"unknown {key[:-1]} {', '.join(map(repr, bad))}; known: {', '.join(known)}")
+    if any(o in AGN_OBJECTIVES for o in raw.get("objectives") or []):
+        alphas = raw.get("alphas")
+        if not isinstance(alphas, list) or not alphas or not all(
+                isinstance(a, (int, float)) and math.isfinite(a) and a >= 0 for a in alphas):
+            problems.append("alphas must be a non-empty list of numbers >= 0")
+    params = []
+    space = raw.get("space")
+    if not isinstance(space, dict) or not space:
+        problems.append("space must be a non-empty object")
+        space = {}
+    for name, rng in space.items():
+        if name not in TRAINING_PARAMS:
+            problems.append(f"space: unknown parameter {name!r}; known: {', '.join(TRAINING_PARAMS)}")
+            continue
+        try:
+            low, high = float(rng["low"]), float(rng["high"])
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"space.{name} needs numbers low and high")
+            continue
+        if not low < high:
+            problems.append(f"space.{name} is an empty range [{low:g}, {high:g}]")
+            continue
+        if rng.get("log") and low <= 0:
+            problems.append(f"space.{name} is log-scaled and needs low > 0")
+            continue
+        params.append(Param(name, low, high, bool(rng.get("log")), bool(rng.get("int"))))
+    for key in ("start", "default"):
+        point = raw.get(key) or {}
+        for p in params:
+            if p.name in point and not p.low <= float(point[p.name]) <= p.high and key == "start":
+                problems.append(f"start.{p.name} = {point[p.name]} is outside [{p.low:g}, {p.high:g}]")
+        missing = [name for name in TRAINING_PARAMS if name not in point]
+        if missing:
+            problems.append(f"{key} lacks {', '.join(missing)}")
+    for key in ("epochs", "budget", "round_size"):
+        if not isinstance(raw.get(key), int) or raw[key] < 1:
+            problems.append(f"{key} must be a positive integer")
+    if not problems and raw["budget"] < raw["epochs"]:
+        problems.append(f"budget {raw['budget']} GPU x epochs is smaller than one configuration "
+                        f"({raw['epochs']} epochs)")
+    bohb = raw.get("bohb") or {}
+    if "bohb" in (raw.get("algorithms") or []) and not problems:
+        eta, low = bohb.get("eta"), bohb.get("min_epochs")
+        if not isinstance(eta, int) or eta < 2 or not isinstance(low, int) or low < 1:
+            problems.append("bohb needs an integer eta >= 2 and min_epochs >= 1")
+        else:
+            b = low
+            while b < raw["epochs"]:
+                b *= eta
+            if b != raw["epochs"]:
+                problems.append(f"bohb: min_epochs {low} x eta^k must reach epochs {raw['epochs']} exactly")
+    for key in ("final_seeds",):
+        if not isinstance(raw.get(key), list) or not all(isinstance(s, int) for s in raw[key]):
+            problems.append(f"{key} must be a list of integers")
+    if raw.get("agn") not in ("online", "exact"):
+        problems.append("agn must be 'online' or 'exact'")
+    trainer = raw.get("trainer")
+    if not isinstance(trainer, str) or not (trainer in ("keras", "fake") or ":" in trainer):
+        problems.append("trainer must be 'keras', 'fake' or 'module:function'")
+    data, model = raw.get("data") or {}, raw.get("model") or {}
+    if not isinstance(data.get("dataset"), str):
+        problems.append("data.dataset must be a dataset name")
+    elif not 0 < float(data.get("train_fraction", 1.0)) <= 1:
+        problems.append("data.train_fraction must be in (0, 1]")
+    if not isinstance(model.get("name"), str):
+        problems.append("model.name must be a model name")
+    if problems:
+        raise PGDLError(f"{source}: invalid search spec: " + "; ".join(problems))
+    return SearchSpec(raw=raw, source=source, params=params)
