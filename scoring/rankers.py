@@ -5,6 +5,8 @@ Every ranker is an object of :data:`RANKERS` (name -> ranker) with
 * ``name``, ``description``, ``reference``;
 * ``sign_dependent``: whether negating the measure changes the score (the competition's CMI
   and Kendall's coefficients do; Jiang et al.'s CMI, a mutual information, does not);
+* ``scale``: the factor tables show its scores with (100 for the competition's CMI, whose
+  scores the competition showed x100; the ranker itself returns the fraction);
 * ``ranker(values, model_specs) -> float`` where ``values`` maps model id -> measure value and
   ``model_specs`` is the task's ``model_configs.json`` mapping (models without a value are left
   out);
@@ -20,11 +22,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
-from scoring.errors import PGDLError
 from scoring.cmi import (
     CMIWarning,
     cmi_breakdown_grid,
@@ -32,6 +34,7 @@ from scoring.cmi import (
     conditional_mutual_information_grid,
     pair_counts_by_group,
 )
+from scoring.errors import PGDLError
 from scoring.predictions import ScoringGrid, align_prediction, scoring_grid
 
 JIANG_2019 = ('Jiang, Neyshabur, Mobahi, Krishnan, Bengio, "Fantastic Generalization Measures '
@@ -259,6 +262,9 @@ class Ranker:
     description: ClassVar[str] = ""
     sign_dependent: ClassVar[bool] = True
     reference: ClassVar[str] = ""
+    #: The factor tables show the scores with (the scores themselves are not scaled): 100 for
+    #: the competition's CMI, as the competition showed it; 1 for the others.
+    scale: ClassVar[float] = 1.0
 
     def score_grid(self, values: np.ndarray, grid: ScoringGrid) -> float:
         """The score from an array of values in grid order."""
@@ -298,8 +304,10 @@ class CompetitionCMI(Ranker):
     """
 
     name = "competition_cmi"
-    description = "PGDL competition's conditional mutual information (min over ordered (h1, h2))"
+    description = ("PGDL competition's conditional mutual information (min over ordered (h1, h2)), "
+                   "shown x100 as the competition's scores")
     sign_dependent = True
+    scale = 100.0
     reference = "Jiang et al., NeurIPS 2020 PGDL competition (arXiv:2012.07976)"
 
     def score_grid(self, values, grid):

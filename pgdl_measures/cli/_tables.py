@@ -1,0 +1,37 @@
+"""Terminal tables of a ranking (rich), drawn by ``pgdl evaluate``; the numbers come from
+:mod:`scoring.ranking`. Every cell is plain text (a task or measure name may hold ``[/x]``)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from scoring.ranking import MAIN_RANKER, Ranking, ranker_label, ranking_rows, summary_rows
+
+__all__ = ["ranking_table", "summary_table"]
+
+
+def ranking_table(ranking: Ranking, ranker: str = MAIN_RANKER, *, with_ci: bool = True) -> Table:
+    """Measure x task (and average) scores of one ranker, with intervals, on the ranker's scale."""
+    header, rows = ranking_rows(ranking, ranker, with_ci=with_ci)
+    table = Table(title=Text(f"{ranker_label(ranking, ranker)}: score per task "
+                             f"[{ranking.confidence:.0%} bootstrap CI]"))
+    for i, h in enumerate(header):
+        table.add_column(Text(h), justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
+def summary_table(ranking: Ranking) -> Table:
+    """The average over tasks of every ranker (each on its scale), per measure."""
+    header, rows = summary_rows(ranking)
+    table = Table(title="average over tasks, by ranker")
+    for i, h in enumerate(header):
+        if i == 0:
+            table.add_column(Text(h), justify="left", no_wrap=True)
+        else:  # let long ranker names wrap at their underscores
+            table.add_column(Text(h.replace("_", " ")), justify="right", min_width=6)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    return table
