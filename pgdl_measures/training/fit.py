@@ -19,8 +19,8 @@ Data order and resuming: with ``shuffle="seeded"`` (default) the training batche
 ``numpy.random.default_rng([seed, e])``, so they do not depend on what ran before. With an
 output folder, a Keras ``BackupAndRestore`` checkpoint (weights, optimizer state, epoch) is
 written after every epoch; a killed run started again with the same arguments continues from
-the last finished epoch and gives the same result as an uninterrupted run (dropout masks
-excepted: they come from the layers' seed generators, which the checkpoint does not hold).
+the last finished epoch and gives the same result as an uninterrupted run (the layers'
+random-seed states, which draw the dropout masks, are saved with it in ``seed_states.npz``).
 ``shuffle="keras"`` hands the arrays to ``fit(shuffle=True)`` (the zoo's original path, kept
 so its bundled task regenerates unchanged).
 
@@ -117,15 +117,25 @@ class TrainConfig:
             raise PGDLError("training config: " + "; ".join(problems))
 
 
+def epoch_learning_rate(config: TrainConfig, epoch: int) -> float:
+    """The learning rate of every step of (0-based) `epoch`: PyTorch's ``MultiStepLR`` with
+    milestones ``round(m * epochs)`` for each fraction ``m`` of ``config.milestones``."""
+    if config.schedule == "constant":
+        return float(config.learning_rate)
+    drops = sum(epoch >= int(round(m * config.epochs)) for m in config.milestones)
+    return float(config.learning_rate) * config.gamma ** drops
+
+
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
-    """The learning rate (a float, or a Keras ``PiecewiseConstantDecay`` over steps)."""
+    """The learning rate for Keras: a float, or a ``PiecewiseConstantDecay`` over the optimizer's
+    step count whose value at every step of epoch ``e`` is :func:`epoch_learning_rate`."""
     if config.schedule == "constant" or not config.milestones:
         return float(config.learning_rate)
     keras = _keras()
-    total = config.epochs * steps_per_epoch
-    boundaries = [int(round(m * config.epochs)) * steps_per_epoch for m in config.milestones]
+    # Keras uses values[i] while step <= boundaries[i]; epoch e starts at step e * steps_per_epoch
+    milestones = sorted(int(round(m * config.epochs)) for m in config.milestones)
+    boundaries = [e * steps_per_epoch - 1 for e in milestones if e > 0]
     values = [float(config.learning_rate) * config.gamma ** i for i in range(len(boundaries) + 1)]
-    del total
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
@@ -179,25 +189,23 @@ def epoch_batches(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int, a
     class EpochBatches(_py_dataset_base()):
         def __init__(self):
             super().__init__()
-            self.epoch = int(start_epoch)
-            self._order = None
+            self.epoch = int(start_epoch)  # set by the fit loop's on_epoch_begin (see train)
+            self._orders: dict[int, np.ndarray] = {}
 
         def __len__(self):
             return math.ceil(len(y) / batch_size)
 
-        def on_epoch_begin(self):
-            self._order = np.random.default_rng([int(seed), self.epoch]).permutation(len(y))
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self._order = None
+        def order(self, epoch: int) -> np.ndarray:
+            if epoch not in self._orders:
+                self._orders = {epoch: np.random.default_rng([int(seed), int(epoch)]).permutation(len(y))}
+            return self._orders[epoch]
 
         def __getitem__(self, index):
-            order = self._order if self._order is not None else np.arange(len(y))
-            idx = order[index * batch_size:(index + 1) * batch_size]
+            epoch = self.epoch
+            idx = self.order(epoch)[index * batch_size:(index + 1) * batch_size]
             xb = x[idx]
             if augment is not None:
-                xb = augment_batch(xb, augment, np.random.default_rng([int(seed), self.epoch, int(index), 1]))
+                xb = augment_batch(xb, augment, np.random.default_rng([int(seed), epoch, int(index), 1]))
             return xb, y[idx]
 
     return EpochBatches()
@@ -210,6 +218,16 @@ _SHOWN = ("loss", "accuracy", "val_accuracy", "test_accuracy", "agn", "online_ag
 
 def _callbacks():
     keras = _keras()
+
+    class SetEpoch(keras.callbacks.Callback):
+        """Tells :func:`epoch_batches` the epoch that starts (before its batches are drawn)."""
+
+        def __init__(self, batches):
+            super().__init__()
+            self.batches = batches
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.batches.epoch = int(epoch)
 
     class TestMetrics(keras.callbacks.Callback):
         """``test_loss``/``test_accuracy`` on the held-out split after each epoch."""
@@ -254,9 +272,9 @@ def _callbacks():
     class EpochClock(keras.callbacks.Callback):
         """``seconds`` and ``learning_rate`` of each epoch, and a progress line with time left."""
 
-        def __init__(self, epochs, stream):
+        def __init__(self, config, stream):
             super().__init__()
-            self.epochs, self.stream = epochs, stream
+            self.config, self.epochs, self.stream = config, config.epochs, stream
             self.durations = []
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -267,8 +285,7 @@ def _callbacks():
             self.durations.append(seconds)
             if logs is not None:
                 logs["seconds"] = seconds
-                lr = self.model.optimizer.learning_rate
-                logs["learning_rate"] = float(np.asarray(_keras().ops.convert_to_numpy(lr)))
+                logs["learning_rate"] = epoch_learning_rate(self.config, epoch)
             if self.stream is not None:
                 per = float(np.mean(self.durations))
                 left = per * (self.epochs - epoch - 1)
@@ -276,7 +293,35 @@ def _callbacks():
                 print(f"epoch {epoch + 1}/{self.epochs} {shown} | {per:.2f} s/epoch, "
                       f"{int(left // 60)}:{int(left % 60):02d} left", file=self.stream, flush=True)
 
-    return TestMetrics, Divergence, StopAtLoss, EpochClock
+    class SeedStateBackup(keras.callbacks.Callback):
+        """Keeps the layers' random-seed states (dropout masks) with the epoch checkpoint:
+        ``BackupAndRestore`` saves ``model.weights``, which do not include them."""
+
+        def __init__(self, path, start_epoch):
+            super().__init__()
+            self.path, self.start_epoch = path, start_epoch
+
+        def _states(self):
+            weights = {id(v) for v in self.model.weights}
+            return [v for v in self.model.variables if id(v) not in weights and not v.trainable]
+
+        def on_train_begin(self, logs=None):
+            if self.start_epoch and self.path.is_file():
+                with np.load(self.path) as saved:
+                    if int(saved["epoch"]) == self.start_epoch:
+                        for i, v in enumerate(self._states()):
+                            v.assign(saved[f"s{i}"])
+
+        def on_epoch_end(self, epoch, logs=None):
+            from pgdl_measures.training.trackers import sync_weights
+
+            sync_weights(self.model)
+            arrays = {f"s{i}": np.asarray(_keras().ops.convert_to_numpy(v.value)) for i, v in enumerate(self._states())}
+            partial = self.path.with_suffix(".part.npz")
+            np.savez(partial, epoch=epoch + 1, **arrays)
+            os.replace(partial, self.path)
+
+    return SetEpoch, TestMetrics, Divergence, StopAtLoss, EpochClock, SeedStateBackup
 
 
 # ------------------------------------------------------------------------------------- training
@@ -412,7 +457,7 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
     trained.compile(optimizer=make_optimizer_for(config, steps), loss=loss, metrics=metrics,
                     steps_per_execution=config.steps_per_execution, jit_compile=config.jit_compile)
 
-    TestMetrics, Divergence, StopAtLoss, EpochClock = _callbacks()
+    SetEpoch, TestMetrics, Divergence, StopAtLoss, EpochClock, SeedStateBackup = _callbacks()
     tracker_cbs = []
     if exact_agn:
         tracker_cbs.append(("agn", tr.ExactAGN(model, data.x_train, data.y_train, batch_size=agn_batch_size)))
@@ -420,7 +465,7 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
         tracker_cbs.append(("gn", tr.GradientNormTracker(model, data.x_train, data.y_train, seed=config.seed,
                                                          **dict(gn))))
     divergence = Divergence(config.diverge_loss)
-    clock = EpochClock(config.epochs, progress)
+    clock = EpochClock(config, progress)
     cbs: list[Any] = [cb for _, cb in tracker_cbs]
     if len(data.y_test):
         cbs.append(TestMetrics(data.x_test, data.y_test, max(config.batch_size, 256)))
@@ -431,6 +476,7 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
     if out is not None:
         cbs += [keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
                 keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False, profile_batch=0),
+                SeedStateBackup(out / "seed_states.npz", start_epoch),
                 keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False)]
     cbs += list(callbacks)
 
@@ -439,7 +485,8 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
     if config.shuffle == "seeded":
         batches = epoch_batches(data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed,
                                 augment=data.augment, start_epoch=start_epoch)
-        fit = trained.fit(batches, epochs=config.epochs, validation_data=validation, verbose=0, callbacks=cbs)
+        fit = trained.fit(batches, epochs=config.epochs, validation_data=validation, verbose=0, shuffle=False,
+                          callbacks=[SetEpoch(batches)] + cbs)
     else:
         if data.augment is not None:
             raise PGDLError("shuffle='keras' does not augment; use shuffle='seeded' for augmented data")
