@@ -15,23 +15,25 @@ def _finite_or_none(value):
 @click.argument("reference_dir", type=click.Path(file_okay=False))
 @click.argument("prediction_dir", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True,
-              help='Print {"tasks": {task: score}, "average": x} as JSON on stdout.')
+              help='Print {"scale": 100, "tasks": {task: score}, "average": x} as JSON on stdout, '
+                   'every score x100 (the competition\'s scale, as pgdl evaluate shows it).')
 def score(reference_dir, prediction_dir, as_json):
     """Score .predict files against reference data with the competition's CMI.
 
     For every <task>/model_configs.json under REFERENCE_DIR (searched recursively;
     REFERENCE_DIR may itself hold one), read <task>.predict from PREDICTION_DIR (a JSON object
     model id -> float, or "EXCEEDED") and compute the competition's conditional mutual
-    information. Prints each task's score and 100 x their mean as the competition's
-    scores.txt did:
+    information. Prints each task's score (a fraction) and 100 x their mean, exactly as the
+    competition's scores.txt did:
 
     \b
         task_<task>_score: 0.123456789012
         task_average_score: 12.345678901234
 
-    Any "EXCEEDED" value makes the average 0. Invalid files stop with exit status 2 and a
-    message naming the file; quirks of the competition's score that changed a result are
-    reported as warnings on stderr.
+    With --json every score is on the competition's scale (x100, labelled "scale": 100), the
+    scale of `pgdl evaluate`'s tables and report. Any "EXCEEDED" value makes the average 0.
+    Invalid files stop with exit status 2 and a message naming the file; quirks of the
+    competition's score that changed a result are reported as warnings on stderr.
     """
     import json
     import warnings
@@ -47,7 +49,9 @@ def score(reference_dir, prediction_dir, as_json):
         click.echo(f'Note: {name}.predict holds "EXCEEDED" (time budget exceeded): the '
                    "competition scored the whole submission 0", err=True)
     if as_json:
-        payload = {"tasks": {name: _finite_or_none(value) for name, value in result.tasks.items()},
+        payload = {"scale": 100,
+                   "tasks": {name: _finite_or_none(None if value is None else 100 * value)
+                             for name, value in result.tasks.items()},
                    "average": _finite_or_none(result.average)}
         click.echo(json.dumps(payload, indent=2))
         return

@@ -65,7 +65,8 @@ def test_scores_every_task_and_the_average(cli, submission):
     result = cli(["score", str(ref), str(res), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["tasks"] == pytest.approx(want, abs=1e-12)
+    assert data["scale"] == 100  # one scale, labelled: the competition's x100, as pgdl evaluate shows it
+    assert data["tasks"] == pytest.approx({n: 100 * v for n, v in want.items()}, abs=1e-10)
     assert data["average"] == pytest.approx(50 * (want["task1"] + want["task2"]), abs=1e-10)
 
 
@@ -77,7 +78,7 @@ def test_reference_folder_that_is_itself_a_task(cli, toy_path, tmp_path):
     result = cli(["score", str(toy_path), str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["tasks"] == {toy_path.name: pytest.approx(reference_cmi(gaps, specs), abs=1e-12)}
+    assert data["tasks"] == {toy_path.name: pytest.approx(100 * reference_cmi(gaps, specs), abs=1e-10)}
     assert data["average"] > 99
 
 
@@ -204,4 +205,27 @@ def test_public_data_root_enters_reference_data(cli, tmp_path):
     result = cli(["score", str(tmp_path / "public"), str(tmp_path / "res"), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["tasks"] == {
-        "task1": pytest.approx(reference_cmi(prediction, specs), abs=1e-12)}
+        "task1": pytest.approx(100 * reference_cmi(prediction, specs), abs=1e-10)}
+
+
+def test_bare_model_ids_are_refused_as_the_competition_matched_nothing(cli, submission):
+    """The competition's scorer added model_ to the reference's ids only: a .predict keyed "0",
+    "1" matched nothing there (nan). pgdl score says so instead of scoring it."""
+    ref, res, _, predictions = submission
+    write_prediction(res, "task1", {key.removeprefix("model_"): v for key, v in predictions["task1"].items()})
+    assert_bad(cli, ref, res, res / "task1.predict", "lack the model_ prefix")
+
+
+def test_duplicate_keys_in_a_prediction_are_refused(cli, submission):
+    ref, res, _, predictions = submission
+    items = [f'"{key}": {value}' for key, value in predictions["task1"].items()]
+    write_prediction(res, "task1", "{" + ", ".join(items + [items[0]]) + "}")
+    assert_bad(cli, ref, res, res / "task1.predict", "appears twice")
+
+
+def test_duplicate_model_ids_in_the_reference_are_refused(cli, submission):
+    ref, res, specs, _ = submission
+    text = json.dumps(specs["task1"])
+    first = text[1:text.index(', "1":')]  # '"0": {...}'
+    (ref / "task1" / "model_configs.json").write_text("{" + first + ", " + text[1:])
+    assert_bad(cli, ref, res, ref / "task1" / "model_configs.json", "appears twice")
