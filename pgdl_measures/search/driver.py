@@ -136,7 +136,8 @@ class Driver:
             _write(spec_file, json.loads(self.spec.to_json()))
         try:
             self._storage_obj = open_storage(self.storage)
-            self.runs = [CellRun(cell, algorithms.make(self.spec, cell, self._storage_obj, self.out / "state" / cell.name))
+            self.runs = [CellRun(cell, algorithms.make(self.spec, cell, self._storage_obj,
+                                                       self.out / "state" / cell.name))
                          for cell in self.spec.cells]
         except PGDLError:
             raise

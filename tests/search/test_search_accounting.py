@@ -42,7 +42,8 @@ class SyncEngine:
     def submit(self, fn, task, *, key):
         result = fn(task)
         if not task["final"]:
-            self.epochs[task["trial"].split("/")[0]] += result["epochs_run"] if not result["diverged"] else task["epochs"]
+            cell = task["trial"].split("/")[0]
+            self.epochs[cell] += task["epochs"]
         return _Done(key, result)
 
     def as_completed(self, futures=()):
@@ -62,6 +63,8 @@ def test_paper_preset_accounting(tmp_path):
     engine = SyncEngine()
     summary = Driver(spec, tmp_path, engine=engine, storage=":memory:").run()
     cells = {c["algorithm"]: c for c in summary["cells"]}
+    # what the trainer was asked to train: 5,120 GPU x epochs per cell, nothing twice
+    assert dict(engine.epochs) == {c["cell"]: 5120 for c in summary["cells"]}
     for name in ("random", "cmaes", "pso"):
         assert cells[name]["configurations"] == 32 and cells[name]["trials"] == 32
         assert cells[name]["rounds"] == 4
