@@ -42,7 +42,7 @@ class PluginNames:
     dist_name: str
 
     @classmethod
-    def for_measure(cls, name: str, package: str | None = None) -> "PluginNames":
+    def for_measure(cls, name: str, package: str | None = None) -> PluginNames:
         """The default names for measure `name`; `package` overrides the import package.
 
         Raises:
@@ -99,7 +99,8 @@ def write_plugin(name: str, directory: str | os.PathLike, *, package: str | None
         The files written, in order.
 
     Raises:
-        PGDLError: a bad name, a name already registered, or a non-empty `directory`.
+        PGDLError: a bad name, a name already registered, a non-empty `directory`, or one
+            that cannot be written (what was written before the failure stays).
     """
     from pgdl_measures.registry import available_measures
 
@@ -115,7 +116,11 @@ def write_plugin(name: str, directory: str | os.PathLike, *, package: str | None
     written = []
     for rel, text in rendered:
         target = directory / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise PGDLError(f"cannot write the plugin here: {exc.strerror or exc}",
+                            exc.filename or target) from None
         written.append(target)
     return written

@@ -446,6 +446,28 @@ def test_cli_env_url_and_errors(cli, server, public_zip, tmp_path, monkeypatch):
     assert res.exit_code == 2 and "phase_three" in res.output
 
 
+@pytest.mark.parametrize("url", ["notaurl", "ftp://host/x", "http://", "C:\\data", "http://[::1"])
+def test_cli_url_that_is_not_a_url_is_one_line(cli, tmp_path, url):
+    res = cli(["data", "download", "public", "--dest", str(tmp_path), "--url", url, "-q"])
+    assert res.exit_code == 2, res.output
+    assert "is not a URL" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_duplicate_and_clashing_entries_refuse_the_archive(tmp_path):
+    import warnings
+
+    for names in (["a/x.txt", "a/x.txt"], ["input_data", "input_data/t/x"]):
+        archive = tmp_path / "bad.zip"
+        with warnings.catch_warnings(), zipfile.ZipFile(archive, "w") as zf:
+            warnings.simplefilter("ignore")
+            for name in names:
+                zf.writestr(name, "x")
+        with pytest.raises(PGDLError, match="duplicate entry|both a file and a folder"):
+            dl.check_archive(archive)
+
+
 def test_cli_download_draws_bars_and_prints_a_path_as_plain_text(cli, server, public_zip, tmp_path):
     server.files["public_data.zip"] = public_zip
     dest = tmp_path / "a[/x]b[bold]"

@@ -117,6 +117,9 @@ def test_as_float_accepts_scalars_and_names_the_model_otherwise():
     for bad in ("abc", None, [1.0, 2.0], {"a": 1}):
         with pytest.raises(TypeError, match="model_3: complexity returned"):
             as_float(bad, "model_3")
+    for bad in (float("nan"), np.inf, -np.inf, np.float32("nan"), "nan"):
+        with pytest.raises(ValueError, match="model_3: complexity returned .*finite"):
+            as_float(bad, "model_3")
 
 
 def test_zip_with_files_at_top_level_or_in_one_folder(tmp_path):
@@ -274,10 +277,12 @@ def test_misbehaving_submissions_are_recorded_and_the_run_goes_on(tmp_path, cli,
                            ["model_1"], "complexity"),
         "missing_module": (["model_0", "model_1"], {}, "No module named 'pgdl_no_such_module_2020'",
                            ["model_0", "model_1"], "import"),
+        "returns_nan": (["model_0", "model_10"], {}, "complexity returned",
+                        ["model_0", "model_10"], "complexity"),
     }
     for name, (models, values, message, failing, stage) in runs.items():
         out = tmp_path / name
-        reuse = ["--reuse-process"] if name == "raises" else []
+        reuse = ["--reuse-process"] if name in ("raises", "returns_nan") else []
         result = cli(["run-submission", str(SUBMISSIONS / name), str(toy_path), str(out),
                       "--models", ",".join(models), *reuse])
         assert result.exit_code == 1, result.output
@@ -289,20 +294,85 @@ def test_misbehaving_submissions_are_recorded_and_the_run_goes_on(tmp_path, cli,
             assert message in errors[model_id]["error"]
             assert errors[model_id]["stage"] == stage
         assert "Traceback" in errors[failing[0]]["stderr_tail"]
-        if name != "returns_string":  # the submission's own line is in the traceback
+        if name not in ("returns_string", "returns_nan"):  # the submission's line is in it
             assert "complexity.py" in errors[failing[0]]["stderr_tail"]
+    # NaN and infinity are failures, never a bare NaN in the .predict file
+    errors = json.loads((tmp_path / "returns_nan" / "pgdl_toy_data.errors.json").read_text())
+    assert "model_0: complexity returned nan" in errors["model_0"]["error"]
+    assert "model_10: complexity returned inf" in errors["model_10"]["error"]
+    assert "NaN" not in (tmp_path / "returns_nan" / "pgdl_toy_data.predict").read_text()
     # the import error was seen once; the second model was not started again
     errors = json.loads((tmp_path / "missing_module" / "pgdl_toy_data.errors.json").read_text())
     assert "not run" in errors["model_1"]["stderr_tail"]
 
 
 def test_stale_errors_file_is_removed(tmp_path):
-    (tmp_path / "t.errors.json").write_text("{}")
-    outcome = sub.TaskOutcome("t", {"model_0": sub.ModelOutcome("model_0", 1.5),
-                                    "model_1": sub.ModelOutcome("model_1", sub.EXCEEDED)})
-    sub._write_task(outcome, tmp_path)
+    (tmp_path / "t.errors.json").write_text('{"model_0": {"error": "old"}}')
+    files = sub.TaskFiles("t", tmp_path)
+    files.record(sub.ModelOutcome("model_1", sub.EXCEEDED))
+    assert json.loads((tmp_path / "t.errors.json").read_text()) == {"model_0": {"error": "old"}}
+    files.record(sub.ModelOutcome("model_0", 1.5))  # the failed model, run again
     assert predict(tmp_path, "t") == {"model_0": 1.5, "model_1": "EXCEEDED"}
     assert not (tmp_path / "t.errors.json").exists()
+
+
+def test_results_are_written_as_they_come_and_never_as_bare_nan(tmp_path):
+    files = sub.TaskFiles("t", tmp_path)
+    files.record(sub.ModelOutcome("model_10", 2.0))
+    assert predict(tmp_path, "t") == {"model_10": 2.0}  # on disk after the first model
+    files.record(sub.ModelOutcome("model_2", error="ValueError: boom", stage="complexity"))
+    files.record(sub.ModelOutcome("model_1", 1.0))
+    assert list(predict(tmp_path, "t")) == ["model_1", "model_10"]  # natural order
+    assert list(json.loads((tmp_path / "t.errors.json").read_text())) == ["model_2"]
+    with pytest.raises(ValueError):  # a NaN that got this far is refused, the file stays JSON
+        files.record(sub.ModelOutcome("model_3", float("nan")))
+    assert predict(tmp_path, "t") == {"model_1": 1.0, "model_10": 2.0}
+    # a rerun continues from the files; --restart starts afresh
+    assert sub.TaskFiles("t", tmp_path).done() == {"model_1", "model_10"}
+    assert sub.TaskFiles("t", tmp_path, restart=True).done() == set()
+
+
+def test_a_predict_file_that_cannot_be_continued_is_a_user_error(tmp_path):
+    for text in ('[1, 2]', '{"model_0": "x"}', '{"model_0": true}', "{"):
+        (tmp_path / "t.predict").write_text(text)
+        with pytest.raises(PGDLError, match="t.predict"):
+            sub.TaskFiles("t", tmp_path)
+        sub.TaskFiles("t", tmp_path, restart=True)  # fine with --restart
+
+
+def test_unwritable_output_folder_is_a_user_error(cli, toy_path, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), str(toy_path),
+                  str(tmp_path / "file" / "out"), "--models", "0"])
+    assert result.exit_code == 2, result.output
+    assert "cannot write the results here" in result.output
+    assert "Traceback" not in result.output
+    files = sub.TaskFiles("t", tmp_path / "file")
+    with pytest.raises(PGDLError, match="cannot write the results"):  # mid-run (say, disk full)
+        files.record(sub.ModelOutcome("model_0", 1.0))
+
+
+@pytest.mark.parametrize("names, why", [
+    (["complexity.py", "a", "a/b.py"], "file and a folder"),
+    (["complexity.py", "a/b.py", "a"], "file and a folder"),
+    (["complexity.py", "helper.py", "helper.py"], "duplicate"),
+    (["complexity.py", "helper.py", "./helper.py"], "duplicate"),
+    (["complexity.py", "d/" + "n" * 300 + ".py"], "too long"),
+])
+def test_zip_with_clashing_duplicate_or_overlong_names_is_refused(tmp_path, names, why):
+    import warnings
+
+    archive = tmp_path / "bad.zip"
+    with warnings.catch_warnings(), zipfile.ZipFile(archive, "w") as zf:
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        for name in names:
+            zf.writestr(name, "x = 1\n")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(PGDLError, match=why) as info:
+        sub.unpack_submission(archive, dest)
+    assert "bad.zip" in str(info.value) and "\n" not in str(info.value)
+    assert list(dest.iterdir()) == []
 
 
 def test_hang_and_crash_in_a_reused_process_restart_it(tmp_path, toy_path):
@@ -337,6 +407,7 @@ def test_idioms_under_legacy_keras_2_and_keras_3(tmp_path, toy_path, monkeypatch
     fails_everywhere = {"K.gradients (symbolic)"}  # also failed under TensorFlow 2.2's eager mode
     assert {k for k, v in reports["2"].items() if v != "ok"} == fails_everywhere
     assert {k for k, v in reports["3"].items() if v != "ok"} == fails_everywhere | {
+        "np.int, np.float, np.object, np.float_, np.NaN",  # given back in legacy mode only
         "model.input", "model.output", "tf.keras.backend.function", "layer.input_shape",
         "layer.output_shape", "v.get_shape()", "optimizers.Adam(lr=...)",
         "model.save_weights('x.h5')", "model.compile + evaluate",
@@ -364,3 +435,112 @@ def test_keras_2_without_tf_keras_is_a_user_error(monkeypatch):
     assert sub.child_environment("3")["TF_USE_LEGACY_KERAS"] == "0"
     with pytest.raises(PGDLError, match="unknown Keras mode"):
         sub.child_environment("1")
+
+
+def _fake_run_models(calls: list):
+    """A stand-in for run_models (no child process): every model gets 7.0; logs what it ran."""
+    def run_models(submission_dir, models, train_dir, *, on_outcome, **_):
+        calls.append([m for m, _ in models])
+        for model_id, _ in models:
+            on_outcome(sub.ModelOutcome(model_id, 7.0, seconds=0.0))
+    return run_models
+
+
+def test_a_rerun_continues_and_restart_starts_afresh(tmp_path, cli, toy_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sub, "run_models", _fake_run_models(calls))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "pgdl_toy_data.predict").write_text('{"model_0": 123.0}')  # an interrupted run's
+    (out / "pgdl_toy_data.errors.json").write_text('{"model_1": {"error": "boom"}}')
+    result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), str(toy_path), str(out),
+                  "--models", "0,1,2"])
+    assert result.exit_code == 0, result.output
+    assert "1 kept from an earlier run" in result.output
+    assert calls == [["model_1"], ["model_2"]]  # model_0 was not run again, the failed one was
+    assert predict(out) == {"model_0": 123.0, "model_1": 7.0, "model_2": 7.0}
+    assert not (out / "pgdl_toy_data.errors.json").exists()
+    calls.clear()
+    result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), str(toy_path), str(out),
+                  "--models", "0", "--restart"])
+    assert result.exit_code == 0, result.output
+    assert calls == [["model_0"]] and predict(out) == {"model_0": 7.0}
+
+
+def test_a_failed_write_mid_run_keeps_what_was_written(tmp_path, toy_path, monkeypatch):
+    real, writes, calls = sub.atomic_write, [], []
+
+    def failing(path, data):
+        writes.append(path)
+        if len(writes) > 1:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(sub, "run_models", _fake_run_models(calls))
+    monkeypatch.setattr(sub, "atomic_write", failing)
+    with pytest.raises(PGDLError, match="No space left on device") as info:
+        sub.run_submission(SUBMISSIONS / "vc_dimension", toy_path, tmp_path,
+                           models=["model_0", "model_1", "model_2"])
+    assert "pgdl_toy_data.predict" in str(info.value)
+    assert predict(tmp_path) == {"model_0": 7.0}  # the first model's value is on disk
+    assert calls == [["model_0"], ["model_1"]]  # and the run stopped
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Live processes whose environment holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    found.append(int(entry.name))
+        except (OSError, IndexError):
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_processes_a_submission_starts_in_a_new_session_do_not_survive(tmp_path, toy_path,
+                                                                      monkeypatch):
+    import os
+    import signal
+    import uuid
+
+    marker = f"pgdl-test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("PGDL_TEST_MARKER", marker)
+    try:
+        run = sub.run_submission(SUBMISSIONS / "escapes_session", toy_path, tmp_path,
+                                 models=["model_0"])
+        assert run.failed == 0 and predict(tmp_path) == {"model_0": 1.0}
+        assert _processes_with(marker) == []  # `setsid sleep 1000` was killed with the child
+    finally:
+        for pid in _processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_per_task_budget_pays_for_a_one_off_warm_up(tmp_path, toy_path, monkeypatch):
+    """The competition's rule: a slow first model borrows the time the others leave."""
+    monkeypatch.setenv("PGDL_WARM_UP_SECONDS", "3.5")
+    sub.run_submission(SUBMISSIONS / "warm_up", toy_path, tmp_path / "model", time_budget=3,
+                       models=["model_0"])
+    assert predict(tmp_path / "model") == {"model_0": "EXCEEDED"}  # per model (the default)
+    run = sub.run_submission(SUBMISSIONS / "warm_up", toy_path, tmp_path / "task",
+                             time_budget=3, budget_rule="per-task", reuse_process=True,
+                             models=["model_0", "model_1"])
+    assert predict(tmp_path / "task") == {"model_0": 2.0, "model_1": 2.0}
+    assert run.tasks[0].outcomes["model_0"].seconds >= 3.5
+
+
+def test_per_task_budget_spent_marks_the_models_left_exceeded():
+    budget = sub._Budget("per-task", 2.0, 3)
+    assert budget.allowance() == 6.0 and not budget.spent_up()
+    budget.spend(5.0)
+    assert budget.allowance() == 1.0
+    budget.spend(1.5)
+    assert budget.spent_up() and budget.allowance() == 0.0
+    per_model = sub._Budget("per-model", 2.0, 3)
+    per_model.spend(100.0)
+    assert per_model.allowance() == 2.0 and not per_model.spent_up()
+    with pytest.raises(PGDLError, match="unknown budget rule"):
+        sub._Budget("per-century", 2.0, 3)

@@ -24,8 +24,12 @@ def package(measure, params, output):
     holds complexity.py and metadata at its top level, as the competition required, and the
     toolkit code the measure needs (plus a plugin's own module or package) vendored beside
     them, so it runs where only TensorFlow is installed. complexity(model, dataset) rebuilds
-    the competition's model in Keras 3 and gives the value `pgdl evaluate` gives for the same
-    measure and parameters. Try it with `pgdl run-submission`.
+    the competition's model in Keras 3 and, under `pgdl run-submission`, gives the value
+    `pgdl evaluate` gives for the same measure and parameters (both read the training shards
+    in natural sorted order). Under the organisers' unchanged ingestion program the shards
+    come in unsorted `glob` order, so a measure that depends on the order of the data (one
+    that reads only the first batches, e.g. jacobian_norm: 1% on the official sample) can give
+    a different value there. Try it with `pgdl run-submission`.
 
     \b
     Examples:

@@ -7,7 +7,9 @@ given what the competition's ingestion program (``ingestion.py``, ``data_manager
 
 1. import TensorFlow; with legacy Keras 2 (``TF_USE_LEGACY_KERAS=1``, set by the parent) route
    ``tf.keras.optimizers.<Name>`` to ``tf.keras.optimizers.legacy.<Name>``: those are the
-   optimizers TensorFlow 2.2 had, which honour ``lr=`` (the new ones accept it and ignore it);
+   optimizers TensorFlow 2.2 had, which honour ``lr=`` (the new ones accept it and ignore it),
+   and give NumPy back the aliases NumPy 2 removed (``np.int``, ``np.float``, ``np.object``, ...;
+   see :func:`provide_numpy_aliases`);
 2. build the training data exactly as ``DataManager.load_training_data`` did: an *unbatched*
    ``tf.data.TFRecordDataset`` over the train shards -> ``tf.io.parse_single_example`` ->
    ``tf.io.parse_tensor`` (float32 inputs, int32 label), with the shards in natural sorted order
@@ -22,7 +24,7 @@ given what the competition's ingestion program (``ingestion.py``, ``data_manager
    has such a parameter (the competition's later ingestion did the same);
 5. append one JSON line per model to the result file, ``{"model_id", "value"}`` or
    ``{"model_id", "error", "stage"}`` (traceback on stderr), then write ``D`` on the pipe. A
-   value ``float()`` cannot convert is an error naming the model. A failure before the first
+   value ``float()`` cannot convert, NaN or infinite is an error naming the model. A failure before the first
    model (stage ``start-up``, ``data`` or ``import``) is reported once, then the child exits.
 
 The request file is a JSON object with the keys ``submission_dir``, ``train_dir``, ``models``
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import sys
 import traceback
@@ -56,6 +59,45 @@ def patch_legacy_optimizers(tf) -> None:
     for name in LEGACY_OPTIMIZERS:
         if hasattr(legacy, name):
             setattr(optimizers, name, getattr(legacy, name))
+
+
+def _numpy_aliases(np) -> dict:
+    """NumPy names 2020 code used that NumPy 2 no longer has, with what they meant then."""
+    return {
+        # the builtin-type aliases (deprecated in NumPy 1.20, removed in 1.24); np.bool and
+        # np.long exist again in NumPy 2 (as np.bool_ and the C long) and are left as they are
+        "int": int, "float": float, "complex": complex, "object": object, "str": str,
+        "unicode": str,
+        # scalar-type and constant aliases removed in NumPy 2.0
+        "float_": np.float64, "complex_": np.complex128, "unicode_": np.str_,
+        "string_": np.bytes_, "int0": np.intp, "uint0": np.uintp, "bool8": np.bool_,
+        "object0": np.object_, "str0": np.str_, "bytes0": np.bytes_, "void0": np.void,
+        "Inf": np.inf, "Infinity": np.inf, "infty": np.inf, "PINF": np.inf, "NINF": -np.inf,
+        "NaN": np.nan, "PZERO": 0.0, "NZERO": -0.0,
+        # functions removed in NumPy 2.0 (asscalar: 1.23) that have a plain replacement
+        "product": np.prod, "cumproduct": np.cumprod, "sometrue": np.any, "alltrue": np.all,
+        "round_": np.round, "asscalar": lambda a: a.item(),
+    }
+
+
+def provide_numpy_aliases() -> list[str]:
+    """Give ``numpy`` back the names of NumPy 1.18 (TensorFlow 2.2's) that NumPy 2 removed.
+
+    ``np.int``, ``np.float``, ``np.complex``, ``np.object``, ``np.str`` and ``np.unicode`` are
+    the builtins again, ``np.float_`` is ``np.float64``, ``np.NaN`` is ``np.nan`` and so on
+    (see :func:`_numpy_aliases`). Only names the installed NumPy lacks are set.
+
+    Returns:
+        The names set.
+    """
+    import numpy as np
+
+    added = []
+    for name, value in _numpy_aliases(np).items():
+        if name not in vars(np):
+            setattr(np, name, value)
+            added.append(name)
+    return added
 
 
 def competition_dataset(tf, train_dir: str):
@@ -167,14 +209,26 @@ def complexity_kwargs(function, program_dir: str) -> dict:
 
 
 def as_float(value, model_id: str) -> float:
-    """``float(value)`` as the ingestion program did, or a TypeError naming the model."""
+    """``float(value)`` as the ingestion program did, refusing NaN and infinity.
+
+    The competition wrote a NaN as a bare ``NaN`` into the ``.predict`` file, which is not JSON
+    and which its scorer could not rank; here such a model fails, named, instead.
+
+    Raises:
+        TypeError: naming the model, when ``float()`` cannot convert the value.
+        ValueError: naming the model, when the value is NaN or infinite.
+    """
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         shown = repr(value)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         raise TypeError(f"{model_id}: complexity returned {type(value).__name__} {shown}; it must "
                         f"return a float (a Python, NumPy or scalar tensor value)") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{model_id}: complexity returned {number}; a .predict file holds finite "
+                         f"numbers only (JSON has no NaN or infinity)")
+    return number
 
 
 #: the line written to stderr before each model (the parent splits stderr at these lines)
@@ -211,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             keras3 = request["keras"] == "3"
             if not keras3:
                 patch_legacy_optimizers(tf)
+                provide_numpy_aliases()
             stage = "data"
             dataset = competition_dataset(tf, request["train_dir"])
             stage = "import"

@@ -22,26 +22,28 @@ answers::
 Measure classes travel by reference (module and name), so they must be importable in the
 child: the parent's ``sys.path`` is sent with "hello". The environment (``KERAS_BACKEND``
 included) is the parent's. The child ignores SIGINT (the parent handles Ctrl-C and kills it)
-and exits by itself when the parent dies.
+and exits by itself when the parent dies. Starting, framing and killing (with whatever the
+measure started) are shared with `pgdl run-submission`'s child in :mod:`pgdl_measures._subprocess`.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-import select
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
 
-_HEADER = struct.Struct(">I")
+from pgdl_measures._subprocess import (FrameReader, FrameTimeout, read_frame, read_tail, spawn,
+                                       write_frame)
+
 #: How long a fresh worker may take to import Keras and its backend before the run gives up.
 STARTUP_TIMEOUT = 300.0
+#: How much of the end of the worker's log a failure message looks at.
+LOG_TAIL_BYTES = 1 << 16
 
 
 class WorkerTimeout(Exception):
@@ -50,30 +52,6 @@ class WorkerTimeout(Exception):
 
 class WorkerDied(Exception):
     """The worker exited or broke the protocol (its log's last lines are in the message)."""
-
-
-# ----------------------------------------------------------------------------- framing
-
-
-def _write_frame(stream: BinaryIO, obj: Any) -> None:
-    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(payload)) + payload)
-    stream.flush()
-
-
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = stream.read(n - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
-
-
-def _read_frame(stream: BinaryIO) -> bytes:
-    (n,) = _HEADER.unpack(_read_exact(stream, _HEADER.size))
-    return _read_exact(stream, n)
 
 
 # ----------------------------------------------------------------------------- the child
@@ -152,20 +130,20 @@ def main() -> None:
     child = _Child()
     while True:
         try:
-            payload = _read_frame(requests)
+            payload = read_frame(requests)
         except EOFError:
             break
         try:
             op, args = pickle.loads(payload)
         except Exception as exc:  # noqa: BLE001 - e.g. a measure class the child cannot import
-            _write_frame(answers, {"ok": False, "seconds": 0.0,
+            write_frame(answers, {"ok": False, "seconds": 0.0,
                                    "error": f"the worker could not read the request: {type(exc).__name__}: {exc}"})
             continue
         if op == "exit":
             break
         answer = getattr(child, op)(**args)
         sys.stderr.flush()
-        _write_frame(answers, answer)
+        write_frame(answers, answer)
     sys.stderr.flush()
     os._exit(0)  # skip the interpreter's teardown of TensorFlow (seconds), there is nothing to save
 
@@ -188,9 +166,11 @@ class WorkerProcess:
                  startup_timeout: float = STARTUP_TIMEOUT):
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "pgdl_measures.evaluate.worker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._log, env=env, close_fds=True)
-        self._buffer = b""
+        self._child = spawn([sys.executable, "-m", "pgdl_measures.evaluate.worker"], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                            close_fds=True)
+        self.proc = self._child.proc
+        self._answers = FrameReader(self.proc.stdout.fileno())
         self.model: tuple | None = None
         try:
             hello = self.request("hello", {"sys_path": list(sys.path)}, time.monotonic() + startup_timeout)
@@ -205,10 +185,7 @@ class WorkerProcess:
         return self.proc.poll() is None
 
     def _log_tail(self, lines: int = 8) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").rstrip().splitlines()[-lines:]
-        except OSError:
-            return ""
+        text = read_tail(self.log_path, LOG_TAIL_BYTES).rstrip().splitlines()[-lines:]
         return "\n".join(text)
 
     def _died(self, what: str) -> WorkerDied:
@@ -218,22 +195,6 @@ class WorkerProcess:
         return WorkerDied(f"the worker process {what} (exit status {code})"
                           + (f"; last lines of {self.log_path}:\n{tail}" if tail else ""))
 
-    def _read(self, n: int, deadline: float | None) -> bytes:
-        fd = self.proc.stdout.fileno()
-        while len(self._buffer) < n:
-            timeout = None if deadline is None else deadline - time.monotonic()
-            if timeout is not None and timeout <= 0:
-                raise WorkerTimeout
-            ready, _, _ = select.select([fd], [], [], timeout)
-            if not ready:
-                raise WorkerTimeout
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                raise self._died("exited")
-            self._buffer += chunk
-        data, self._buffer = self._buffer[:n], self._buffer[n:]
-        return data
-
     def request(self, op: str, args: dict, deadline: float | None) -> dict:
         """Send one request and wait for its answer until `deadline` (``time.monotonic()``).
 
@@ -242,16 +203,17 @@ class WorkerProcess:
             WorkerDied: the worker exited or could not be written to.
         """
         try:
-            _write_frame(self.proc.stdin, (op, args))
+            write_frame(self.proc.stdin, (op, args))
         except (BrokenPipeError, OSError):
             raise self._died("stopped reading requests") from None
         try:
-            (n,) = _HEADER.unpack(self._read(_HEADER.size, deadline))
-            answer = pickle.loads(self._read(n, deadline))
-        except WorkerTimeout:
+            answer = self._answers.read(deadline)
+        except FrameTimeout:
             self.kill()
-            raise
-        except (pickle.UnpicklingError, EOFError) as exc:
+            raise WorkerTimeout from None
+        except EOFError:
+            raise self._died("exited") from None
+        except pickle.UnpicklingError as exc:
             raise self._died(f"sent an unreadable answer ({exc})") from None
         return answer
 
@@ -269,17 +231,15 @@ class WorkerProcess:
         return self.request("compute", {"cls": type(measure), "params": measure.params}, deadline)
 
     def kill(self) -> None:
-        """Kill the child (SIGKILL) and reap it."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        """Kill the child and anything it started (SIGKILL), and reap it."""
+        self._child.kill()
         self._close_files()
 
     def close(self) -> None:
         """Ask the child to exit, killing it if it does not within 10 s."""
         if self.proc.poll() is None:
             try:
-                _write_frame(self.proc.stdin, ("exit", {}))
+                write_frame(self.proc.stdin, ("exit", {}))
                 self.proc.stdin.close()
                 self.proc.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):

@@ -61,6 +61,7 @@ __all__ = [
     "TransferProgress",
     "archive_url",
     "check_archive",
+    "check_url",
     "describe",
     "download_data",
     "download_file",
@@ -156,13 +157,32 @@ def archive_url(name: str, base_url: str | None = None) -> str:
         ``<base_url>/<name>_data.zip``.
 
     Raises:
-        PGDLError: ``name`` is not a known archive.
+        PGDLError: ``name`` is not a known archive, or the base is not an ``http(s)://`` URL.
     """
     info = _archive_info(name)
     base = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    check_url(base)
     if base.lower().endswith(".zip"):
         return base
     return f"{base.rstrip('/')}/{info.filename}"
+
+
+def check_url(url: str) -> None:
+    """Refuse what is not an ``http://`` or ``https://`` URL with a host.
+
+    Raises:
+        PGDLError: naming the URL (given with ``--url`` or ``$PGDL_DATA_URL``).
+    """
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an invalid IPv6 host or port
+        ok = False
+    if not ok:
+        raise PGDLError(f"{url!r} is not a URL: --url / ${BASE_URL_ENV} takes an http:// or "
+                        f"https:// address, e.g. {DEFAULT_BASE_URL}")
 
 
 def download_data(
@@ -280,6 +300,7 @@ def download_file(
             checksum does not match, or the disk is too small.
     """
     path = Path(path)
+    check_url(url)
     expected_sha = _normalise_sha256(sha256)
     if path.is_file():
         digest = verify_file(path, size=size, sha256=expected_sha, progress=progress)

@@ -162,6 +162,14 @@ def test_new_refuses_a_non_empty_folder(cli, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
+def test_new_into_an_unwritable_folder_is_one_line(cli, tmp_path):
+    (tmp_path / "file").write_text("not a folder")  # below a file: no user can write there
+    result = cli(["measures", "new", "weight_norm", str(tmp_path / "file" / "plugin")])
+    assert result.exit_code == 2
+    assert "cannot write the plugin here" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_scaffold_keeps_the_contract_in_process(cli, tmp_path, monkeypatch, fresh_registry):
     """The generated measure, registered through its setup.cfg entry point, passes every check
     of the contract suite (run here without a sub-process; the next test runs it for real)."""

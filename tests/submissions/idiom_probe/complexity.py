@@ -42,6 +42,12 @@ def _checks(model, dataset):
   def gradients_symbolic():
     K.gradients(model.output, model.input)
 
+  def numpy_aliases():  # the builtin aliases NumPy 1.24 / 2.0 removed
+    assert np.zeros(2, dtype=np.float).dtype == np.float64
+    assert np.int(2.5) == 2 and np.array([1], dtype=np.object).dtype == object
+    assert np.array([1.0], dtype=np.float_).dtype == np.float64 and np.isnan(np.NaN)
+    assert bool(np.bool(1)) and np.complex(1) == 1 and np.str(1) == '1'
+
   return {
       'model(x, tape=tape)': tape_keyword,
       'layer._last_seen_input': last_seen_input,
@@ -62,6 +68,7 @@ def _checks(model, dataset):
       'model.compile + evaluate': compile_evaluate,
       'tf.keras.models.clone_model': lambda: tf.keras.models.clone_model(model),
       'K.gradients (symbolic)': gradients_symbolic,
+      'np.int, np.float, np.object, np.float_, np.NaN': numpy_aliases,
   }
 
 

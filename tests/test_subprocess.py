@@ -1,0 +1,83 @@
+"""pgdl_measures._subprocess: the child-process plumbing both supervisors share."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pgdl_measures import _subprocess as sp
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_kill_reaches_what_the_child_started_in_a_new_session(tmp_path):
+    """A grandchild in its own session (setsid) leaves the group; the token still finds it."""
+    pidfile = tmp_path / "pid"
+    script = ("import subprocess, sys\n"
+              "p = subprocess.Popen(['setsid', 'sleep', '1000'])\n"
+              f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+              "import time; time.sleep(1000)\n")
+    child = sp.spawn([sys.executable, "-c", script], stdin=sp.subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(0.05)
+        escaped = int(pidfile.read_text())
+        assert os.getpgid(escaped) != child.pid  # out of the child's process group
+        assert set(sp.token_holders(child.token)) == {child.pid, escaped}
+        child.kill()
+        time.sleep(0.1)
+        assert not _alive(escaped)
+        assert sp.token_holders(child.token) == []
+        child.kill()  # a second call is harmless
+    finally:
+        sp.kill_token_holders(child.token)
+
+
+def test_frames_round_trip_and_time_out():
+    stream = io.BytesIO()
+    sp.write_frame(stream, {"ok": True, "value": 1.5})
+    sp.write_frame(stream, ("exit", {}))
+    stream.seek(0)
+    assert [sp.pickle.loads(sp.read_frame(stream)) for _ in range(2)] == [
+        {"ok": True, "value": 1.5}, ("exit", {})]
+    with pytest.raises(EOFError):
+        sp.read_frame(stream)
+
+    read_fd, write_fd = os.pipe()
+    try:
+        reader = sp.FrameReader(read_fd)
+        with os.fdopen(os.dup(write_fd), "wb") as w:
+            sp.write_frame(w, [1, 2])
+        assert reader.read(time.monotonic() + 5) == [1, 2]
+        with pytest.raises(sp.FrameTimeout):
+            reader.read(time.monotonic() + 0.05)
+        os.close(write_fd)
+        write_fd = None
+        with pytest.raises(EOFError):
+            reader.read(time.monotonic() + 5)
+    finally:
+        os.close(read_fd)
+        if write_fd is not None:
+            os.close(write_fd)
+
+
+def test_read_tail(tmp_path):
+    path = tmp_path / "log"
+    path.write_bytes(b"a" * 100 + "é\n".encode())
+    assert sp.read_tail(path, 3) == "é\n"
+    assert sp.read_tail(tmp_path / "missing", 3) == ""
