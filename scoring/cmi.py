@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +25,10 @@ from scoring.predictions import (
     EXCEEDED,
     ScoringGrid,
     align_prediction,
-    check_grid as _check_grid,
     scoring_grid,
+)
+from scoring.predictions import (
+    check_grid as _check_grid,
 )
 
 _EPS = 1e-12  # the competition's guard inside log2 in its entropy
@@ -199,7 +202,7 @@ def _competition_set_values(values: np.ndarray, grid: ScoringGrid) -> tuple[dict
     """Per ordered pair of hyper-parameters, the competition's value, plus diagnostics."""
     names = grid.hparams
     n_h = len(names)
-    diag = {"empty": {}, "skipped": {}, "collisions": {}, "culprits": {}}
+    diag = {"empty": {}, "skipped": {}, "collisions": {}, "culprits": {}, "empty_at_least": set()}
     if n_h < 2:
         return {}, diag
     n_classes = [len(c) for c in grid.str_classes]
@@ -224,6 +227,16 @@ def _competition_set_values(values: np.ndarray, grid: ScoringGrid) -> tuple[dict
                 continue
             a, b = min(h1, h2), max(h1, h2)
             block = counts[index[(a, b)]]
+            set_key = (names[h1], names[h2])
+            n_cells = (len(grid.possible_strs[h1]) * len(grid.possible_strs[h2])) ** 2
+            if n_cells > grid.n_models ** 2:
+                # More cells than ordered pairs of models: some cell is empty, so the mean over
+                # cells, hence the value, is NaN whatever the pairs. Building the k1^2 k2^2 cell
+                # keys would only cost time (10^4 per set for 10 values, far more for many).
+                breakdown[set_key] = math.nan
+                diag["empty"][set_key] = (n_cells - grid.n_models ** 2, n_cells)
+                diag["empty_at_least"].add(set_key)
+                continue
             kb = n_classes[b]
             strs = {a: grid.str_classes[a], b: grid.str_classes[b]}
             key_of, n_cells = _cell_keys(grid.possible_strs[h1], grid.possible_strs[h2])
@@ -240,7 +253,7 @@ def _competition_set_values(values: np.ndarray, grid: ScoringGrid) -> tuple[dict
             used = column >= 0
             cols = column[used]
 
-            def cell_sum(stat: np.ndarray) -> np.ndarray:
+            def cell_sum(stat: np.ndarray, cols=cols, used=used, n_cells=n_cells) -> np.ndarray:
                 return np.bincount(cols, weights=stat[used], minlength=n_cells)
 
             n_, g_, m_, gm_ = (cell_sum(pairs), cell_sum(block["gt"]), cell_sum(block["mt"]),
@@ -250,7 +263,7 @@ def _competition_set_values(values: np.ndarray, grid: ScoringGrid) -> tuple[dict
                 mean_mi = np.cumsum(mi)[-1] / n_cells
                 mean_h = np.cumsum(entropy)[-1] / n_cells
                 value = mean_mi / mean_h
-            key = (names[h1], names[h2])
+            key = set_key
             breakdown[key] = float(value)
             skipped = float(pairs[~used].sum())
             if skipped:
@@ -310,7 +323,8 @@ def _warn(diag: dict, stacklevel: int = 3) -> None:
             CMIWarning, stacklevel=stacklevel)
     if diag["empty"]:
         shown = list(diag["empty"].items())[:4]
-        detail = ", ".join(f"({a}, {b}) {e}/{n}" for (a, b), (e, n) in shown)
+        detail = ", ".join(f"({a}, {b}) {'>=' if (a, b) in diag['empty_at_least'] else ''}{e}/{n}"
+                           for (a, b), (e, n) in shown)
         warnings.warn(
             f"conditioning sets with empty cells have the value NaN (empty/cells: {detail}"
             + (" ..." if len(diag["empty"]) > 4 else "") + ")", CMIWarning, stacklevel=stacklevel)

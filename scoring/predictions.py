@@ -15,6 +15,7 @@ Every error a user can cause raises :class:`scoring.errors.PGDLError` naming the
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -258,25 +259,22 @@ def check_grid(grid: ScoringGrid, path: str | os.PathLike | None = None) -> None
             f"{grid.model_ids[row]}: hyper-parameter {grid.hparams[col]!r} has a current_value "
             f"that is not among its possible_values {list(grid.possible_values[col])!r}", path)
     shape = tuple(len(v) for v in grid.possible_values)
-    expected = math.prod(shape)
+    expected = math.prod(shape)  # a Python int: exact however large the grid
     if grid.n_models == 0:
         raise PGDLError("the task has no models", path)
-    if shape:
-        flat = np.ravel_multi_index(grid.value_index.T, shape)
-    else:
-        flat = np.zeros(grid.n_models, dtype=np.intp)
-    uniq, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    # Rows of value indices, compared row by row: the work is bounded by the models, never by
+    # the number of cells (12 hyper-parameters of 10 values are 10^12 cells).
+    rows = grid.value_index if shape else np.zeros((grid.n_models, 1), dtype=np.int64)
+    uniq, inverse, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
     problems = []
     if len(uniq) < expected:
         missing = expected - len(uniq)
-        example = ""
-        if expected <= 10_000_000:
-            present = np.zeros(expected, dtype=bool)
-            present[uniq] = True
-            first_missing = np.unravel_index(int(np.argmin(present)), shape)
-            example = " (e.g. " + ", ".join(
-                f"{name}={grid.possible_values[c][i]!r}"
-                for c, (name, i) in enumerate(zip(grid.hparams, first_missing))) + ")"
+        present = {tuple(row) for row in uniq.tolist()}
+        first_missing = next(cell for cell in itertools.product(*map(range, shape))
+                             if cell not in present)  # at most n_models + 1 steps
+        example = " (e.g. " + ", ".join(
+            f"{name}={grid.possible_values[c][i]!r}"
+            for c, (name, i) in enumerate(zip(grid.hparams, first_missing))) + ")"
         problems.append(f"the grid is not complete: {missing} of {expected} combinations of "
                         f"possible values have no model{example}")
     if (counts > 1).any():

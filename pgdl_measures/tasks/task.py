@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -118,6 +119,10 @@ def load_trained_model(model_dir: str | os.PathLike, *, train: Dataset | None = 
     return TrainedModel(model_dir.name, model, initial, train, test, task, model_dir)
 
 
+#: The most missing cells a :class:`GridReport` lists (it counts them all).
+MISSING_LISTED = 1000
+
+
 @dataclass
 class GridReport:
     """Whether a task's hyper-parameter grid is what the competition accepted."""
@@ -126,14 +131,22 @@ class GridReport:
     missing: list[tuple] = field(default_factory=list)
     duplicates: dict[tuple, list[str]] = field(default_factory=dict)
     invalid_values: list[str] = field(default_factory=list)
+    n_missing: int | None = None
+    """How many cells have no model (``missing`` lists at most :data:`MISSING_LISTED` of them);
+    None: ``len(missing)``."""
 
     @property
     def size(self) -> int:
-        return int(np.prod([len(v) for v in self.hparams.values()])) if self.hparams else 0
+        """The number of cells, the product of the numbers of possible values (exact)."""
+        return math.prod(len(v) for v in self.hparams.values()) if self.hparams else 0
+
+    @property
+    def missing_count(self) -> int:
+        return len(self.missing) if self.n_missing is None else self.n_missing
 
     @property
     def complete(self) -> bool:
-        return not self.missing and not self.invalid_values
+        return not self.missing_count and not self.invalid_values
 
     @property
     def unique(self) -> bool:
@@ -144,8 +157,8 @@ class GridReport:
         out = []
         for cell in self.missing[:5]:
             out.append("no model for " + ", ".join(f"{n}={v!r}" for n, v in zip(names, cell)))
-        if len(self.missing) > 5:
-            out.append(f"... {len(self.missing) - 5} more missing cells")
+        if self.missing_count > 5:
+            out.append(f"... {self.missing_count - 5} more missing cells (of {self.size})")
         for cell, ids in list(self.duplicates.items())[:5]:
             out.append(f"{', '.join(ids)} share the cell " + ", ".join(f"{n}={v!r}" for n, v in zip(names, cell)))
         out.extend(self.invalid_values)
@@ -203,7 +216,14 @@ def grid_report(configs: pd.DataFrame) -> GridReport:
                                              f"{possible[n]}")
         seen.setdefault(cell, []).append(row["model_id"])
     report.duplicates = {cell: ids for cell, ids in seen.items() if len(ids) > 1}
-    report.missing = [cell for cell in itertools.product(*(possible[n] for n in names)) if cell not in seen]
+    # The cells of the grid that have a model, counted with the multiplicity the product of the
+    # possible values gives them (a value listed twice is two cells): the work is bounded by the
+    # models, never by the size of the grid (12 hyper-parameters of 10 values are 10^12 cells).
+    covered = sum(math.prod(possible[n].count(v) for n, v in zip(names, cell)) for cell in seen)
+    report.n_missing = report.size - covered if names else 0
+    wanted = min(report.n_missing, MISSING_LISTED)
+    report.missing = list(itertools.islice(
+        (cell for cell in itertools.product(*(possible[n] for n in names)) if cell not in seen), wanted))
     return report
 
 
