@@ -46,8 +46,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from pgdl_measures.tasks.data import ArrayDataset
 from pgdl_measures.measures.base import BACKENDS, Measure, MeasureError
+from pgdl_measures.tasks.data import ArrayDataset
 from pgdl_measures.tasks.trained import TrainedModel
 
 __all__ = ["MeasureContract", "tiny_trained_model", "MODEL_KINDS", "NUM_CLASSES"]

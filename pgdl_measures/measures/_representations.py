@@ -76,18 +76,29 @@ def first_examples(dataset, limit: int | None, batch_size: int = 512) -> tuple[n
 
 # ----------------------------------------------------------------------------- models
 
+#: inputs up to this many examples are run eagerly by :func:`predict` (tracing a function costs
+#: more than it saves on a few batches of a model seen once)
+EAGER_EXAMPLES = 512
+
+
 def predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """`model`'s outputs on `x` in inference mode, in batches of exactly `batch_size` (the last
-    one padded by repeating its final example, so a compiled function is traced once per
-    model), as float32 NumPy."""
+    """`model`'s outputs on `x` in inference mode, in batches of `batch_size`, as float32 NumPy.
+
+    Up to :data:`EAGER_EXAMPLES` examples are run by calling the model (nothing to compile);
+    more through ``predict_on_batch``, in batches of exactly `batch_size` (the last one padded
+    by repeating its final example, so the compiled function is traced once per model)."""
+    import keras
+
+    # a few batches run eagerly (no function to trace for a model seen once); more are compiled
+    eager = len(x) <= EAGER_EXAMPLES
     outs = []
     for start in range(0, len(x), batch_size):
         chunk = x[start:start + batch_size]
         n = len(chunk)
-        if n < batch_size:
+        if n < batch_size and not eager:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, axis=0)])
-        out = model.predict_on_batch(chunk)
-        outs.append(np.asarray(out, np.float32)[:n])
+        out = model(chunk, training=False) if eager else model.predict_on_batch(chunk)
+        outs.append(np.asarray(keras.ops.convert_to_numpy(out), np.float32)[:n])
     if not outs:
         return np.zeros((0,), np.float32)
     return np.concatenate(outs)
