@@ -8,15 +8,21 @@ import shutil
 import sys
 
 import pytest
+from pgdl_test_measures import CrashOn, FailOn, Slow
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.evaluate.pipeline import (_as_measure, _plan, current_backend, evaluate, resolve_measures,
-                                             write_predictions)
+from pgdl_measures.evaluate.pipeline import (
+    _as_measure,
+    _plan,
+    current_backend,
+    evaluate,
+    resolve_measures,
+    write_predictions,
+)
+from pgdl_measures.evaluate.store import ERROR, OK, STATUS_EXCEEDED, ResultStore, Row, canonical_params
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.measures.vc_dimension import VCDimension
-from pgdl_measures.evaluate.store import ERROR, OK, STATUS_EXCEEDED, ResultStore, Row, canonical_params
 from pgdl_measures.tasks import find_tasks
-from pgdl_test_measures import CrashOn, FailOn, Slow
 
 
 def test_resolve_measures():

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.registry import (BUILTINS, ENTRY_POINT_GROUP, available_measures, get_measure,
-                                    measure_origin)
+from pgdl_measures.measures.base import Measure
+from pgdl_measures.registry import BUILTINS, ENTRY_POINT_GROUP, available_measures, get_measure, measure_origin
 
 PLUGIN_MODULE = '''
 from pgdl_measures.measures.base import Measure
@@ -171,3 +171,92 @@ def test_get_measure_unknown_parameter_lists_parameters(fresh_registry):
     with pytest.raises(PGDLError, match=r"has no parameter spatial; its parameters: use_input_size"):
         get_measure("vc_dimension", spatial=3)
     assert get_measure("vc_dimension", use_input_size=True).use_input_size is True
+
+
+# ------------------------------------------------------------------------------ --param parsing
+
+
+class Typed(Measure):
+    """A measure with one parameter of each kind the command line reads."""
+
+    name = "typed"
+
+    def __init__(self, *, flag: bool = False, count: int = 3, limit: int | None = None, scale: float = 1.0,
+                 label: str = "x", names: tuple = ("a",), anything=None):
+        self.flag, self.count, self.limit, self.scale = flag, count, limit, scale
+        self.label, self.names, self.anything = label, names, anything
+
+
+@pytest.mark.parametrize("option, expected", [
+    ("flag=true", True), ("flag=False", False), ("flag=TRUE", True),
+    ("count=500", 500), ("limit=null", None), ("limit=None", None), ("limit=7", 7),
+    ("scale=0.25", 0.25), ("scale=1e-3", 0.001), ("scale=2", 2),
+    ("label=sgd", "sgd"), ('label="500"', "500"), ("label=500", "500"), ("label=a=b", "a=b"),
+    ("names=[\"flip\", \"shift\"]", ["flip", "shift"]), ("anything=[1, 2]", [1, 2]), ("anything=word", "word"),
+])
+def test_param_values_are_read_by_their_declared_type(option, expected, monkeypatch):
+    import pgdl_measures.registry as registry
+
+    monkeypatch.setattr(registry, "_measure_class", lambda name: Typed)
+    key = option.split("=")[0]
+    value = registry.parse_param_options([option], measure="typed")[key]
+    assert value == expected and type(value) is type(expected)
+    assert registry.parse_param_options([f"typed.{option}"]) == {"typed": {key: expected}}
+
+
+@pytest.mark.parametrize("option, message", [
+    ("flag=banana", "expected true or false"), ("flag=1", "expected true or false"),
+    ("count=1.5", "expected an integer"), ("count=true", "expected an integer"), ("limit=x", "expected an integer"),
+    ("scale=fast", "expected a number"), ("names=flip", "expected a JSON list"),
+])
+def test_param_values_their_type_refuses_are_errors(option, message, monkeypatch):
+    import pgdl_measures.registry as registry
+
+    monkeypatch.setattr(registry, "_measure_class", lambda name: Typed)
+    with pytest.raises(PGDLError, match=message):
+        registry.parse_param_options([option], measure="typed")
+
+
+def test_boolean_parameter_of_a_builtin_refuses_banana(fresh_registry):
+    from pgdl_measures.registry import parse_param_options
+
+    with pytest.raises(PGDLError, match=r"--param vc_dimension.use_input_size=banana: expected true or false"):
+        parse_param_options(["vc_dimension.use_input_size=banana"])
+    with pytest.raises(PGDLError, match=r"--param use_input_size=banana: expected true or false"):
+        parse_param_options(["use_input_size=banana"], measure="vc_dimension")
+    assert parse_param_options(["vc_dimension.use_input_size=true"]) == {"vc_dimension": {"use_input_size": True}}
+
+
+@pytest.mark.parametrize("options, message", [
+    (["agn.max_examples=1", "agn.max_examples=2"], "given twice"),
+    (["sigma=0.05"], "NAME.key=value"), (["agn.max_examples"], "NAME.key=value"), ([".x=1"], "NAME.key=value"),
+    (["agn.=1"], "NAME.key=value"), (["nope.x=1"], "unknown measure 'nope'"),
+    (["agn.sigma=1"], "has no parameter sigma"),
+])
+def test_param_options_malformed_duplicated_or_unknown(options, message, fresh_registry):
+    from pgdl_measures.registry import parse_param_options
+
+    with pytest.raises(PGDLError, match=message):
+        parse_param_options(options)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["max_examples=1", "max_examples=2"], "given twice"), (["max_examples"], "key=value"), (["=3"], "key=value"),
+])
+def test_param_options_of_one_measure_malformed_or_duplicated(options, message, fresh_registry):
+    from pgdl_measures.registry import parse_param_options
+
+    with pytest.raises(PGDLError, match=message):
+        parse_param_options(options, measure="agn")
+
+
+def test_evaluate_and_package_share_the_parser():
+    """One parser of --param: neither command keeps its own."""
+    import pgdl_measures.cli.evaluate as evaluate_cli
+    import pgdl_measures.cli.package as package_cli
+    import pgdl_measures.competition.package as package
+    import pgdl_measures.evaluate.pipeline as pipeline
+
+    assert not hasattr(pipeline, "parse_params") and not hasattr(package, "parse_param_options")
+    for module in (evaluate_cli, package_cli):
+        assert "registry import parse_param_options" in Path(module.__file__).read_text()

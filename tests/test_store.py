@@ -12,8 +12,7 @@ import textwrap
 import pytest
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.evaluate.store import (ERROR, OK, STATUS_EXCEEDED, STORE_NAME, Key, ResultStore, Row,
-                                 canonical_params)
+from pgdl_measures.evaluate.store import ERROR, OK, STATUS_EXCEEDED, STORE_NAME, Key, ResultStore, Row, canonical_params
 
 
 def _row(model="model_0", status=OK, value=1.5, **kw):

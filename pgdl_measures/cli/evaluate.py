@@ -70,7 +70,7 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
         console.print(ranking_table(ranking, MAIN_RANKER))
         console.print(summary_table(ranking))
     else:
-        console.print("no task with reference data (model_configs.json): nothing ranked")
+        console.print(result.why_nothing_ranked(), markup=False, highlight=False)
     for note in result.notes:
         console.print(Text(note, style="yellow"))
     console.print(f"results: {result.store_path}\npredictions: {len(result.predictions)} .predict files "

@@ -491,23 +491,55 @@ def write_predictions(results: dict[tuple[str, str], dict[str, Row | None]], mea
     return written, notes
 
 
+def check_references(tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
+    """Read and check the reference (``model_configs.json``) of every task that has one.
+
+    The same validation as ``pgdl score`` and ``pgdl task info``
+    (:func:`scoring.predictions.load_reference`); :func:`evaluate` calls it before computing
+    anything, so a malformed reference stops the run at once, not after hours of computing.
+
+    Returns:
+        Task name -> the reference as read (model id -> spec).
+
+    Raises:
+        PGDLError: naming the file and the problem.
+    """
+    from scoring.predictions import load_reference
+
+    references = {}
+    for task in tasks:
+        if task.has_reference:
+            try:
+                references[task.name] = load_reference(task.model_configs_path)[0]
+            except PGDLError as exc:
+                raise PGDLError(f"{exc.problem}; nothing was computed: fix the reference, or move it away "
+                                "to compute without ranking", exc.path) from None
+    return references
+
+
 def rank_results(tasks: Sequence[Task], measures: Sequence[Measure],
                  results: dict[tuple[str, str], dict[str, Row | None]], *, n_resamples: int = 1000,
-                 seed: int = 0):
+                 seed: int = 0, references: dict[str, dict[str, Any]] | None = None):
     """Rank the measures on the tasks with reference data (see :func:`scoring.ranking.rank_measures`).
 
     Every stored value is used (a task where a measure failed on some models is ranked on the
     others, and marked so).
+
+    Args:
+        references: task name -> its reference, as :func:`check_references` gives (read here
+            when None; a malformed one is then a note, its task not ranked).
     """
-    from scoring.predictions import load_model_specs
+    from scoring.predictions import load_reference
     from scoring.ranking import TaskValues, rank_measures
 
     task_values, notes = [], []
     for task in tasks:
         specs = None
-        if task.has_reference:
+        if references is not None:
+            specs = references.get(task.name)
+        elif task.has_reference:
             try:
-                specs = load_model_specs(task.model_configs_path)
+                specs = load_reference(task.model_configs_path)[0]
             except PGDLError as exc:
                 notes.append(f"{task.name}: not ranked: {exc}")
         values = {m.name: {model: row.value for model, row in results[(task.name, m.name)].items()
@@ -567,6 +599,31 @@ class Evaluation:
     ranking: Any
     report: tuple[Path, Path]
 
+    def why_nothing_ranked(self) -> str | None:
+        """Why no measure was ranked on any task, in one line (None when something was ranked).
+
+        The real reason: no task has reference data; or, per task with a reference, no measure
+        has a value (every result exceeded its budget or failed: counts given); or the
+        rankers' own notes (e.g. values on too few models).
+        """
+        if self.ranking.ranked_tasks:
+            return None
+        with_reference = [task for task in self.tasks if task.has_reference]
+        if not with_reference:
+            return "no task with reference data (model_configs.json): nothing ranked"
+        reasons = []
+        for task in with_reference:
+            rows = [row for measure in self.measures for row in self.results[(task.name, measure.name)].values()]
+            counts = Counter("not computed" if row is None else row.status for row in rows)
+            if not counts.get(OK):
+                shown = ", ".join(f"{n} {'exceeded the time budget' if status == STATUS_EXCEEDED else status}"
+                                  for status, n in counts.items())
+                reasons.append(f"{task.name}: no measure has a value on any model ({shown or 'no models'})")
+        if not reasons:
+            reasons = [note for note in self.ranking.notes if "not ranked" in note][:3] or \
+                ["the rankers gave no score (see the notes)"]
+        return "nothing ranked: " + "; ".join(reasons)
+
 
 def evaluate(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str | Measure | type] = (),
              out_dir: str | os.PathLike = DEFAULT_OUT, *, time_budget: float = COMPETITION_TIME_BUDGET,
@@ -593,6 +650,7 @@ def evaluate(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str |
     """
     tasks = _as_tasks(tasks)
     measures = [_as_measure(m) for m in (measures or default_measure_names())]
+    references = check_references(tasks)  # before computing: a malformed reference stops the run now
     out = prepare_out_dir(out_dir)
     backend = current_backend()
     with ResultStore.in_folder(out) as store:
@@ -602,9 +660,10 @@ def evaluate(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str |
         store_path = store.path
     progress = progress or Progress()
     predictions, notes = write_predictions(results, measures, out)
+    notes[:0] = stats.notes
     progress.stage(f"ranking {len(measures)} measure(s) on {len(tasks)} task(s) with every ranker "
                    f"({n_resamples} bootstrap resamples each)")
-    ranking = rank_results(tasks, measures, results, n_resamples=n_resamples)
+    ranking = rank_results(tasks, measures, results, n_resamples=n_resamples, references=references)
     from scoring.report import write_report
 
     meta = {"title": "PGDL evaluation",

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from pgdl_measures.registry import ENTRY_POINT_GROUP, available_measures
-from pgdl_measures.evaluate.store import OK, STATUS_EXCEEDED, STORE_NAME, ResultStore
 from pgdl_test_measures import ENTRY_POINTS
+
+from pgdl_measures.evaluate.store import OK, STATUS_EXCEEDED, STORE_NAME, ResultStore
+from pgdl_measures.registry import ENTRY_POINT_GROUP, available_measures
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
@@ -184,6 +184,8 @@ def test_hanging_measure_is_exceeded(plugin_site, toy_path, tmp_path):
     (["-m", "vc_dimension", "-p", "sigma=1"], "expected NAME.key=value"),
     (["-m", "vc_dimension", "-p", "vc_dimension.sigma=1"], "has no parameter sigma"),
     (["-m", "vc_dimension", "--models", "model_99"], "no task has model model_99"),
+    (["-m", "vc_dimension", "-p", "vc_dimension.use_input_size=banana"],
+     "--param vc_dimension.use_input_size=banana: expected true or false"),
 ])
 def test_bad_input_exits_2(cli, toy_path, tmp_path, args, message):
     result = cli(["evaluate", str(toy_path), *args, "--out", str(tmp_path / "out")])
@@ -206,3 +208,79 @@ def test_default_task_is_the_mini_task(cli, mini_path, tmp_path):
     assert result.exit_code == 0, result.output
     assert "computed 2 results (2 ok)" in result.output
     assert json.loads((tmp_path / "vc_dimension" / "digits_vgg.predict").read_text()).keys() == {"model_0", "model_1"}
+
+
+def _copy_out(out: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(out, dest)
+    return dest
+
+
+def test_subset_run_keeps_the_complete_outputs(full_run, plugin_site, toy_path, tmp_path):
+    """--models SUBSET into a folder holding a complete run: the .predict files and the report
+    still cover every model stored for the task, not only the subset."""
+    out = _copy_out(full_run[0], tmp_path / "out")
+    result = _invoke(["evaluate", str(toy_path), *MEASURES, "--models", "model_0", "--out", str(out),
+                      "--bootstrap", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "computed 0 results (nothing new); 3 already stored" in result.output
+    for measure in ("vc_dimension", "distance_from_init", "test_slow"):
+        prediction = json.loads((out / measure / "pgdl_toy_data.predict").read_text())
+        assert list(prediction) == MODELS.split(",")
+    ranking = json.loads((out / "ranking.json").read_text())
+    score = ranking["rankers"]["competition_cmi"]["scores"]["vc_dimension"]["pgdl_toy_data"]
+    assert score["models"] == 6
+
+
+def test_same_name_other_contents_is_not_reused(full_run, plugin_site, toy_path, tmp_path):
+    """A different task with the same name (its model_0 is the sample's model_1) does not get the
+    stored values of the sample task: they are computed, and the output says why."""
+    import shutil
+
+    out = _copy_out(full_run[0], tmp_path / "out")
+    other = tmp_path / "other" / "pgdl_toy_data"
+    shutil.copytree(toy_path / "dataset_1", other / "dataset_1")
+    shutil.copyfile(toy_path / "model_configs.json", other / "model_configs.json")
+    shutil.copytree(toy_path / "model_1", other / "model_0")
+    shutil.copytree(toy_path / "model_0", other / "model_1")
+    before = {(k.model, k.measure): v for k, v in _store(out).items()}
+    result = _invoke(["evaluate", str(other), "-m", "vc_dimension,distance_from_init", "--models", "model_0,model_1",
+                      "--out", str(out), "--bootstrap", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "computed 4 results (4 ok); 0 already stored" in result.output
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert "4 stored results were computed on other contents of a task named 'pgdl_toy_data'" in said
+    with ResultStore.in_folder(out) as store:
+        digests = _task_digests(other)
+        now = {(r.model, r.measure): r.value for r in store.rows() if r.contents == digests.get(r.model)}
+    assert now[("model_0", "distance_from_init")] == before[("model_1", "distance_from_init")][1]
+    assert now[("model_1", "distance_from_init")] == before[("model_0", "distance_from_init")][1]
+    prediction = json.loads((out / "distance_from_init" / "pgdl_toy_data.predict").read_text())
+    assert list(prediction) == ["model_0", "model_1"]  # this task's two models, not the sample's six
+
+
+def _task_digests(path: Path) -> dict[str, str]:
+    from pgdl_measures.tasks import find_tasks
+
+    (task,) = find_tasks(path)
+    return task.model_digests()
+
+
+def test_malformed_reference_is_refused_before_computing(cli, toy_path, tmp_path):
+    import shutil
+
+    task = tmp_path / "pgdl_toy_data"
+    shutil.copytree(toy_path / "dataset_1", task / "dataset_1")
+    shutil.copytree(toy_path / "model_0", task / "model_0")
+    specs = json.loads((toy_path / "model_configs.json").read_text())
+    specs["0"]["metrics"]["train_acc"] = "high"
+    (task / "model_configs.json").write_text(json.dumps(specs))
+    out = tmp_path / "out"
+    result = cli(["evaluate", str(task), "-m", "vc_dimension", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert f"{task / 'model_configs.json'}: model '0': metrics.train_acc must be a finite number" in result.output
+    assert "nothing was computed" in result.output and "Traceback" not in result.output
+    assert not (out / STORE_NAME).exists()
+    score = cli(["score", str(task), str(tmp_path)])  # the same file, the same message from pgdl score
+    assert score.exit_code == 2 and "metrics.train_acc must be a finite number" in score.output
