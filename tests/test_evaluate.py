@@ -174,3 +174,42 @@ def test_bad_arguments(toy_path, tmp_path):
         evaluate([toy_path], ["vc_dimension", VCDimension(use_input_size=True)], tmp_path)
     with pytest.raises(PGDLError, match="no such task folder"):
         evaluate([tmp_path / "nowhere"], ["vc_dimension"], tmp_path)
+
+
+def test_collect_results_covers_every_stored_model_of_the_current_contents(toy_path, tmp_path):
+    """A subset's outputs hold every model stored for the task (its current contents), not only the subset."""
+    from pgdl_measures.evaluate.pipeline import collect_results
+
+    task = find_tasks(toy_path)[0]
+    digests = task.model_digests()
+    vc = VCDimension()
+    with ResultStore.in_folder(tmp_path) as store:
+        for model in ("model_0", "model_1", "model_2", "model_10"):
+            _put(store, task.name, model, vc, OK, contents=digests[model])
+        _put(store, task.name, "model_3", vc, OK, contents="other")  # another task's contents: ignored
+        results = collect_results(store, [task], [vc], "tensorflow", ["model_1", "model_4"])
+    by_model = results[(task.name, "vc_dimension")]
+    assert list(by_model) == ["model_0", "model_1", "model_2", "model_4", "model_10"]
+    assert by_model["model_4"] is None and by_model["model_10"].status == OK
+
+
+def test_why_nothing_ranked_gives_the_real_reason(toy_path, tmp_path):
+    from pgdl_measures.evaluate.pipeline import ComputeStats, Evaluation, rank_results
+
+    task = find_tasks(toy_path)[0]
+    vc = VCDimension()
+    results = {(task.name, "vc_dimension"): {
+        f"model_{i}": Row(task.name, f"model_{i}", "vc_dimension", "{}", "tensorflow", STATUS_EXCEEDED, error="x")
+        for i in range(3)}}
+    ranking = rank_results([task], [vc], results, n_resamples=0)
+
+    def outcome(tasks):
+        return Evaluation(tmp_path, tmp_path / "results.sqlite", "tensorflow", tasks, [vc], ComputeStats(), results,
+                          {}, [], ranking, (tmp_path / "report.md", tmp_path / "report.html"))
+
+    assert outcome([task]).why_nothing_ranked() == (
+        "nothing ranked: pgdl_toy_data: no measure has a value on any model (3 exceeded the time budget)")
+    from pgdl_measures.tasks import Task
+
+    unreferenced = Task(task.name, task.input_dir, None)
+    assert "no task with reference data" in outcome([unreferenced]).why_nothing_ranked()

@@ -91,3 +91,30 @@ def test_rows_survive_sigkill(tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     with ResultStore.in_folder(tmp_path) as store:
         assert [r.value for r in store.rows()] == [0.0, 1.0, 2.0]
+
+
+def test_schema_1_store_is_migrated_and_its_rows_kept(tmp_path):
+    """A store written before results were keyed on the task's contents opens, keeps its rows
+    (contents "", never reused by evaluate) and takes new rows beside them."""
+    path = tmp_path / STORE_NAME
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE results (task TEXT NOT NULL, model TEXT NOT NULL, measure TEXT NOT NULL, params TEXT NOT NULL,
+            backend TEXT NOT NULL, status TEXT NOT NULL, value REAL, error TEXT, seconds REAL NOT NULL,
+            version TEXT NOT NULL, finished TEXT NOT NULL, PRIMARY KEY (task, model, measure, params, backend));
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        INSERT INTO results VALUES ('toy', 'model_0', 'vc_dimension', '{}', 'tensorflow', 'ok', 1.5, NULL, 0.5,
+            '0.1.0', '2026-01-01T00:00:00+00:00');
+    """)
+    db.commit()
+    db.close()
+    with ResultStore(path) as store:
+        (old,) = store.rows()
+        assert (old.model, old.value, old.contents) == ("model_0", 1.5, "")
+        store.put(_row("model_0", value=2.5, contents="abc"))  # the same key on other contents: a second row
+        assert len(store) == 2
+        assert store.get(Key("toy", "model_0", "vc_dimension", "{}", "tensorflow", "abc")).value == 2.5
+    with ResultStore(path) as store:  # reopening does not migrate again
+        assert len(store) == 2
+    assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0] == "2"

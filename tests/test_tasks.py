@@ -41,7 +41,7 @@ def test_sample_layout_reads_every_model(toy_path):
     np.testing.assert_allclose(configs["gen_gap"], configs["train_acc"] - configs["test_acc"])
     report = grid_report(configs)
     assert report.complete and report.unique and report.size == 18
-    for model_id, trained in task.iter_models():
+    for _model_id, trained in task.iter_models():
         assert not isinstance(trained, PGDLError), trained
         assert trained.num_classes == 2
         assert trained.initial_weights is not None
@@ -246,3 +246,31 @@ def test_loads_on_jax_without_tensorflow(toy_path):
         expected = np.asarray(task.load_model(model_id).model.predict(x, verbose=0))
         np.testing.assert_allclose(np.asarray(result["preds"][model_id]), expected, atol=1e-5)
     assert len(result["preds"]) == 18
+
+
+def test_model_digest_is_what_the_model_is(toy_path, tmp_path):
+    """The digest follows the model's files and the task's data, not the folder's name or place."""
+    copy = tmp_path / "elsewhere" / "pgdl_toy_data"
+    shutil.copytree(toy_path / "dataset_1", copy / "dataset_1")
+    shutil.copytree(toy_path / "model_0", copy / "model_0")
+    shutil.copytree(toy_path / "model_1", copy / "model_1")
+    (sample,), (task,) = find_tasks(toy_path), find_tasks(copy)
+    digests = task.model_digests()
+    assert digests == {m: sample.model_digest(m) for m in ("model_0", "model_1")}
+    assert digests["model_0"] != digests["model_1"]
+    (copy / "model_0" / "weights.hdf5").write_bytes((toy_path / "model_1" / "weights.hdf5").read_bytes())
+    assert task.model_digest("model_0") != digests["model_0"]
+    shard = sorted((copy / "dataset_1" / "train").iterdir())[0]
+    shard.write_bytes(shard.read_bytes() + b"\0")
+    assert task.model_digest("model_1") != digests["model_1"]  # the data changed
+
+
+def test_model_configs_refused_by_score_are_refused_here_too(toy_path, tmp_path):
+    """One validation of model_configs.json (scoring.predictions.load_reference)."""
+    specs = json.loads((toy_path / "model_configs.json").read_text())
+    specs["1"]["metrics"]["test_acc"] = None
+    specs["2"]["hparams"] = ["not", "an", "object"]
+    path = tmp_path / "model_configs.json"
+    path.write_text(json.dumps(specs))
+    with pytest.raises(PGDLError, match=r"model_configs.json: model '1': metrics.test_acc must be a finite number"):
+        read_model_configs(path)

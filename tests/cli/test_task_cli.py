@@ -84,3 +84,21 @@ def test_task_summary_data_has_no_rendering():
 
     assert not hasattr(summary, "render_task_summary")
     assert "rich" not in open(summary.__file__).read()
+
+
+def test_task_info_reports_a_reference_score_refuses(cli, toy_path, tmp_path):
+    """A model_configs.json that `pgdl score` refuses: `task info` shows the same message, no crash."""
+    import shutil
+
+    task = tmp_path / "pgdl_toy_data"
+    shutil.copytree(toy_path / "dataset_1", task / "dataset_1")
+    shutil.copytree(toy_path / "model_0", task / "model_0")
+    specs = json.loads((toy_path / "model_configs.json").read_text())
+    specs["3"]["hparams"] = ["not", "an", "object"]
+    (task / "model_configs.json").write_text(json.dumps(specs))
+    result = cli(["task", "info", str(task), "--json"])
+    assert result.exit_code == 0, result.output
+    (summary,) = json.loads(result.output)
+    assert summary["grid"]["error"].endswith("model '3' needs 'hparams' and 'metrics' objects")
+    score = cli(["score", str(task), str(tmp_path)])
+    assert score.exit_code == 2 and "model '3' needs 'hparams' and 'metrics' objects" in score.output
