@@ -17,6 +17,13 @@
 # (150 s) override the defaults; the whole run fits a 540 s timeout_s.
 #
 #     run(command="bash bench/device_jax.sh run", carry=[".whl", ".toy"], timeout_s=540)
+#
+# Issue 12's measures (registry.OPT_IN: the competition winners', Jiang et al.'s, Martin &
+# Mahoney's) are timed in a second, separate run, each on the same VGG with 50,000 examples
+# (target: at most 60 s per model each), written to $OUT/measures_issue12_jax_gpu.json; the
+# first run leaves them out (BENCH_MEASURES, the built-ins that `pgdl evaluate` runs by default):
+#
+#     run(command="bash bench/device_jax.sh run12", carry=[".whl"], timeout_s=560)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=(keras==3.15.1 namex==0.1.0 optree==0.20.0 crc32c==2.9.post0)
@@ -32,7 +39,8 @@ fetch)
     if [ -d "$toy" ]; then mkdir -p .toy && rm -rf .toy/pgdl_toy_data && cp -r "$toy" .toy/pgdl_toy_data; fi
     ls -l .whl .toy
     ;;
-run)
+run|run12)
+    mode=$1
     OUT=${OUT:-/tmp/bench_out}
     mkdir -p "$OUT"
     if ls .whl/*.whl >/dev/null 2>&1; then
@@ -46,8 +54,19 @@ run)
         nvidia-smi -L 2>&1 || true
         python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
     } > "$OUT/log.txt" 2>&1
-    timeout "${BENCH_TIMEOUT:-330}" python3 bench/measures.py --backend jax --examples "${BENCH_EXAMPLES:-50000}" \
-        --out "$OUT/measures_jax_gpu.json" \
+    issue12=$(python3 -c "from pgdl_measures.registry import BUILTINS, OPT_IN; print(','.join(n for n in BUILTINS if n in OPT_IN))")
+    if [ "$mode" = run12 ]; then
+        # every issue-12 measure on its own VGG copy, one after another; the report is rewritten after each
+        timeout "${BENCH_TIMEOUT:-540}" python3 -P bench/measures.py --backend jax --examples "${BENCH_EXAMPLES:-50000}" \
+            --only measures --measures "$issue12" --out "$OUT/measures_issue12_jax_gpu.json" > /dev/null 2>> "$OUT/log.txt"
+        rc=$?
+        tail -n 40 "$OUT/log.txt"
+        cat "$OUT/measures_issue12_jax_gpu.json"
+        exit $rc
+    fi
+    default=$(python3 -c "from pgdl_measures.registry import BUILTINS, OPT_IN; print(','.join(n for n in BUILTINS if n not in OPT_IN))")
+    timeout "${BENCH_TIMEOUT:-330}" python3 -P bench/measures.py --backend jax --examples "${BENCH_EXAMPLES:-50000}" \
+        --out "$OUT/measures_jax_gpu.json" --measures "${BENCH_MEASURES:-$default}" \
         --grad-batch-size 256 --loop-examples 64 > /dev/null 2>> "$OUT/log.txt"
     rc=$?
     # The JAX-backend tests on the GPU (true float32 throughout, as measures run: the backend
@@ -62,7 +81,7 @@ run)
     exit $rc
     ;;
 *)
-    echo "usage: bash bench/device_jax.sh [fetch|run]" >&2
+    echo "usage: bash bench/device_jax.sh [fetch|run|run12]" >&2
     exit 2
     ;;
 esac
