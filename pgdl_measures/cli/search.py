@@ -23,8 +23,10 @@ def search():
               help="An Optuna storage URL; default: sqlite:///OUT/study.db.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Local worker processes (default: one per GPU, else 1).")
+@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds to reach --scheduler.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def run(spec, out, scheduler, storage, workers, quiet):
+def run(spec, out, scheduler, storage, workers, connect_timeout, quiet):
     """Search SPEC (a JSON file or a preset: ci, paper) into OUT; started again with the same
     command, a killed search continues where it stopped. Then writes the report."""
     from pgdl_measures.search.driver import run_search
@@ -37,7 +39,8 @@ def run(spec, out, scheduler, storage, workers, quiet):
         if not quiet:
             click.echo(message, err=True)
 
-    run_search(loaded, out, scheduler=scheduler, storage=storage, workers=workers, progress=progress)
+    run_search(loaded, out, scheduler=scheduler, storage=storage, workers=workers, progress=progress,
+               connect_timeout=connect_timeout)
     paths = write_report(out, storage=storage)
     click.echo(f"report: {paths['markdown']}")
 

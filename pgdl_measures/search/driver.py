@@ -379,7 +379,8 @@ def final_results(out: Path, name: str) -> dict[str, Any]:
 
 
 def run_search(spec: SearchSpec, out: str | Path, *, scheduler: str | None = None, storage: str | None = None,
-               workers: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+               workers: int | None = None, progress: Progress | None = None,
+               connect_timeout: float = 10.0) -> dict[str, Any]:
     """Runs (or continues) the search `spec` into `out` on a Dask engine; returns the summary.
 
     Raises:
@@ -390,5 +391,5 @@ def run_search(spec: SearchSpec, out: str | Path, *, scheduler: str | None = Non
 
     out = Path(out)
     check_writable(out)
-    with Engine(scheduler, workers=workers) as engine:
+    with Engine(scheduler, workers=workers, connect_timeout=connect_timeout) as engine:
         return Driver(spec, out, engine=engine, storage=storage, progress=progress).run()

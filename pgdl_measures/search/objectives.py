@@ -160,8 +160,12 @@ def keras_trial(task: dict[str, Any]) -> dict[str, Any]:
     data = _data(json.dumps(spec["data"], sort_keys=True), bool(task.get("final")))
     keras.backend.clear_session()
     keras.utils.set_random_seed(int(task["seed"]))
-    model = models.build(spec["model"]["name"], data.input_shape, data.num_classes,
-                         **(spec["model"].get("options") or {}))
+    try:
+        model = models.build(spec["model"]["name"], data.input_shape, data.num_classes,
+                             **(spec["model"].get("options") or {}))
+    except ValueError as exc:  # the spec's model does not fit its data: a spec error, not a divergence
+        raise PGDLError(f"model {spec['model']['name']!r} cannot be built for {data.name} "
+                        f"{data.input_shape}: {exc}") from None
     agn = task.get("agn")
     fit = train(model, data, train_config(task), out_dir=task.get("out_dir"),
                 online_agn=agn == "online", exact_agn=agn == "exact")

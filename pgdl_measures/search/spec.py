@@ -81,10 +81,10 @@ CI: dict[str, Any] = {
     "objectives": ["val_loss", "agn_val_loss"],
     "alphas": [0.1],
     "epochs": 8,
-    "budget": 256,
+    "budget": 128,
     "bohb": {"eta": 2, "min_epochs": 2},
-    "data": {"dataset": "digits", "options": {}, "train_fraction": 0.2, "validation": 0.25, "seed": 0},
-    "model": {"name": "lenet5", "options": {}},
+    "data": {"dataset": "digits", "options": {}, "train_fraction": 0.5, "validation": 0.25, "seed": 0},
+    "model": {"name": "vgg", "options": {"depth": 2, "width": 8}},
     "final_seeds": [0, 1, 2],
 }
 

@@ -13,54 +13,14 @@ from pgdl_measures.search.objectives import DIVERGED_VALUE, objective_value
 from pgdl_measures.search.spec import load_spec
 
 
-class _Done:
-    def __init__(self, key, value):
-        self.key, self.value = key, value
-
-    def result(self):
-        return self.value
-
-
-class _Queue:
-    def __init__(self):
-        self.items = collections.deque()
-
-    def add(self, future):
-        self.items.append(future)
-
-    def __iter__(self):
-        while self.items:
-            yield self.items.popleft()
-
-
-class SyncEngine:
-    """Runs each task at submission (what the Dask engine does, in one process)."""
-
-    def __init__(self):
-        self.epochs = collections.Counter()
-
-    def submit(self, fn, task, *, key):
-        result = fn(task)
-        if not task["final"]:
-            cell = task["trial"].split("/")[0]
-            self.epochs[cell] += task["epochs"]
-        return _Done(key, result)
-
-    def as_completed(self, futures=()):
-        return _Queue()
-
-    def describe(self):
-        return "synchronous"
-
-
 def _paper(**over):
     return load_spec({"preset": "paper", "trainer": "fake", "objectives": ["val_loss"], "final_seeds": [0],
                       **over})
 
 
-def test_paper_preset_accounting(tmp_path):
+def test_paper_preset_accounting(tmp_path, sync_engine):
     spec = _paper()
-    engine = SyncEngine()
+    engine = sync_engine
     summary = Driver(spec, tmp_path, engine=engine, storage=":memory:").run()
     cells = {c["algorithm"]: c for c in summary["cells"]}
     # what the trainer was asked to train: 5,120 GPU x epochs per cell, nothing twice
@@ -83,9 +43,9 @@ def test_bohb_brackets_match_hpbandster():
     assert _paper().bohb_budgets == [40, 80, 160]
 
 
-def test_cmaes_rounds_are_generations(tmp_path):
+def test_cmaes_rounds_are_generations(tmp_path, sync_engine):
     spec = _paper(algorithms=["cmaes"])
-    driver = Driver(spec, tmp_path, engine=SyncEngine(), storage=":memory:")
+    driver = Driver(spec, tmp_path, engine=sync_engine, storage=":memory:")
     driver.run()
     trials = driver.runs[0].algo.study.get_trials()
     by_round = collections.defaultdict(set)
