@@ -10,9 +10,11 @@ group, and its environment carries a token unique to it (``PGDL_CHILD_TOKENS``, 
 whatever it starts). :meth:`ChildProcess.kill` sends ``SIGKILL`` to the child's process group,
 then to every process whose initial environment holds the token, found through
 ``/proc/<pid>/environ`` -- which reaches processes that left the group with ``setsid`` and
-were re-parented to init. The limit: a process started with a scrubbed environment (``env -i``,
-``execve`` with a new environment) that also left the group, or one owned by another user, is
-not found; without ``/proc`` (not Linux) only the process group is killed.
+were re-parented to init. A child that calls :func:`exit_with_parent` does the same itself
+when its parent is killed without the chance to (``SIGKILL``). The limit: a process started
+with a scrubbed environment (``env -i``, ``execve`` with a new environment) that also left the
+group, or one owned by another user, is not found; without ``/proc`` (not Linux) only the
+process group is killed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import select
 import signal
 import struct
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -137,6 +140,28 @@ def kill_token_holders(token: str, rounds: int = SWEEP_ROUNDS) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
+
+
+def exit_with_parent(poll: float = 1.0) -> None:
+    """In a child: exit (status 3) soon after the parent dies, killing what this child started.
+
+    Starts a daemon thread that checks every `poll` seconds whether the parent changed (it was
+    killed, with ``SIGKILL`` say, and this process was re-parented); then it kills the processes
+    holding this child's token (:meth:`ChildProcess.kill` would have) and exits at once.
+    """
+    parent = os.getppid()
+    tokens = os.environ.get(TOKEN_ENV, "")
+    own = tokens.rsplit(":", 1)[-1] if tokens else None
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll)
+            if os.getppid() != parent:
+                if own:
+                    kill_token_holders(own)
+                os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def wait_readable(fd: int, deadline: float | None, step: float | None = None) -> bool:

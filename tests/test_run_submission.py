@@ -544,3 +544,20 @@ def test_per_task_budget_spent_marks_the_models_left_exceeded():
     assert per_model.allowance() == 2.0 and not per_model.spent_up()
     with pytest.raises(PGDLError, match="unknown budget rule"):
         sub._Budget("per-century", 2.0, 3)
+
+
+def test_a_cancelled_run_kills_its_child_within_a_second(tmp_path):
+    """Ctrl-C or a failed write sets the run's stop event: the child in flight goes at once."""
+    import threading
+    import time
+
+    fake_python = tmp_path / "python"  # a child that starts and never reports
+    fake_python.write_text("#!/bin/sh\nexec sleep 1000\n")
+    fake_python.chmod(0o755)
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    start = time.monotonic()
+    outcomes = sub.run_models(SUBMISSIONS / "vc_dimension", [("model_0", tmp_path)], tmp_path,
+                              keras="3", setup_timeout=100, python=str(fake_python),
+                              _cancel=cancel)
+    assert outcomes == [] and time.monotonic() - start < 5

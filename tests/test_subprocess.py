@@ -81,3 +81,35 @@ def test_read_tail(tmp_path):
     path.write_bytes(b"a" * 100 + "é\n".encode())
     assert sp.read_tail(path, 3) == "é\n"
     assert sp.read_tail(tmp_path / "missing", 3) == ""
+
+
+def test_a_child_whose_parent_is_killed_exits_with_what_it_started(tmp_path):
+    """exit_with_parent: the supervisor killed outright (SIGKILL) leaves nothing running."""
+    ready = tmp_path / "ready"
+    grandchild = (  # B: watches its parent, starts `setsid sleep 1000`, waits
+        "from pgdl_measures import _subprocess as sp; import subprocess, time\n"
+        "sp.exit_with_parent(poll=0.1)\n"
+        "subprocess.Popen(['setsid', 'sleep', '1000'])\n"
+        f"open({str(ready)!r}, 'w').write('1')\n"
+        "time.sleep(1000)\n")
+    supervisor = (  # A: starts B as a supervised child, then waits to be killed
+        "import sys, time; from pgdl_measures import _subprocess as sp\n"
+        f"sp.spawn([sys.executable, '-c', {grandchild!r}])\n"
+        "time.sleep(1000)\n")
+    child = sp.spawn([sys.executable, "-c", supervisor], stdin=sp.subprocess.DEVNULL,
+                     env={**os.environ, "PYTHONPATH": str(Path(sp.__file__).parents[1])})
+    try:
+        for _ in range(400):
+            if ready.exists():
+                break
+            time.sleep(0.05)
+        assert len(sp.token_holders(child.token)) == 3  # A, B and the sleep
+        os.kill(child.pid, sp.signal.SIGKILL)  # A only: B and the sleep are left behind
+        child.proc.wait()
+        for _ in range(60):
+            if not sp.token_holders(child.token):
+                break
+            time.sleep(0.05)
+        assert sp.token_holders(child.token) == []
+    finally:
+        sp.kill_token_holders(child.token)

@@ -255,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     ready_fd = request.get("ready_fd")
     if ready_fd is not None:
         os.set_inheritable(ready_fd, False)  # grandchildren must not hold the pipe open
+    from pgdl_measures._subprocess import exit_with_parent
+
+    exit_with_parent()  # a parent killed outright takes this child and what it started along
     models = request["models"]
     with open(request["result_path"], "a") as result_file:
         stage = "start-up"

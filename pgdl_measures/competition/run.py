@@ -325,7 +325,8 @@ def run_models(submission_dir: str | os.PathLike, models: list[tuple[str, Path]]
                time_budget: float = COMPETITION_TIME_BUDGET, budget_rule: str = "per-model",
                setup_timeout: float | None = None, python: str | None = None,
                on_outcome: Callable[[ModelOutcome], None] | None = None,
-               _budget: _Budget | None = None) -> list[ModelOutcome]:
+               _budget: _Budget | None = None,
+               _cancel: threading.Event | None = None) -> list[ModelOutcome]:
     """Run ``complexity`` of a submission on some models of one task, in one child process.
 
     The child imports TensorFlow, builds the dataset and imports the submission (the start-up,
@@ -368,12 +369,14 @@ def run_models(submission_dir: str | os.PathLike, models: list[tuple[str, Path]]
 
     pending = [(model_id, Path(model_dir)) for model_id, model_dir in models]
     while pending:
+        if _cancel is not None and _cancel.is_set():  # the run is stopping: no new child
+            break
         if budget.spent_up():
             for model_id, _ in pending:
                 emit(ModelOutcome(model_id, EXCEEDED))
             break
         handled = _run_child(Path(submission_dir), pending, Path(train_dir), keras, env,
-                             budget, setup_timeout, python, emit)
+                             budget, setup_timeout, python, emit, _cancel)
         pending = pending[handled:]
     return outcomes
 
@@ -390,8 +393,12 @@ def run_model(submission_dir: str | os.PathLike, model_dir: str | os.PathLike,
 
 def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: Path,
                keras: str, env: dict, budget: _Budget, setup_timeout: float,
-               python: str | None, emit: Callable[[ModelOutcome], None]) -> int:
-    """Start one child on `models`; emit an outcome per model handled; return how many."""
+               python: str | None, emit: Callable[[ModelOutcome], None],
+               cancel: threading.Event | None = None) -> int:
+    """Start one child on `models`; emit an outcome per model handled; return how many.
+
+    When `cancel` is set, the child is killed within a second and nothing more is emitted.
+    """
     from pgdl_measures.competition._ingestion_child import MARKER
 
     with tempfile.TemporaryDirectory(prefix="pgdl-ingestion-") as work:
@@ -414,7 +421,7 @@ def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: 
         request_path.write_text(json.dumps(request))
         handled = 0
         clock: float | None = None  # when the current model's clock started
-        ended = None  # why the loop ended: "exit", "budget", "setup" or "spent"
+        ended = None  # why the loop ended: "exit", "budget", "setup" or "cancelled"
         with open(work / "stdout.txt", "wb") as out, open(stderr_path, "wb") as err, \
                 open(result_path) as results:
             try:
@@ -431,6 +438,9 @@ def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: 
             try:
                 deadline = time.monotonic() + setup_timeout
                 while ended is None:
+                    if cancel is not None and cancel.is_set():
+                        ended = "cancelled"
+                        break
                     if deadline - time.monotonic() <= 0:
                         ended = "budget" if clock is not None else "setup"
                         break
@@ -461,8 +471,8 @@ def _run_child(submission_dir: Path, models: list[tuple[str, Path]], train_dir: 
             finally:
                 os.close(ready_read)
                 child.kill()
-        if handled >= len(models):
-            return handled
+        if handled >= len(models) or ended == "cancelled":
+            return len(models)
         model_id = models[handled][0]
         if ended == "budget":
             seconds = time.monotonic() - clock
@@ -603,7 +613,7 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
         run = SubmissionRun(submission_dir, keras)
         setup_failure: list[ModelOutcome] = []
         lock = threading.Lock()
-        stop = threading.Event()  # set when the output cannot be written
+        stop = threading.Event()  # set when the run stops early (an unwritable output, Ctrl-C)
 
         def chunk(task: Task, ids: list[str], budget: _Budget,
                   task_outcome: TaskOutcome) -> None:
@@ -629,7 +639,8 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
                 return
             run_models(submission_dir, [(m, task.input_dir / m) for m in ids],
                        task.dataset_dir / "train", keras=keras, time_budget=time_budget,
-                       setup_timeout=setup_timeout, on_outcome=emit, _budget=budget)
+                       setup_timeout=setup_timeout, on_outcome=emit, _budget=budget,
+                       _cancel=stop)
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             for task in tasks:

@@ -33,12 +33,18 @@ import pickle
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from pgdl_measures._subprocess import (FrameReader, FrameTimeout, read_frame, read_tail, spawn,
-                                       write_frame)
+from pgdl_measures._subprocess import (
+    FrameReader,
+    FrameTimeout,
+    exit_with_parent,
+    read_frame,
+    read_tail,
+    spawn,
+    write_frame,
+)
 
 #: How long a fresh worker may take to import Keras and its backend before the run gives up.
 STARTUP_TIMEOUT = 300.0
@@ -57,14 +63,6 @@ class WorkerDied(Exception):
 # ----------------------------------------------------------------------------- the child
 
 
-def _watch_parent(parent: int) -> None:
-    """Exit the child when its parent is gone (killed with SIGKILL, say)."""
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(3)
-
-
 class _Child:
     """The child's state: the model it holds and how it answers requests."""
 
@@ -81,10 +79,10 @@ class _Child:
         return {"ok": True, "backend": keras.backend.backend(), "pid": os.getpid()}
 
     def load(self, task: str, input_dir: str, reference_dir: str | None, model_id: str) -> dict:
+        import keras
+
         from pgdl_measures.errors import PGDLError
         from pgdl_measures.tasks import Task
-
-        import keras
 
         self.trained = None
         keras.backend.clear_session()  # drop the previous model's graph state: a long run stays lean
@@ -125,7 +123,7 @@ def main() -> None:
     requests = sys.stdin.buffer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    exit_with_parent()
     print(f"pgdl worker {os.getpid()} started (parent {parent})", file=sys.stderr, flush=True)
     child = _Child()
     while True:
