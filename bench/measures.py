@@ -345,9 +345,9 @@ def main() -> None:
     def emit() -> None:
         if args.out:
             report["tensorflow_imported"] = "tensorflow" in sys.modules
-            with open(args.out + ".part", "w") as handle:
-                json.dump(report, handle, indent=2, default=str)
-            os.replace(args.out + ".part", args.out)
+            from scoring.files import atomic_write
+
+            atomic_write(args.out, json.dumps(report, indent=2, default=str))
 
     emit()
     # Every part in the mode measures run in (true float32 unless PGDL_ALLOW_TF32 is set), so the

@@ -38,7 +38,6 @@ import os
 import re
 import string
 import sys
-import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from typing import Any
 
 from pgdl_measures import __version__
 from pgdl_measures.errors import PGDLError
+from scoring.files import atomic_write
 
 #: the toolkit's import name, and the name its vendored copy gets inside a submission
 TOOLKIT = "pgdl_measures"
@@ -527,7 +527,8 @@ def submission_files(name: str, params: dict[str, Any] | None = None) -> Submiss
     modules = sorted(n for n in closure.sources if n.split(".")[0] in OWN_PACKAGES)
     for module in modules:
         path = closure.sources[module].path
-        files[_vendored_path(module, path, roots)] = rewrite_own(closure.texts[module], filename=str(path)).encode("utf-8")
+        text = rewrite_own(closure.texts[module], filename=str(path))
+        files[_vendored_path(module, path, roots)] = text.encode("utf-8")
     for archive_name, path in plugin_files.items():
         data = path.read_bytes()
         if path.suffix == ".py":
@@ -597,19 +598,9 @@ def write_zip(files: dict[str, bytes], path: str | os.PathLike) -> Path:
             info.external_attr = 0o644 << 16
             zf.writestr(info, files[name])
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        atomic_write(path, buffer.getvalue())
     except OSError as exc:
-        raise PGDLError(f"cannot write in this folder ({exc.strerror})", folder) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(buffer.getvalue())
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        raise PGDLError(f"cannot write in this folder ({exc.strerror or exc})", folder) from None
     return path
 
 

@@ -343,6 +343,8 @@ def download_file(
         raise PGDLError(f"SHA-256 mismatch for {url}: got {digest}, expected {expected_sha}; the "
                         f"download was removed (a corrupted transfer or a different file: check "
                         f"--sha256 and --url)", path)
+    # Not scoring.files.atomic_write: the download streams to a resumable .part file (gigabytes,
+    # never held in memory), which is renamed once its size and SHA-256 are checked.
     os.replace(part, path)
     return FileDownload(path, got, digest, downloaded=True)
 
@@ -658,6 +660,7 @@ def extract_archive(
         if root is None:
             raise PGDLError(f"contains no {' or '.join(f'{d}/' for d in DATA_FOLDERS)} folder; is "
                             f"it a PGDL data archive?", archive)
+        # folders, not files (atomic_write's case): renamed into place once complete
         if folder.exists():  # overwrite: swap the old folder out only now that the new is ready
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
             os.replace(folder, old / folder.name)

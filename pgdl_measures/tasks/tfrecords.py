@@ -696,6 +696,8 @@ def write_shards(
     for path in old:
         if path not in finals:
             path.unlink()
+    # Not scoring.files.atomic_write (one file from bytes in memory): the shards are streamed to
+    # disk one by one, each fsync'd, and renamed together only once all of them are written.
     for temp, final in written:
         os.replace(temp, final)
     return [final for _, final in written]

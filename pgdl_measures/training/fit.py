@@ -27,13 +27,16 @@ so its bundled task regenerates unchanged).
 Per epoch: ``loss``/``accuracy``, ``val_loss``/``val_accuracy`` (when there is a validation
 split), ``test_loss``/``test_accuracy``, the learning rate, the trackers' values (``agn``,
 ``online_agn``, ``gn``) and the epoch's seconds, to ``history.csv`` and TensorBoard logs
-(``tensorboard/``) in the output folder, and a progress line with the time left. A loss that is
+(``tensorboard/``, where TensorFlow is installed: Keras writes them with ``tf.summary``) in
+the output folder, and a progress line with the time left. A loss that is
 not finite or exceeds ``diverge_loss`` stops the run, recorded as diverged.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
+import io
 import json
 import math
 import os
@@ -317,11 +320,40 @@ def _callbacks():
 
             sync_weights(self.model)
             arrays = {f"s{i}": np.asarray(_keras().ops.convert_to_numpy(v.value)) for i, v in enumerate(self._states())}
-            partial = self.path.with_suffix(".part.npz")
-            np.savez(partial, epoch=epoch + 1, **arrays)
-            os.replace(partial, self.path)
+            from scoring.files import atomic_write
 
-    return SetEpoch, TestMetrics, Divergence, StopAtLoss, EpochClock, SeedStateBackup
+            buffer = io.BytesIO()
+            np.savez(buffer, epoch=epoch + 1, **arrays)
+            atomic_write(self.path, buffer.getvalue())
+
+    class HistoryCSV(keras.callbacks.Callback):
+        """One row per epoch appended to `path` (``epoch`` and the logs' keys of the first row)."""
+
+        def __init__(self, path):
+            super().__init__()
+            self.path = path
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            keys = None
+            if self.path.is_file() and self.path.stat().st_size:
+                with open(self.path, newline="") as f:
+                    keys = next(csv.reader(f), None)
+            new = keys is None
+            keys = keys or ["epoch"] + sorted(logs)
+            with open(self.path, "a", newline="") as f:
+                writer = csv.writer(f)
+                if new:
+                    writer.writerow(keys)
+                writer.writerow([epoch] + [_cell(logs.get(k)) for k in keys[1:]])
+
+    return SetEpoch, TestMetrics, Divergence, StopAtLoss, EpochClock, SeedStateBackup, HistoryCSV
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return repr(float(np.asarray(value)))
 
 
 # ------------------------------------------------------------------------------------- training
@@ -387,7 +419,7 @@ def _read_csv(path: Path) -> dict[str, list[float]]:
     keys = [k for k in (next(iter(rows.values())) if rows else {}) if k != "epoch"]
     out: dict[str, list[float]] = {}
     for key in keys:
-        out[key] = [float(rows[e][key]) if rows[e].get(key) not in (None, "") else float("nan") for e in sorted(rows)]
+        out[key] = [float(rows[e][key]) if rows[e].get(key) not in (None, "", "NA") else float("nan") for e in sorted(rows)]
     return out
 
 
@@ -457,7 +489,7 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
     trained.compile(optimizer=make_optimizer_for(config, steps), loss=loss, metrics=metrics,
                     steps_per_execution=config.steps_per_execution, jit_compile=config.jit_compile)
 
-    SetEpoch, TestMetrics, Divergence, StopAtLoss, EpochClock, SeedStateBackup = _callbacks()
+    SetEpoch, TestMetrics, Divergence, StopAtLoss, EpochClock, SeedStateBackup, HistoryCSV = _callbacks()
     tracker_cbs = []
     if exact_agn:
         tracker_cbs.append(("agn", tr.ExactAGN(model, data.x_train, data.y_train, batch_size=agn_batch_size)))
@@ -474,8 +506,9 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
         cbs.append(StopAtLoss(float(config.stop_loss)))
     cbs.append(clock)
     if out is not None:
-        cbs += [keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-                keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False, profile_batch=0),
+        if importlib.util.find_spec("tensorflow") is not None:  # Keras writes TensorBoard logs with tf.summary
+            cbs.append(keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False, profile_batch=0))
+        cbs += [HistoryCSV(out / "history.csv"),
                 SeedStateBackup(out / "seed_states.npz", start_epoch),
                 keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False)]
     cbs += list(callbacks)

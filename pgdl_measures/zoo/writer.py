@@ -122,7 +122,7 @@ class TaskWriter:
         shutil.rmtree(temp, ignore_errors=True)
         write_shards(temp / "train", splits.x_train, splits.y_train, num_shards=num_shards)
         write_shards(temp / "test", splits.x_test, splits.y_test, num_shards=num_shards)
-        os.replace(temp, self.input_dir / "dataset_1")
+        os.replace(temp, self.input_dir / "dataset_1")  # a folder (atomic_write writes files): renamed whole
 
     # -- models -------------------------------------------------------------------------
     def write_model(self, model_id: str, config: dict, model, initial_weights, record: dict) -> Path:
@@ -139,7 +139,7 @@ class TaskWriter:
             save_weights(temp / "weights.hdf5", model)
             if final.exists():  # an unfinished folder of an earlier run
                 shutil.rmtree(final)
-            os.replace(temp, final)
+            os.replace(temp, final)  # a folder (atomic_write writes files): renamed once complete
         finally:
             shutil.rmtree(temp, ignore_errors=True)
         atomic_write(self.record_path(model_id), dump_json(record))
