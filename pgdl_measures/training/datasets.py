@@ -418,8 +418,29 @@ def svhn(*, data_dir: str | os.PathLike | None = None, train_size: int | None = 
     return _image_splits("svhn", x_train, y_train, x_test, y_test, train_size, test_size, seed, standardize, "crop")
 
 
+def synthetic(*, train_size: int = 1024, test_size: int = 256, shape: tuple[int, ...] | list[int] = (32, 32, 3),
+              num_classes: int = 10, seed: int = 0) -> Splits:
+    """Random standard-normal images with random labels (for benchmarks: CIFAR-size by default).
+
+    Args:
+        train_size, test_size: examples per split.
+        shape: the shape of one example.
+        num_classes: labels are drawn from ``0..num_classes-1`` (every class at least once).
+        seed: the random state.
+    """
+    rng = np.random.default_rng([int(seed), 7])
+    shape = tuple(int(d) for d in shape)
+
+    def labels(n):
+        return rng.permutation(np.arange(max(n, num_classes)) % num_classes)[:n].astype(np.int64)
+
+    x_train = rng.standard_normal((train_size,) + shape, dtype=np.float32)
+    x_test = rng.standard_normal((test_size,) + shape, dtype=np.float32)
+    return _splits("synthetic", x_train, labels(train_size), x_test, labels(test_size))
+
+
 #: dataset name in a spec -> loader taking the spec's options as keyword arguments.
-DATASETS = {"digits": digits, "mnist_digits": mnist_digits, "npz": npz, "mnist": mnist,
+DATASETS = {"digits": digits, "mnist_digits": mnist_digits, "npz": npz, "synthetic": synthetic, "mnist": mnist,
             "fashion_mnist": fashion_mnist, "cifar10": cifar10, "cifar100": cifar100, "svhn": svhn}
 
 #: augmentation name -> what it does to a training batch (see :func:`augment_batch`).

@@ -419,7 +419,8 @@ def _read_csv(path: Path) -> dict[str, list[float]]:
     keys = [k for k in (next(iter(rows.values())) if rows else {}) if k != "epoch"]
     out: dict[str, list[float]] = {}
     for key in keys:
-        out[key] = [float(rows[e][key]) if rows[e].get(key) not in (None, "", "NA") else float("nan") for e in sorted(rows)]
+        out[key] = [float(rows[e][key]) if rows[e].get(key) not in (None, "", "NA") else float("nan")
+                    for e in sorted(rows)]
     return out
 
 

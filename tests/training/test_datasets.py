@@ -121,7 +121,8 @@ def test_default_folder_is_keras_cache(tmp_path, monkeypatch):
 
 def test_offline_datasets_and_unknown_name():
     s = ds.mnist_digits(seed=0)
-    assert s.x_train.shape == (4000, 28, 28, 1) and len(s.y_test) == 1000 and 0 <= s.x_train.min() < s.x_train.max() <= 1
+    assert s.x_train.shape == (4000, 28, 28, 1) and len(s.y_test) == 1000
+    assert 0 <= s.x_train.min() < s.x_train.max() <= 1
     assert ds.digits().input_shape == [8, 8, 1]
     with pytest.raises(PGDLError, match="unknown dataset 'imagenet'; known: digits"):
         ds.load_dataset("imagenet")

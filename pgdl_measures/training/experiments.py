@@ -1,0 +1,433 @@
+"""The study's three measurement experiments (An et al., Figures 1, 2 and 3), JSON + PNG each.
+
+* ``gn-vs-agn`` (Figure 1): models with random hyper-parameters, trained with both trackers;
+  Pearson r of GN (Eq. 4) with AGN (Eq. 5), and of each with the generalization gap.
+* ``timing`` (Figure 2): seconds per epoch of training with validation accuracy only, with exact
+  AGN, with online AGN and with GN, on the full training set and on 20% of it; the ratios.
+* ``fit-regimes`` (Figure 3): models with random hyper-parameters trained for the same number
+  of epochs; AGN against the gap in the upper and the lower half by training accuracy, with
+  Pearson r and p-value in each half.
+
+Presets (:data:`PRESETS`): ``paper`` encodes the study's settings (MNIST from local files for
+Figure 1; ResNets and DenseNet-BC-100x24 on CIFAR-10 for Figures 2 and 3; 40 and 160 epochs;
+exact GN) and runs wherever those datasets and a GPU exist; ``ci`` runs on the offline 5,000
+MNIST digits (``mnist_digits``) on a 2-core CPU in minutes, with GN subsampled; ``smoke`` is a
+seconds-long run for tests. Every model's run is kept under ``OUT/<name>/runs/<k>/`` (its
+``history.csv``, ``result.json``, checkpoint), so an interrupted experiment resumes: finished
+models are read back, an unfinished one continues from its last epoch.
+
+The generalization gap is the training accuracy minus the test accuracy, both in inference mode
+at the end of training. Hyper-parameters are drawn per model from ``numpy.random.default_rng([seed,
+k])``: learning rate log-uniform, batch size, momentum and weight decay from lists, widths and
+dropout for the MLP.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from pgdl_measures.errors import PGDLError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The settings of one experiment run (see :data:`PRESETS`).
+
+    Attributes:
+        dataset: a :data:`~pgdl_measures.training.datasets.DATASETS` name and its options.
+        train_fraction: the fraction of the training split used.
+        models: model name -> number of random hyper-parameter sets (gn-vs-agn, fit-regimes),
+            or the models timed (timing).
+        epochs: epochs per model (timing: epochs timed per mode; the last one counts).
+        gn: the GN tracker's subsample (``{"examples": m, "iterations": s}``; ``{}``: exact).
+        lr_range: the learning rate's log-uniform range.
+        batch_sizes, momenta, weight_decays: the lists hyper-parameters are drawn from.
+        fractions: timing: the training-set fractions timed.
+        schedule: the learning-rate schedule (``"piecewise"``: the study's; ``"constant"``).
+        seed: the seed of model 0 (model k: seed + k).
+    """
+
+    dataset: Mapping[str, Any]
+    models: Mapping[str, int]
+    epochs: int
+    train_fraction: float = 1.0
+    gn: Mapping[str, Any] = field(default_factory=dict)
+    lr_range: tuple[float, float] = (0.003, 0.1)
+    batch_sizes: tuple[int, ...] = (32, 64, 128)
+    momenta: tuple[float, ...] = (0.0, 0.5, 0.9)
+    weight_decays: tuple[float, ...] = (0.0, 1e-4, 1e-3)
+    fractions: tuple[float, ...] = (1.0, 0.2)
+    schedule: str = "piecewise"
+    seed: int = 0
+
+
+_MNIST_DIGITS = {"name": "mnist_digits", "train_size": 4000}
+_SMOKE = {"name": "digits", "train_size": 300, "test_size": 100}
+
+#: experiment -> preset name -> settings.
+PRESETS: dict[str, dict[str, Preset]] = {
+    "gn-vs-agn": {
+        "paper": Preset({"name": "mnist"}, {"mlp": 9, "lenet5": 12}, epochs=40, lr_range=(0.001, 0.1)),
+        "ci": Preset(_MNIST_DIGITS, {"mlp": 9, "lenet5": 12}, epochs=8, train_fraction=0.5,
+                     gn={"examples": 256, "iterations": 4}),
+        "smoke": Preset(_SMOKE, {"mlp": 3}, epochs=2, gn={"examples": 32, "iterations": 2}),
+    },
+    "timing": {
+        "paper": Preset({"name": "cifar10"}, {"resnet56": 1, "resnet110": 1, "densenet100x24": 1}, epochs=2,
+                        batch_sizes=(128,)),
+        "ci": Preset({"name": "mnist_digits", "train_size": 2000}, {"mlp": 1, "lenet5": 1}, epochs=2,
+                     batch_sizes=(128,)),
+        "smoke": Preset(_SMOKE, {"mlp": 1}, epochs=2, batch_sizes=(64,)),
+    },
+    "fit-regimes": {
+        "paper": Preset({"name": "cifar10"}, {"resnet56": 20}, epochs=160, lr_range=(0.001, 0.3),
+                        batch_sizes=(64, 128, 256)),
+        "ci": Preset(_MNIST_DIGITS, {"mlp": 20}, epochs=5, train_fraction=0.25, lr_range=(0.0003, 0.3),
+                     schedule="constant"),
+        "smoke": Preset(_SMOKE, {"mlp": 6}, epochs=2, lr_range=(0.001, 0.3), schedule="constant"),
+    },
+}
+
+EXPERIMENTS = tuple(PRESETS)
+
+
+def _pearson(a, b) -> dict[str, float | None]:
+    from scipy.stats import pearsonr
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return {"r": None, "p": None, "n": int(ok.sum())}
+    r, p = pearsonr(a[ok], b[ok])
+    return {"r": float(r), "p": float(p), "n": int(ok.sum())}
+
+
+def _hparams(preset: Preset, model: str, k: int) -> dict[str, Any]:
+    rng = np.random.default_rng([preset.seed, k])
+    lo, hi = preset.lr_range
+    hp = {"learning_rate": float(np.exp(rng.uniform(np.log(lo), np.log(hi)))),
+          "batch_size": int(rng.choice(preset.batch_sizes)),
+          "momentum": float(rng.choice(preset.momenta)),
+          "weight_decay": float(rng.choice(preset.weight_decays))}
+    options: dict[str, Any] = {}
+    if model == "mlp":
+        options = {"depth": int(rng.choice([1, 2])), "width": int(rng.choice([64, 128, 256])),
+                   "dropout": float(rng.choice([0.0, 0.2]))}
+    return {"hparams": hp, "options": options}
+
+
+class Runner:
+    """Trains one experiment's models, each in its own resumable folder."""
+
+    def __init__(self, name: str, preset: Preset, out_dir: Path, data_dir: str | None, progress: TextIO | None):
+        from pgdl_measures.training import datasets
+
+        self.name, self.preset, self.progress = name, preset, progress
+        self.root = out_dir / name
+        options = dict(preset.dataset)
+        dataset = options.pop("name")
+        if data_dir is not None and "data_dir" in _accepts(datasets.DATASETS.get(dataset)):
+            options["data_dir"] = data_dir
+        self.splits = datasets.load_dataset(dataset, **options)
+
+    def data(self, fraction: float, seed: int):
+        from pgdl_measures.training.datasets import prepare
+
+        return prepare(self.splits, train_fraction=fraction, seed=seed)
+
+    def say(self, line: str) -> None:
+        if self.progress is not None:
+            print(line, file=self.progress, flush=True)
+
+    def train(self, key: str, model_name: str, options: Mapping[str, Any], hp: Mapping[str, Any], *,
+              fraction: float, seed: int, trackers: Mapping[str, Any], epochs: int | None = None,
+              reuse: bool = True) -> dict[str, Any]:
+        """Train (or read back) run `key`; returns its record."""
+        import keras
+
+        from pgdl_measures.training.fit import TrainConfig, accuracy, train
+        from pgdl_measures.training.models import build, count_params
+
+        folder = self.root / "runs" / key
+        record_path = folder / "record.json"
+        if reuse and record_path.is_file():
+            return json.loads(record_path.read_text())
+        data = self.data(fraction, seed)
+        config = TrainConfig(epochs=epochs or self.preset.epochs, batch_size=int(hp["batch_size"]),
+                             learning_rate=float(hp["learning_rate"]), momentum=float(hp["momentum"]),
+                             weight_decay=float(hp["weight_decay"]), schedule=self.preset.schedule, seed=seed)
+        keras.utils.set_random_seed(seed)
+        model = build(model_name, data.input_shape, data.num_classes, **options)
+        start = time.perf_counter()
+        result = train(model, data, config, out_dir=folder, **trackers)
+        seconds = time.perf_counter() - start
+        train_acc = accuracy(model, data.x_train, data.y_train)
+        test_acc = accuracy(model, data.x_test, data.y_test)
+        record = {"key": key, "model": model_name, "options": dict(options), "hparams": dict(hp), "seed": seed,
+                  "parameters": count_params(model), "train_examples": len(data.y_train),
+                  "train_accuracy": train_acc, "test_accuracy": test_acc, "gap": train_acc - test_acc,
+                  "diverged": result.diverged, "epochs_run": result.epochs_run, "fit_seconds": round(seconds, 3),
+                  "epoch_seconds": result.history.get("seconds", []),
+                  "tracker_seconds": result.tracker_seconds, **{k: v for k, v in result.summary().items()
+                                                               if k.startswith(("agn", "online_agn", "gn"))}}
+        from scoring.files import atomic_write
+
+        atomic_write(record_path, json.dumps(record, indent=1))
+        self.say(f"{self.name} {key}: {model_name} train {train_acc:.3f} test {test_acc:.3f} "
+                 f"agn_sum {record.get('agn_sum')} gn_sum {record.get('gn_sum')} ({seconds:.1f} s)")
+        return record
+
+
+def _accepts(fn) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(fn).parameters) if fn is not None else set()
+
+
+# ------------------------------------------------------------------------------------ experiments
+
+def gn_vs_agn(runner: Runner) -> dict[str, Any]:
+    """Figure 1: Pearson r of GN with AGN, and of each with the gap, per architecture."""
+    preset = runner.preset
+    out: dict[str, Any] = {"per_model": {}, "records": []}
+    for model_name, count in preset.models.items():
+        records = []
+        for k in range(count):
+            draw = _hparams(preset, model_name, k)
+            records.append(runner.train(f"{model_name}-{k}", model_name, draw["options"], draw["hparams"],
+                                        fraction=preset.train_fraction, seed=preset.seed + k,
+                                        trackers={"exact_agn": True, "online_agn": True, "gn": dict(preset.gn)}))
+        ok = [r for r in records if not r["diverged"]]
+        col = {key: [r.get(key) for r in ok] for key in ("gn_sum", "agn_sum", "online_agn_sum", "gap")}
+        out["per_model"][model_name] = {
+            "models": len(records), "diverged": len(records) - len(ok),
+            "gn_vs_agn": _pearson(col["gn_sum"], col["agn_sum"]),
+            "gn_vs_online_agn": _pearson(col["gn_sum"], col["online_agn_sum"]),
+            "agn_vs_online_agn": _pearson(col["agn_sum"], col["online_agn_sum"]),
+            "gn_vs_gap": _pearson(col["gn_sum"], col["gap"]),
+            "agn_vs_gap": _pearson(col["agn_sum"], col["gap"]),
+            "online_agn_vs_gap": _pearson(col["online_agn_sum"], col["gap"]),
+        }
+        out["records"] += records
+    out["study"] = {"gn_vs_agn_r": {"mlp": 0.962, "lenet5": 0.987}}
+    return out
+
+
+def timing(runner: Runner) -> dict[str, Any]:
+    """Figure 2: seconds per epoch by tracker, on the full training set and on a fraction."""
+    preset = runner.preset
+    modes = {"validation_only": {}, "exact_agn": {"exact_agn": True}, "online_agn": {"online_agn": True},
+             "gn": {"gn": dict(preset.gn)}}
+    hp = {"learning_rate": 0.01, "batch_size": preset.batch_sizes[0], "momentum": 0.9, "weight_decay": 1e-4}
+    out: dict[str, Any] = {"per_model": {}, "records": []}
+    for model_name in preset.models:
+        table: dict[str, Any] = {}
+        for fraction in preset.fractions:
+            row = {}
+            for mode, trackers in modes.items():
+                rec = runner.train(f"{model_name}-{fraction:g}-{mode}", model_name, {}, hp, fraction=fraction,
+                                   seed=preset.seed, trackers=trackers)
+                # the last epoch (the first one compiles)
+                row[mode] = {"epoch_seconds": rec["epoch_seconds"][-1],
+                             "tracker_seconds_per_epoch":
+                                 sum(rec["tracker_seconds"].values()) / max(rec["epochs_run"], 1)}
+                out["records"].append(rec)
+            base = row["validation_only"]["epoch_seconds"]
+            gn = row["gn"]["epoch_seconds"]
+            row["ratios"] = {
+                "gn_over_exact_agn_epoch": gn / row["exact_agn"]["epoch_seconds"],
+                "gn_over_online_agn_epoch": gn / row["online_agn"]["epoch_seconds"],
+                "gn_over_exact_agn_tracker": _ratio(row["gn"]["tracker_seconds_per_epoch"],
+                                                    row["exact_agn"]["tracker_seconds_per_epoch"]),
+                "exact_agn_slowdown_percent": 100 * (row["exact_agn"]["epoch_seconds"] / base - 1),
+                "online_agn_slowdown_percent": 100 * (row["online_agn"]["epoch_seconds"] / base - 1),
+                "gn_slowdown_percent": 100 * (gn / base - 1),
+            }
+            row["train_examples"] = rec["train_examples"]
+            gn_rec = out["records"][-1]
+            if preset.gn:  # the subsampled GN's tracker time scaled to every example and iteration
+                n = gn_rec["train_examples"]
+                m = min(preset.gn.get("examples") or n, n)
+                steps = -(-n // int(hp["batch_size"]))
+                s = min(preset.gn.get("iterations") or steps, steps)
+                scale = (n / m) * (steps / s)
+                exact = row["validation_only"]["epoch_seconds"] + row["gn"]["tracker_seconds_per_epoch"] * scale
+                row["gn_exact_epoch_seconds_estimate"] = exact
+                row["ratios"]["gn_exact_estimate_over_exact_agn_epoch"] = exact / row["exact_agn"]["epoch_seconds"]
+            table[f"{fraction:g}"] = row
+        out["per_model"][model_name] = table
+    out["gn"] = dict(preset.gn) or "exact (all examples, every iteration)"
+    out["study"] = {"agn_faster_than_gn": [220, 20489], "agn_slower_than_validation_only_percent": [95, 1845]}
+    return out
+
+
+def _ratio(a, b):
+    return a / b if b else None
+
+
+def fit_regimes(runner: Runner) -> dict[str, Any]:
+    """Figure 3: AGN against the gap in the upper and lower half by training accuracy."""
+    preset = runner.preset
+    records = []
+    for model_name, count in preset.models.items():
+        for k in range(count):
+            draw = _hparams(preset, model_name, k)
+            records.append(runner.train(f"{model_name}-{k}", model_name, draw["options"], draw["hparams"],
+                                        fraction=preset.train_fraction, seed=preset.seed + k,
+                                        trackers={"exact_agn": True}))
+    ok = sorted((r for r in records if not r["diverged"]), key=lambda r: r["train_accuracy"])
+    half = len(ok) // 2
+    halves = {"lower": ok[:half], "upper": ok[half:]}
+    out: dict[str, Any] = {"halves": {}, "records": records, "diverged": len(records) - len(ok)}
+    for label, rows in halves.items():
+        out["halves"][label] = {
+            "models": len(rows),
+            "train_accuracy_range": [rows[0]["train_accuracy"], rows[-1]["train_accuracy"]] if rows else None,
+            "agn_sum_vs_gap": _pearson([r["agn_sum"] for r in rows], [r["gap"] for r in rows]),
+            "final_agn_vs_gap": _pearson([r["agn"] for r in rows], [r["gap"] for r in rows]),
+        }
+    out["all"] = {"agn_sum_vs_gap": _pearson([r["agn_sum"] for r in ok], [r["gap"] for r in ok])}
+    out["study"] = "positive correlation for well-fitted (upper half), negative for under-fitted (lower half)"
+    return out
+
+
+RUNNERS: dict[str, Callable[[Runner], dict[str, Any]]] = {
+    "gn-vs-agn": gn_vs_agn, "timing": timing, "fit-regimes": fit_regimes}
+
+
+# -------------------------------------------------------------------------------------- figures
+
+def _figure(name: str, result: Mapping[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+    except ImportError:  # e.g. a GPU machine with JAX only: the JSON is the result
+        return
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if name == "gn-vs-agn":
+        models = list(result["per_model"])
+        fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4), squeeze=False)
+        for ax, model in zip(axes[0], models, strict=True):
+            rows = [r for r in result["records"] if r["model"] == model and not r["diverged"]]
+            sc = ax.scatter([r["agn_sum"] for r in rows], [r["gn_sum"] for r in rows], c=[r["gap"] for r in rows],
+                            cmap="viridis")
+            fig.colorbar(sc, ax=ax, label="generalization gap")
+            r = result["per_model"][model]["gn_vs_agn"]["r"]
+            ax.set(xlabel="AGN (Eq. 5)", ylabel="GN (Eq. 4)", title=f"{model}: r = {r:.3f}" if r is not None else model)
+    elif name == "timing":
+        models = list(result["per_model"])
+        fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+        for ax, model in zip(axes[0], models, strict=True):
+            table = result["per_model"][model]
+            modes = ["validation_only", "exact_agn", "online_agn", "gn"]
+            width = 0.8 / len(table)
+            for i, (fraction, row) in enumerate(table.items()):
+                ax.bar(np.arange(4) + i * width, [row[m]["epoch_seconds"] for m in modes], width,
+                       label=f"{float(fraction):.0%} of the training set")
+            ax.set_xticks(np.arange(4) + width * (len(table) - 1) / 2, ["val only", "exact AGN", "online AGN", "GN"])
+            ax.set_yscale("log")
+            ax.set(ylabel="seconds per epoch", title=model)
+            ax.legend()
+    else:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for label, marker in (("lower", "v"), ("upper", "^")):
+            rows = _half_rows(result, label)
+            stats = result["halves"][label]["agn_sum_vs_gap"]
+            r = "n/a" if stats["r"] is None else f"{stats['r']:.2f} (p={stats['p']:.2g})"
+            ax.scatter([x["agn_sum"] for x in rows], [x["gap"] for x in rows], marker=marker,
+                       label=f"{label} half by train acc: r = {r}")
+        ax.set(xscale="log", xlabel="AGN (Eq. 5)", ylabel="generalization gap (train - test accuracy)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{name} ({result['preset']} preset, {result['data']['name']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _half_rows(result, label):
+    ok = sorted((r for r in result["records"] if not r["diverged"]), key=lambda r: r["train_accuracy"])
+    half = len(ok) // 2
+    return ok[:half] if label == "lower" else ok[half:]
+
+
+# ------------------------------------------------------------------------------------------ entry
+
+def run_experiment(name: str, preset: str | Preset, out_dir: str | os.PathLike, *, data_dir: str | None = None,
+                   progress: TextIO | None = None, **overrides) -> dict[str, Any]:
+    """Run experiment `name` with `preset`; write ``OUT/<name>.json`` and ``OUT/<name>.png``.
+
+    Args:
+        name: one of :data:`EXPERIMENTS`.
+        preset: a preset name of :data:`PRESETS` (``ci``, ``paper``, ``smoke``) or a :class:`Preset`.
+        out_dir: the output folder (created); runs are kept under ``OUT/<name>/runs/``.
+        data_dir: where local dataset files are (default: Keras's dataset cache).
+        progress: a stream for one line per trained model.
+        overrides: :class:`Preset` fields to change (e.g. ``epochs=2``).
+
+    Returns:
+        The result written to the JSON file.
+
+    Raises:
+        PGDLError: an unknown experiment or preset, a missing dataset, an unwritable `out_dir`.
+    """
+    if name not in RUNNERS:
+        raise PGDLError(f"unknown experiment {name!r}; known: {', '.join(RUNNERS)}")
+    label = preset if isinstance(preset, str) else "custom"
+    if isinstance(preset, str):
+        if preset not in PRESETS[name]:
+            raise PGDLError(f"unknown preset {preset!r} for {name}; known: {', '.join(PRESETS[name])}")
+        preset = PRESETS[name][preset]
+    if overrides:
+        preset = replace(preset, **overrides)
+    out = Path(out_dir)
+    try:
+        (out / name).mkdir(parents=True, exist_ok=True)
+        probe = out / name / ".write_probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", out) from None
+    import keras
+
+    start = time.perf_counter()
+    runner = Runner(name, preset, out, data_dir, progress)
+    result = RUNNERS[name](runner)
+    result = {"experiment": name, "preset": label, "settings": _jsonable(asdict(preset)),
+              "data": runner.splits.summary(), "machine": _machine(),
+              "keras": {"version": keras.__version__, "backend": keras.backend.backend()},
+              "seconds": round(time.perf_counter() - start, 1), **result}
+    from scoring.files import atomic_write
+
+    atomic_write(out / f"{name}.json", json.dumps(_jsonable(result), indent=1))
+    _figure(name, result, out / f"{name}.png")
+    return result
+
+
+def _machine() -> dict[str, Any]:
+    import platform
+
+    return {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version()}
+
+
+def _jsonable(value):
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    return value
