@@ -21,6 +21,7 @@ from pgdl_measures.errors import PGDLError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "task": ("task", "task", "Inspect PGDL tasks (competition dataset folders)."),
     "zoo": ("zoo", "zoo", "Train a grid of models and write a PGDL-format task."),
+    "experiment": ("experiment", "experiment", "Run the AGN/GN study's measurement experiments (JSON + PNG)."),
     "measures": ("measures", "measures", "List complexity measures or scaffold a new plugin."),
     "evaluate": ("evaluate", "evaluate", "Compute measures on tasks, rank them, write a report."),
     "score": ("score", "score", "Score .predict files against reference data (competition CMI)."),
@@ -68,7 +69,7 @@ def cli():
 
 
 #: sub-commands that import Keras (and so TensorFlow, with the default backend).
-_KERAS_COMMANDS = {"task", "zoo", "measures", "evaluate", "package"}
+_KERAS_COMMANDS = {"task", "zoo", "experiment", "measures", "evaluate", "package"}
 
 
 def _import_keras_quietly() -> None:
