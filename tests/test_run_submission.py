@@ -450,30 +450,60 @@ def test_a_rerun_continues_and_restart_starts_afresh(tmp_path, cli, toy_path, mo
     calls = []
     monkeypatch.setattr(sub, "run_models", _fake_run_models(calls))
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "pgdl_toy_data.predict").write_text('{"model_0": 123.0}')  # an interrupted run's
+    vc = str(SUBMISSIONS / "vc_dimension")
+    assert cli(["run-submission", vc, str(toy_path), str(out), "--models", "0"]).exit_code == 0
+    assert json.loads((out / "pgdl_toy_data.run.json").read_text())["budget_rule"] == "per-model"
+    # as if the run had been interrupted after model_0, with model_1 failed, model_3 over budget
+    (out / "pgdl_toy_data.predict").write_text('{"model_0": 123.0, "model_3": "EXCEEDED"}')
     (out / "pgdl_toy_data.errors.json").write_text('{"model_1": {"error": "boom"}}')
-    result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), str(toy_path), str(out),
-                  "--models", "0,1,2"])
-    assert result.exit_code == 0, result.output
-    assert "1 kept from an earlier run" in result.output
-    assert calls == [["model_1"], ["model_2"]]  # model_0 was not run again, the failed one was
-    assert predict(out) == {"model_0": 123.0, "model_1": 7.0, "model_2": 7.0}
-    assert not (out / "pgdl_toy_data.errors.json").exists()
     calls.clear()
-    result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), str(toy_path), str(out),
-                  "--models", "0", "--restart"])
+    result = cli(["run-submission", vc, str(toy_path), str(out), "--models", "0,1,2,3"])
+    assert result.exit_code == 0, result.output
+    assert "2 kept from an earlier run" in result.output
+    assert calls == [["model_1"], ["model_2"]]  # model_0 was not run again, the failed one was
+    assert predict(out) == {"model_0": 123.0, "model_1": 7.0, "model_2": 7.0,
+                            "model_3": "EXCEEDED"}
+    assert not (out / "pgdl_toy_data.errors.json").exists()
+    calls.clear()  # another budget: what was EXCEEDED runs again, values are kept
+    result = cli(["run-submission", vc, str(toy_path), str(out), "--models", "0,3",
+                  "--time-budget", "600"])
+    assert result.exit_code == 0, result.output
+    assert calls == [["model_3"]] and predict(out)["model_3"] == 7.0
+    calls.clear()
+    result = cli(["run-submission", vc, str(toy_path), str(out), "--models", "0", "--restart"])
     assert result.exit_code == 0, result.output
     assert calls == [["model_0"]] and predict(out) == {"model_0": 7.0}
+
+
+def test_a_rerun_never_mixes_in_another_submissions_values(tmp_path, cli, toy_path, monkeypatch):
+    monkeypatch.setattr(sub, "run_models", _fake_run_models([]))
+    out = tmp_path / "out"
+    args = [str(toy_path), str(out), "--models", "0"]
+    assert cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), *args]).exit_code == 0
+    for other in (["run-submission", str(SUBMISSIONS / "distance_from_init"), *args],
+                  ["run-submission", str(SUBMISSIONS / "vc_dimension"), *args, "--keras", "3"]):
+        result = cli(other)
+        assert result.exit_code == 2, result.output
+        assert "cannot continue it" in result.output and "--restart" in result.output
+        assert "Traceback" not in result.output
+    (out / "pgdl_toy_data.run.json").unlink()  # a .predict of unknown origin
+    result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), *args])
+    assert result.exit_code == 2 and "says which submission wrote it" in result.output
+    archive = zip_folder(SUBMISSIONS / "vc_dimension", tmp_path / "vc.zip", nested=True)
+    result = cli(["run-submission", str(archive), *args, "--restart"])
+    assert result.exit_code == 0, result.output
+    result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), *args])  # same, unzipped
+    assert result.exit_code == 0 and "1 kept from an earlier run" in result.output
 
 
 def test_a_failed_write_mid_run_keeps_what_was_written(tmp_path, toy_path, monkeypatch):
     real, writes, calls = sub.atomic_write, [], []
 
     def failing(path, data):
-        writes.append(path)
-        if len(writes) > 1:
-            raise OSError(28, "No space left on device")
+        if Path(path).suffix == ".predict":
+            writes.append(path)
+            if len(writes) > 1:
+                raise OSError(28, "No space left on device")
         real(path, data)
 
     monkeypatch.setattr(sub, "run_models", _fake_run_models(calls))

@@ -58,8 +58,9 @@ def run_submission(submission, input_dir, output_dir, time_budget, budget_rule, 
     value that is NaN or infinite counts as a failure).
 
     The files are rewritten as each model finishes, so an interrupted run keeps what it did;
-    run the command again to continue (models already in a .predict file are skipped) or pass
-    --restart. Whatever a model's process started, even in a new session, is killed with it.
+    run the command again to continue (models already in a .predict file are skipped; a
+    .predict file of another submission or Keras mode is refused, see OUTPUT_DIR/<task>.run.json)
+    or pass --restart. Whatever a model's process started, even in a new session, is killed with it.
 
     Example: pgdl run-submission sample_submission ~/pgdl_data/public out --models 0,1
     """

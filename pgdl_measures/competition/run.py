@@ -563,7 +563,8 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
     Both files are rewritten atomically as each model finishes, so a failure or a kill of the
     run loses at most the models in flight. A rerun continues: models already in the task's
     ``.predict`` (a value or ``"EXCEEDED"``) are skipped and kept, failed ones run again;
-    `restart` runs every selected model again and starts both files afresh.
+    `restart` runs every selected model again and starts both files afresh. The files of
+    another submission or Keras mode are never continued (see :class:`TaskFiles`).
 
     When the submission cannot even be imported (a syntax error, a missing module), the error
     is the same for every model: it is recorded for all of them after the first failure,
@@ -607,9 +608,11 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
                             "data", task.dataset_dir)
     output_dir = Path(output_dir)
     _check_writable(output_dir)
-    files = {task.name: TaskFiles(task.name, output_dir, restart=restart)
-             for task in tasks if selected[task.name]}
     with prepared_submission(submission) as submission_dir:
+        identity = {"submission_sha256": submission_digest(submission_dir), "keras": keras,
+                    "time_budget": time_budget, "budget_rule": budget_rule}
+        files = {task.name: TaskFiles(task.name, output_dir, restart=restart, identity=identity)
+                 for task in tasks if selected[task.name]}
         run = SubmissionRun(submission_dir, keras)
         setup_failure: list[ModelOutcome] = []
         lock = threading.Lock()
@@ -686,28 +689,56 @@ def _check_writable(folder: Path) -> None:
         raise PGDLError(f"cannot write the results here: {exc.strerror or exc}", folder) from None
 
 
+def submission_digest(folder: str | os.PathLike) -> str:
+    """SHA-256 over the relative paths and bytes of a submission's files (``__pycache__`` and
+    hidden entries left out): the same submission, as a folder or a zip, has the same digest."""
+    import hashlib
+
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(p == "__pycache__" or p.startswith(".") for p in rel.parts) or not path.is_file():
+            continue
+        digest.update(rel.as_posix().encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 class TaskFiles:
     """The ``.predict`` and ``.errors.json`` files of one task, rewritten as outcomes come.
+
+    Beside them, ``<task>.run.json`` records what made them (`identity`: the submission's
+    digest, the Keras mode, the time budget and its rule), so that a rerun continues only the
+    same run: values of another submission or Keras mode are never mixed in, and models that
+    were ``"EXCEEDED"`` under another budget or rule run again.
 
     Args:
         task: the task's name.
         output_dir: the folder holding the files.
         restart: start afresh instead of continuing what the files hold.
+        identity: what makes this run (see above); None: continue any files (for tests).
 
     Raises:
-        PGDLError: an existing ``.predict`` (when continuing) that is not a JSON object of
-            model id -> number or ``"EXCEEDED"``.
+        PGDLError: (when continuing) an existing ``.predict`` that is not a JSON object of
+            model id -> number or ``"EXCEEDED"``, or that another submission or Keras mode
+            wrote, or that has no ``<task>.run.json`` beside it.
     """
 
-    def __init__(self, task: str, output_dir: Path, *, restart: bool = False):
+    def __init__(self, task: str, output_dir: Path, *, restart: bool = False,
+                 identity: dict | None = None):
         self.predict_path = output_dir / f"{task}.predict"
         self.errors_path = output_dir / f"{task}.errors.json"
+        self.run_path = output_dir / f"{task}.run.json"
+        self.identity = identity
         self.predictions: dict[str, float | str] = {}
         self.errors: dict[str, dict] = {}
         if restart:
             return
         if self.predict_path.exists():
             self.predictions = self._read_predictions()
+            if identity is not None:
+                self._check_identity()
         if self.errors_path.exists():
             with contextlib.suppress(PGDLError):
                 errors = read_json(self.errors_path, "the errors file")
@@ -725,6 +756,22 @@ class TaskFiles:
                 raise PGDLError(f"cannot continue it: {model_id} has {value!r}, not a number or "
                                 f"{EXCEEDED!r}{fix}", self.predict_path)
         return dict(data)
+
+    def _check_identity(self) -> None:
+        fix = "; pass --restart to replace its values, or choose another output folder"
+        if not self.run_path.exists():
+            raise PGDLError(f"cannot continue it: no {self.run_path.name} beside it says which "
+                            f"submission wrote it{fix}", self.predict_path)
+        before = read_json(self.run_path, "the run record")
+        if not isinstance(before, dict):
+            raise PGDLError(f"not a JSON object{fix}", self.run_path)
+        for key, what in (("submission_sha256", "another submission"),
+                          ("keras", f"Keras {before.get('keras')!r}")):
+            if before.get(key) != self.identity[key]:
+                raise PGDLError(f"cannot continue it: its values come from {what}{fix}",
+                                self.predict_path)
+        if any(before.get(k) != self.identity[k] for k in ("time_budget", "budget_rule")):
+            self.predictions = {m: v for m, v in self.predictions.items() if v != EXCEEDED}
 
     def done(self) -> set[str]:
         """The models the ``.predict`` file already holds (a value or ``"EXCEEDED"``)."""
@@ -756,6 +803,10 @@ class TaskFiles:
 
         path = self.predict_path
         try:
+            if self.identity is not None:
+                path = self.run_path
+                atomic_write(path, json.dumps(self.identity, indent=2) + "\n")
+                path = self.predict_path
             atomic_write(path, json.dumps(ordered(self.predictions), indent=2,
                                           allow_nan=False) + "\n")
             path = self.errors_path
