@@ -99,14 +99,30 @@ def _import_keras_quietly() -> None:
     import keras  # noqa: F401,F811
 
 
+def _keras_import_error(exc: Exception) -> PGDLError:
+    """The one-line error for a Keras that cannot be imported (an unknown or missing backend)."""
+    chosen = os.environ.get("KERAS_BACKEND")
+    if chosen:
+        where = f"KERAS_BACKEND={chosen!r}"
+    else:
+        home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+        where = f"the backend set in {os.path.join(home, 'keras.json')}"
+    message = " ".join(str(exc).split())
+    return PGDLError(f"cannot import Keras with {where} ({type(exc).__name__}: {message}); set "
+                     "KERAS_BACKEND to an installed backend (tensorflow or jax), or unset it")
+
+
 def main(argv=None):
     """Console-script entry point: run the CLI, turning PGDLError into exit status 2."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = sys.argv[1:] if argv is None else list(argv)
     words = [a for a in args if not a.startswith("-")]
-    if words and words[0] in _KERAS_COMMANDS and not {"-h", "--help"} & set(args):
-        _import_keras_quietly()
     try:
+        if words and words[0] in _KERAS_COMMANDS and not {"-h", "--help"} & set(args):
+            try:
+                _import_keras_quietly()
+            except Exception as exc:  # noqa: BLE001 - Keras raises ValueError, ImportError, ...
+                raise _keras_import_error(exc) from None
         cli.main(args=argv, prog_name="pgdl", standalone_mode=False)
     except PGDLError as exc:
         click.echo(f"Error: {exc}", err=True)

@@ -54,7 +54,11 @@ def _data_summary(task: Task) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         train = task.train
-        x, _ = next(train.batches(1))
+        first = next(train.batches(1), None)
+        if first is None:
+            raise PGDLError(f"the training data holds no example (its {len(train.files)} shard(s) "
+                            "are empty)", task.dataset_dir / "train")
+        x, _ = first
         out["input_shape"] = list(x.shape[1:])
         out["train_examples"] = len(train)
         out["train_shards"] = len(train.files)
