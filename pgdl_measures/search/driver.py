@@ -199,7 +199,8 @@ class Driver:
                 "seed": int(seed), "out_dir": str(out_dir), "final": final, "agn": agn, "trial": trial}
 
     def _submit(self, key: str, kind: str, run: Any, entry: dict[str, Any], task: dict[str, Any]) -> None:
-        future = self.engine.submit(objectives.run_task, task, key=key)
+        # search trials first (a round waits for its slowest trial), final trainings when workers are free
+        future = self.engine.submit(objectives.run_task, task, key=key, priority=10 if kind == "trial" else 0)
         self.futures[future.key] = (kind, run, entry)
         self.ac.add(future)
 

@@ -123,9 +123,10 @@ class Engine:
         kind = f"GPUs {','.join(self.gpus)}" if self.gpus else "CPU"
         return f"local Dask cluster, {len(self.cluster.workers)} worker processes on {kind}"
 
-    def submit(self, fn: Callable[[dict[str, Any]], Any], task: dict[str, Any], *, key: str):
-        """Runs ``fn(task)`` on a worker; a future (``key`` names it on the scheduler)."""
-        return self.client.submit(fn, task, key=key, pure=False, retries=self.retries)
+    def submit(self, fn: Callable[[dict[str, Any]], Any], task: dict[str, Any], *, key: str, priority: int = 0):
+        """Runs ``fn(task)`` on a worker; a future (``key`` names it on the scheduler; a higher
+        `priority` runs first)."""
+        return self.client.submit(fn, task, key=key, pure=False, retries=self.retries, priority=priority)
 
     def as_completed(self, futures: Iterable[Any] = ()):
         """Dask's ``as_completed`` (futures can be added while iterating)."""

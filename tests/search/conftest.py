@@ -33,7 +33,7 @@ class SyncEngine:
     def __init__(self):
         self.epochs = collections.Counter()
 
-    def submit(self, fn, task, *, key):
+    def submit(self, fn, task, *, key, priority=0):
         result = fn(task)
         if not task["final"]:
             cell = task["trial"].split("/")[0]
