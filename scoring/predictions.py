@@ -425,38 +425,53 @@ def align_prediction(prediction: Mapping[Any, Any], grid: ScoringGrid,
     return np.array([values.get(m, math.nan) for m in grid.model_ids], dtype=np.float64)
 
 
-def find_tasks(reference_dir: str | os.PathLike) -> dict[str, Path]:
-    """The tasks under a reference folder: task name -> its ``model_configs.json``.
+def is_ignored(path: str | os.PathLike) -> bool:
+    """Whether a path goes through ``__MACOSX`` or ``.DS_Store`` (the competition ignored those)."""
+    return any(bad in part for part in Path(path).parts for bad in _IGNORED_NAMES)
 
-    A task is a folder holding ``model_configs.json``, found recursively (the reference folder
-    itself may be one); its name is the folder's name, which is also the stem of its
-    ``.predict`` file. As in the competition, a ``reference_data`` sub-folder is entered when
-    there is one (so a public-data root, which also holds ``input_data/``, works) and paths
-    through ``__MACOSX`` or ``.DS_Store`` are ignored.
+
+def find_references(reference_dir: str | os.PathLike) -> dict[str, Path]:
+    """The references under a folder: task name -> its ``model_configs.json`` (empty when none).
+
+    The one rule of finding reference data, used by :func:`find_tasks` (``pgdl score``) and by
+    :func:`pgdl_measures.tasks.find_tasks` for the reference side of a public-data root. A task's
+    reference is a folder holding ``model_configs.json``, found recursively (the folder itself
+    may be one); its name is the folder's name, which is also the stem of its ``.predict`` file.
+    As in the competition, a ``reference_data`` sub-folder is entered when there is one (so a
+    public-data root, which also holds ``input_data/``, works) and paths through ``__MACOSX`` or
+    ``.DS_Store`` are ignored.
 
     Args:
-        reference_dir: the reference data folder (e.g. ``reference_data/``).
+        reference_dir: the reference data folder (e.g. ``reference_data/``), which must exist.
 
     Returns:
         Task name -> path of its ``model_configs.json``, sorted by name.
 
     Raises:
-        PGDLError: the folder does not exist, holds no task, or two tasks share a name.
+        PGDLError: the folder does not exist, or two tasks share a name.
     """
     root = Path(reference_dir)
     if not root.is_dir():
         raise PGDLError("reference folder not found", root)
     if (root / "reference_data").is_dir() and not (root / "model_configs.json").is_file():
         root = root / "reference_data"
-    found = sorted(p for p in root.rglob("model_configs.json")
-                   if p.is_file() and not any(bad in part for part in p.relative_to(root).parts
-                                              for bad in _IGNORED_NAMES))
+    found = sorted(p for p in root.rglob("model_configs.json") if p.is_file() and not is_ignored(p.relative_to(root)))
     tasks: dict[str, Path] = {}
     for config in found:
         name = config.parent.resolve().name if config.parent == root else config.parent.name
         if name in tasks:
             raise PGDLError(f"two tasks are named {name!r}: {tasks[name]} and {config}", root)
         tasks[name] = config
-    if not tasks:
-        raise PGDLError("no model_configs.json found (expected <task>/model_configs.json)", root)
     return dict(sorted(tasks.items()))
+
+
+def find_tasks(reference_dir: str | os.PathLike) -> dict[str, Path]:
+    """The tasks under a reference folder (:func:`find_references`), for scoring.
+
+    Raises:
+        PGDLError: the folder does not exist, holds no task, or two tasks share a name.
+    """
+    tasks = find_references(reference_dir)
+    if not tasks:
+        raise PGDLError("no model_configs.json found (expected <task>/model_configs.json)", reference_dir)
+    return tasks

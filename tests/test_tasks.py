@@ -274,3 +274,17 @@ def test_model_configs_refused_by_score_are_refused_here_too(toy_path, tmp_path)
     path.write_text(json.dumps(specs))
     with pytest.raises(PGDLError, match=r"model_configs.json: model '1': metrics.test_acc must be a finite number"):
         read_model_configs(path)
+
+
+def test_public_layout_references_are_found_as_pgdl_score_finds_them(toy_path, tmp_path):
+    """One rule for reference data (scoring.predictions.find_references): a model_configs.json
+    nested deeper under reference_data/ is the task's reference; __MACOSX is no task."""
+    from scoring.predictions import find_tasks as scoring_tasks
+
+    root = tmp_path / "public"
+    shutil.copytree(toy_path, root / "input_data" / "task1", ignore=shutil.ignore_patterns("model_configs.json"))
+    (root / "input_data" / "__MACOSX" / "task1").mkdir(parents=True)
+    (root / "reference_data" / "phase1" / "task1").mkdir(parents=True)
+    shutil.copy(toy_path / "model_configs.json", root / "reference_data" / "phase1" / "task1")
+    (task,) = find_tasks(root)
+    assert task.model_configs_path == scoring_tasks(root)["task1"]

@@ -32,6 +32,7 @@ import pandas as pd
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.tasks.data import Dataset, ShardedDataset
 from pgdl_measures.tasks.trained import TrainedModel
+from scoring.predictions import find_references, is_ignored
 from scoring.rules import natural_key, normalize_model_id
 
 MODEL_CONFIGS = "model_configs.json"
@@ -418,7 +419,10 @@ def find_tasks(path: str | os.PathLike) -> list[Task]:
     """Find the tasks under `path`, in either layout (see the module docstring).
 
     `path` may be a task folder (sample layout), a public-data root (``input_data/``,
-    ``reference_data/``), or a folder of such (a download destination).
+    ``reference_data/``), or a folder of such (a download destination). The references of a
+    public-data root are found by :func:`scoring.predictions.find_references`, the rule of
+    ``pgdl score``: a task's ``model_configs.json`` anywhere under ``reference_data/`` in a folder
+    named like the task; ``__MACOSX`` and ``.DS_Store`` are ignored.
 
     Raises:
         PGDLError: `path` does not exist or holds no task.
@@ -427,11 +431,13 @@ def find_tasks(path: str | os.PathLike) -> list[Task]:
     if not root.is_dir():
         raise PGDLError("no such task folder", root)
     if (root / "input_data").is_dir():
+        # the reference side is found as `pgdl score` finds it (one rule, in scoring)
+        references = find_references(root / "reference_data") if (root / "reference_data").is_dir() else {}
         tasks = []
         for folder in sorted((root / "input_data").iterdir(), key=lambda p: natural_key(p.name)):
-            if folder.is_dir():
-                ref = root / "reference_data" / folder.name
-                tasks.append(Task(folder.name, folder, ref if ref.is_dir() else None))
+            if folder.is_dir() and not is_ignored(folder.name):
+                ref = references.get(folder.name)
+                tasks.append(Task(folder.name, folder, None if ref is None else ref.parent))
         if not tasks:
             raise PGDLError("input_data/ holds no task folder", root / "input_data")
         return tasks
@@ -439,7 +445,8 @@ def find_tasks(path: str | os.PathLike) -> list[Task]:
         return [Task(root.name, root, root)]
     tasks = []
     for child in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
-        if child.is_dir() and ((child / "input_data").is_dir() or _is_sample_task(child)):
+        if child.is_dir() and not is_ignored(child.name) \
+                and ((child / "input_data").is_dir() or _is_sample_task(child)):
             tasks.extend(find_tasks(child))
     if not tasks:
         raise PGDLError("no PGDL task here: expected model_*/ and dataset_1/ folders, or input_data/<task>/", root)

@@ -188,11 +188,11 @@ def test_copied_sample_task_under_reference_data(cli, toy_path, tmp_path):
     ref.mkdir(parents=True)
     shutil.copy(toy_path / "model_configs.json", ref / "model_configs.json")
     specs = json.loads((ref / "model_configs.json").read_text())
-    flipped = {m: -(s["metrics"]["train_acc"] - s["metrics"]["test_acc"]) for m, s in specs.items()}
-    write_prediction(tmp_path / "res", "task_toy", flipped)
+    flipped = {f"model_{m}": -(s["metrics"]["train_acc"] - s["metrics"]["test_acc"]) for m, s in specs.items()}
+    write_prediction(tmp_path / "res", "task_toy", flipped)  # keyed as the ingestion wrote it: model_<k>
     result = cli(["score", str(tmp_path / "reference_data"), str(tmp_path / "res")])
     assert result.exit_code == 0, result.output
-    want = reference_cmi({f"model_{m}": v for m, v in flipped.items()}, specs)
+    want = reference_cmi(flipped, specs)
     assert result.stdout.splitlines()[0] == f"task_task_toy_score: {want:0.12f}"
 
 
