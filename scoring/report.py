@@ -51,12 +51,22 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _breakable(name: Any) -> str:
+    """HTML of a name that may break after its underscores (``task1_<wbr>digits_<wbr>vgg``)."""
+    return html.escape(str(name)).replace("_", "_<wbr>")
+
+
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    """A table inside a box that scrolls sideways when the table is wider than the page (so the
+    page itself never is). A header of empty cells makes a key-value table (the run summary):
+    full width, values left-aligned and wrapped anywhere (long parameter strings have no spaces)."""
     body = "".join("<tr>" + "".join(
-        f"<td>{html.escape(str(c))}</td>" if i else f"<th scope=row>{html.escape(str(c))}</th>"
+        f"<td>{html.escape(str(c))}</td>" if i else f"<th scope=row>{_breakable(c)}</th>"
         for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    if not any(str(h) for h in header):
+        return f"<div class=scroll><table class=meta><tbody>{body}</tbody></table></div>"
+    head = "".join(f"<th>{_breakable(h)}</th>" for h in header)
+    return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 # ----------------------------------------------------------------------------- plots
@@ -106,17 +116,34 @@ def scatter_png(task: TaskValues, directions: Mapping[str, int], *, dpi: int = 9
 # ----------------------------------------------------------------------------- the report
 
 
+# Nothing may make the page wider than the window (checked in Chromium by bench/report_html.py):
+# long unbroken words (paths, parameter strings, task names) wrap anywhere, and a table wider
+# than the page scrolls inside its own box.
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
-padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.6em 0 1.4em}
+padding:0 1em;color:#222;overflow-wrap:anywhere}
+.scroll{max-width:100%;overflow-x:auto;margin:.6em 0 1.4em}
+table{border-collapse:collapse}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right;font-variant-numeric:tabular-nums}
 th[scope=row],thead th:first-child{text-align:left}
+table{overflow-wrap:normal}
 thead th{background:#f2f2f2}
-img{max-width:100%}
+td{white-space:nowrap}
+table.meta{width:100%;table-layout:fixed}
+table.meta th{width:13em;text-align:left;vertical-align:top}
+table.meta td{text-align:left;white-space:normal;overflow-wrap:anywhere;font-variant-numeric:normal}
+img{max-width:100%;height:auto}
 code{background:#f4f4f4;padding:0 .2em}
 .note{color:#555;font-size:.92em}
 """
+
+
+def _tall(header: list[str], rows: list[list[str]], *, corner: str) -> tuple[list[str], list[list[str]]]:
+    """The table transposed when it has more value columns than rows (a breakdown over 20
+    conditioning sets reads, and fits the page, better with a row per set)."""
+    if len(header) - 1 <= len(rows):
+        return header, rows
+    return [corner] + [row[0] for row in rows], [[h] + [row[i + 1] for row in rows] for i, h in enumerate(header[1:])]
 
 
 def _scale_sentence(ranking: Ranking) -> str:
@@ -139,7 +166,8 @@ def _sections(ranking: Ranking, meta: Mapping[str, Any], status: tuple[list[str]
                             f"over models ({ranking.n_resamples} resamples, seed 0); larger is better for every "
                             "ranker. Measures with direction -1 are ranked by their negation. "
                             "`*`: ranked on part of the task's models (the others failed or exceeded "
-                            "the time budget)." + _scale_sentence(ranking)))
+                            "the time budget)." + _scale_sentence(ranking)
+                            + (f" `{ties_legend(ranking)}`." if ties_legend(ranking) else "")))
         blocks.append(("h", 3, "Average over tasks, by ranker"))
         blocks.append(("table",) + summary_rows(ranking))
         for ranker, description in ranking.rankers.items():
@@ -173,7 +201,7 @@ def _sections(ranking: Ranking, meta: Mapping[str, Any], status: tuple[list[str]
                                 "that gave the score (the minimum)." if ranker != "granulated_kendall" else
                                 "Kendall's tau among models that differ only in each hyper-parameter; the score "
                                 "is their mean."))
-            blocks.append(("table",) + breakdown_rows(ranking, ranker, task.name))
+            blocks.append(("table",) + _tall(*breakdown_rows(ranking, ranker, task.name), corner="conditioning set"))
     all_notes = list(notes) + ranking.notes
     if all_notes:
         blocks.append(("h", 2, "Notes"))
