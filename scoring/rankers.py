@@ -80,21 +80,45 @@ def _value_index(grid: ScoringGrid) -> np.ndarray:
 # ----------------------------------------------------------------------------- Jiang et al. CMI
 
 
-def _normalized_cmi(pp: np.ndarray, pm: np.ndarray, mp: np.ndarray, mm: np.ndarray) -> float:
-    """sum_u p(u) I(X;Y | u) / sum_u p(u) H(X | u) from per-cell counts n_u(x, y)."""
-    cells = np.stack([pp.ravel(), pm.ravel(), mp.ravel(), mm.ravel()], axis=1)  # (x,y)=++,+-,-+,--
+def _normalized_cmi(cells: np.ndarray) -> float:
+    """sum_u p(u) I(X;Y | u) / sum_u p(u) H(X | u) from per-cell counts n_u(x, y).
+
+    Args:
+        cells: counts, shape (cells u, values of X, values of Y).
+    """
     total = cells.sum()
     if total == 0:
         return math.nan
-    n_u = cells.sum(axis=1, keepdims=True)
-    n_x = np.stack([cells[:, 0] + cells[:, 1], cells[:, 2] + cells[:, 3]], axis=1)
-    n_y = np.stack([cells[:, 0] + cells[:, 2], cells[:, 1] + cells[:, 3]], axis=1)
-    x_of, y_of = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+    n_u = cells.sum(axis=(1, 2), keepdims=True)
+    n_x = cells.sum(axis=2, keepdims=True)
+    n_y = cells.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = cells * n_u / (n_x[:, x_of] * n_y[:, y_of])
+        ratio = cells * n_u / (n_x * n_y)
         mi = np.where(cells > 0, cells * np.log2(ratio), 0.0).sum() / total
         h = np.where(n_x > 0, n_x * np.log2(n_u / n_x), 0.0).sum() / total
     return float(mi / h) if h > 0 else math.nan
+
+
+def _jiang_cells(block: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per cell (group of i, group of j), the counts of (X, Y), X in {+, -}, Y in {+, 0, -}."""
+    pp, pm = block["gt_mt"], block["gt_ml"]
+    p0 = block["gt"] - pp - pm  # gap larger, measure tied
+    table = np.stack([np.stack([pp, p0, pm], axis=-1), np.stack([pm.T, p0.T, pp.T], axis=-1)], axis=-2)
+    return table.reshape(-1, 2, 3)
+
+
+def untied_fraction_grid(values: np.ndarray, grid: ScoringGrid) -> float:
+    """The fraction of the pairs of models with different gaps whose measure values differ too.
+
+        f = #{(i, j) : g_i != g_j, mu_i != mu_j} / #{(i, j) : g_i != g_j}
+
+    A measure that is nearly constant has f near 0: its rank tells little, whatever a ranker
+    computes from the few untied pairs. NaN when every gap is the same.
+    """
+    block = pair_counts_by_group(grid.gaps, values, [(np.zeros(grid.n_models, dtype=np.intp), 1)],
+                                 ("gt", "gt_mt", "gt_ml"))[0]
+    pairs = block["gt"][0, 0]
+    return float((block["gt_mt"][0, 0] + block["gt_ml"][0, 0]) / pairs) if pairs else math.nan
 
 
 def _present_groups(gid: np.ndarray) -> tuple[np.ndarray, int]:
@@ -108,9 +132,9 @@ def jiang_cmi_breakdown_grid(values: np.ndarray, grid: ScoringGrid, *,
     """Jiang et al.'s normalized conditional mutual information for every set S, |S| <= 2.
 
     Over ordered pairs of distinct models (each unordered pair once in each orientation, so
-    the result does not depend on model order), with ties in the gap or in the measure
-    dropped, X = sign(g_i - g_j), Y = sign(mu_i - mu_j) and U_S = (theta_S(i), theta_S(j)) the
-    values of the hyper-parameters in S of both models:
+    the result does not depend on model order), with ties in the gap dropped,
+    X = V_g = sign(g_i - g_j), Y = V_mu = sign(mu_i - mu_j) in {+1, 0, -1} and
+    U_S = (theta_S(i), theta_S(j)) the values of the hyper-parameters in S of both models:
 
         I~(S) = I(X; Y | U_S) / H(X | U_S)
               = [sum_u p(u) I(X; Y | U_S = u)] / [sum_u p(u) H(X | U_S = u)]
@@ -118,6 +142,11 @@ def jiang_cmi_breakdown_grid(values: np.ndarray, grid: ScoringGrid, *,
     with p(u) the fraction of pairs in cell u (cells weighted by their probability, empty cells
     weightless) and base-2 logs. NaN where no pair is left or H(X | U_S) = 0. Values are
     located in the possible values by equality.
+
+    A tie in the measure is Jiang et al.'s V_mu = 0, a value of its own that tells nothing about
+    X: a measure tied on most pairs keeps only the information of its untied pairs (a measure
+    that orders its untied pairs perfectly and ties the rest scores about the fraction
+    untied, :func:`untied_fraction_grid`), never the 1 that dropping the ties would give it.
 
     Args:
         values: measure value per model (grid order).
@@ -147,12 +176,8 @@ def jiang_cmi_breakdown_grid(values: np.ndarray, grid: ScoringGrid, *,
     # Number the groups present (at most one per model): empty cells are weightless, so this
     # changes nothing but the work, which no longer grows with the product of value counts.
     partitions = [_present_groups(gid) for gid, _ in partitions]
-    counts = pair_counts_by_group(grid.gaps, values, partitions, ("gt_mt", "gt_ml"))
-    out = {}
-    for key, block in zip(sets, counts):
-        pp, pm = block["gt_mt"], block["gt_ml"]
-        out[key] = _normalized_cmi(pp, pm, pm.T, pp.T)
-    return out
+    counts = pair_counts_by_group(grid.gaps, values, partitions, ("gt", "gt_mt", "gt_ml"))
+    return {key: _normalized_cmi(_jiang_cells(block)) for key, block in zip(sets, counts)}
 
 
 # ----------------------------------------------------------------------------- Kendall
@@ -350,7 +375,8 @@ class JiangCMI(Ranker):
         self.size = size
         self.name = f"jiang_cmi_{size}"
         self.description = (f"Jiang et al. 2019 normalized CMI, min over conditioning sets of "
-                            f"size {size} (unordered pairs, ties dropped, cells weighted)")
+                            f"size {size} (unordered pairs, gap ties dropped, measure ties V_mu = 0, "
+                            "cells weighted)")
 
     def breakdown_grid(self, values, grid):
         every = jiang_cmi_breakdown_grid(values, grid, max_size=self.size)

@@ -28,13 +28,17 @@ import numpy as np
 
 from scoring.errors import PGDLError
 from scoring.predictions import generalization_gap, normalize_model_id
-from scoring.rankers import RANKERS, Ranker, bootstrap_ci_grid, prepare_values
+from scoring.rankers import RANKERS, Ranker, bootstrap_ci_grid, prepare_values, untied_fraction_grid
 
-__all__ = ["MAIN_RANKER", "Ranking", "Score", "TaskValues", "breakdown_rows", "format_score", "rank_measures",
-           "ranker_label", "ranking_rows", "selected_rows", "summary_rows"]
+__all__ = ["FEW_UNTIED", "MAIN_RANKER", "Ranking", "Score", "TaskValues", "breakdown_rows", "format_score",
+           "rank_measures", "ranker_label", "ranking_rows", "selected_rows", "summary_rows", "ties_legend"]
 
 #: The ranker shown first (and alone in the per-task console table).
 MAIN_RANKER = "competition_cmi"
+
+#: A score whose measure differs on fewer than this fraction of the pairs of models with
+#: different gaps is marked ``~`` in every table: it rests on few pairs.
+FEW_UNTIED = 0.5
 
 
 @dataclass
@@ -73,16 +77,24 @@ class Score:
     high: float
     n_models: int
     n_total: int
+    untied: float = math.nan
+    """The fraction of the pairs of models with different gaps whose measure values differ
+    (:func:`scoring.rankers.untied_fraction_grid`); below :data:`FEW_UNTIED` the cell is marked."""
 
     @property
     def partial(self) -> bool:
         return self.n_models < self.n_total
 
+    @property
+    def mostly_tied(self) -> bool:
+        return self.untied < FEW_UNTIED
+
     def to_dict(self, scale: float = 1.0) -> dict[str, Any]:
         """JSON-able, the value and interval multiplied by `scale`."""
         return {"value": _json_float(scale * self.value),
                 "ci": [_json_float(scale * self.low), _json_float(scale * self.high)],
-                "models": self.n_models, "models_evaluated": self.n_total}
+                "models": self.n_models, "models_evaluated": self.n_total,
+                "untied_pairs": _json_float(self.untied)}
 
 
 @dataclass
@@ -213,6 +225,12 @@ def rank_measures(tasks: Sequence[TaskValues], directions: Mapping[str, int], *,
             except PGDLError as exc:
                 ranking.notes.append(f"{task.name}, {measure}: not ranked: {exc}")
                 continue
+            untied = untied_fraction_grid(array, grid)
+            if untied < FEW_UNTIED:
+                ranking.notes.append(
+                    f"{task.name}, {measure}: the values differ on only {untied:.1%} of the pairs of models "
+                    "with different gaps (the rest are ties, which tell nothing): its scores, marked ~, rest on "
+                    "few pairs")
             for name, ranker in rankers.items():
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
@@ -230,7 +248,7 @@ def rank_measures(tasks: Sequence[TaskValues], directions: Mapping[str, int], *,
                     if note not in ranking.notes:
                         ranking.notes.append(note)
                 ranking.scores.setdefault(name, {}).setdefault(measure, {})[task.name] = Score(
-                    float(value), low, high, len(array), max(task.n_models, len(array)))
+                    float(value), low, high, len(array), max(task.n_models, len(array)), untied)
                 if breakdown:
                     ranking.breakdowns.setdefault(name, {}).setdefault(task.name, {})[measure] = breakdown
                     ranking.selected.setdefault(name, {}).setdefault(task.name, {})[measure] = \
@@ -242,7 +260,8 @@ def rank_measures(tasks: Sequence[TaskValues], directions: Mapping[str, int], *,
 
 
 def format_score(score: Score | None, *, with_ci: bool = True, scale: float = 1.0) -> str:
-    """``0.222 [0.130, 0.556]`` (``*`` when ranked on part of the models), ``-`` when absent.
+    """``0.222 [0.130, 0.556]`` (``*`` when ranked on part of the models, ``~`` when the measure
+    is tied on most pairs, :data:`FEW_UNTIED`), ``-`` when absent.
 
     With ``scale=100``: ``22.2 [13.0, 55.6]`` (the same three significant decimals).
     """
@@ -251,7 +270,15 @@ def format_score(score: Score | None, *, with_ci: bool = True, scale: float = 1.
     text = _num(score.value, scale)
     if with_ci and math.isfinite(score.low):
         text += f" [{_num(score.low, scale)}, {_num(score.high, scale)}]"
-    return text + ("*" if score.partial else "")
+    return text + ("*" if score.partial else "") + ("~" if score.mostly_tied else "")
+
+
+def ties_legend(ranking: Ranking) -> str:
+    """The legend of the ``~`` mark, or "" when no score of the ranking has it."""
+    marked = any(score.mostly_tied for by_measure in ranking.scores.values()
+                 for by_task in by_measure.values() for score in by_task.values())
+    return (f"~: the measure's values are tied on more than {1 - FEW_UNTIED:.0%} of the pairs of models with "
+            "different gaps, so the score rests on few pairs (see the notes)") if marked else ""
 
 
 def _num(value: float, scale: float = 1.0) -> str:

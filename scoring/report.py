@@ -34,6 +34,7 @@ from scoring.ranking import (
     ranking_rows,
     selected_rows,
     summary_rows,
+    ties_legend,
 )
 
 __all__ = ["render_html", "render_markdown", "scatter_png", "write_report"]
@@ -167,7 +168,7 @@ def _sections(ranking: Ranking, meta: Mapping[str, Any], status: tuple[list[str]
                             "ranker. Measures with direction -1 are ranked by their negation. "
                             "`*`: ranked on part of the task's models (the others failed or exceeded "
                             "the time budget)." + _scale_sentence(ranking)
-                            + (f" `{ties_legend(ranking)}`." if ties_legend(ranking) else "")))
+                            + (" `~`" + ties_legend(ranking)[1:] + "." if ties_legend(ranking) else "")))
         blocks.append(("h", 3, "Average over tasks, by ranker"))
         blocks.append(("table",) + summary_rows(ranking))
         for ranker, description in ranking.rankers.items():

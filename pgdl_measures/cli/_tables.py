@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from scoring.ranking import MAIN_RANKER, Ranking, ranker_label, ranking_rows, summary_rows
+from scoring.ranking import MAIN_RANKER, Ranking, ranker_label, ranking_rows, summary_rows, ties_legend
 
 __all__ = ["ranking_table", "summary_table"]
 
@@ -20,6 +20,9 @@ def ranking_table(ranking: Ranking, ranker: str = MAIN_RANKER, *, with_ci: bool 
         table.add_column(Text(h), justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
+    legend = ties_legend(ranking)
+    if legend:
+        table.caption = Text(legend)
     return table
 
 

@@ -53,19 +53,19 @@ def table(specs):
 def slow_jiang(values, gaps, codes, subset):
     cells = defaultdict(Counter)
     for i, j in itertools.permutations(range(len(gaps)), 2):
-        if gaps[i] == gaps[j] or values[i] == values[j]:
+        if gaps[i] == gaps[j]:
             continue
         u = (tuple(codes[i][s] for s in subset), tuple(codes[j][s] for s in subset))
-        cells[u][(gaps[i] > gaps[j], values[i] > values[j])] += 1
+        cells[u][(gaps[i] > gaps[j], int(np.sign(values[i] - values[j])))] += 1  # V_mu = 0 on a tie
     total = sum(sum(c.values()) for c in cells.values())
     mi = h = 0.0
     for c in cells.values():
         n_u = sum(c.values())
         for x in (True, False):
-            n_x = c[(x, True)] + c[(x, False)]
+            n_x = c[(x, 1)] + c[(x, 0)] + c[(x, -1)]
             if n_x:
                 h += n_x / total * math.log2(n_u / n_x)
-            for y in (True, False):
+            for y in (1, 0, -1):
                 n_y = c[(True, y)] + c[(False, y)]
                 if c[(x, y)]:
                     mi += c[(x, y)] / total * math.log2(c[(x, y)] * n_u / (n_x * n_y))
