@@ -12,14 +12,6 @@ from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.base import Measure
 
-#: activations that act as the identity on non-negative inputs (and softmax, read as logits then softmax)
-_POSITIVE_IDENTITY = ("relu", "linear", None)
-
-
-def _activation(layer) -> str | None:
-    activation = getattr(layer, "activation", None)
-    return getattr(activation, "__name__", None) if activation is not None else None
-
 
 def _scaled(w: np.ndarray, out_axis: int = -1) -> tuple[np.ndarray, float]:
     """``(w / s, log s)`` with ``s`` the largest sum of ``w`` over all axes but the output axis:
@@ -36,15 +28,15 @@ def _scaled(w: np.ndarray, out_axis: int = -1) -> tuple[np.ndarray, float]:
 def squared_network(model):
     """The model's chain up to its logits with every kernel squared (and scaled), biases dropped,
     batch normalization folded into its squared per-channel scale ``(gamma / sqrt(var + eps))^2``,
-    and ReLU activations dropped (the identity on the non-negative values such a network
-    computes from a non-negative input).
+    and activations dropped: the path norm is a function of the weights alone (the sum over
+    paths of the products of their squared weights); for ReLU the activation is the identity on
+    the non-negative values this network computes from a non-negative input anyway.
 
     Returns:
         ``(keras model, log_scale)``: ``path_norm = exp(log_scale) * sum(model(1))``.
 
     Raises:
-        PGDLError: a layer this construction does not cover (an activation other than ReLU, a
-            layer with weights other than Dense, convolutions and batch normalization).
+        PGDLError: a layer with weights other than Dense, convolutions and batch normalization.
     """
     import keras
 
@@ -54,15 +46,9 @@ def squared_network(model):
     h = x
     log_scale = 0.0
     pending = []
-    last = len(parts.source) - 1
-    for index, layer in enumerate(parts.source):
-        activation = _activation(layer)
-        allowed = _POSITIVE_IDENTITY + (("softmax",) if index == last else ())
+    for layer in parts.source:
         if isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)) \
                 and not isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)):
-            if activation not in allowed:
-                raise PGDLError(f"path norm is defined for ReLU networks; layer {layer.name!r} has "
-                                f"activation {activation!r}")
             config = dict(layer.get_config(), use_bias=False, activation="linear", name=f"{layer.name}_squared")
             for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
                         "bias_constraint"):
@@ -83,14 +69,11 @@ def squared_network(model):
             factor = scale.reshape(shape[1:])
             h = keras.layers.Lambda(lambda t, f=factor: t * f, name=f"{layer.name}_squared")(h)
             log_scale += log_s
-        elif isinstance(layer, keras.layers.ReLU) or (isinstance(layer, keras.layers.Activation)
-                                                      and activation in _POSITIVE_IDENTITY):
+        elif isinstance(layer, (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.Activation)):
             continue
         elif layer.weights:
             raise PGDLError(f"path norm: layer {layer.name!r} ({type(layer).__name__}) has weights, and only Dense, "
                             "convolution and batch-normalization layers are covered")
-        elif isinstance(layer, keras.layers.Activation):
-            raise PGDLError(f"path norm is defined for ReLU networks; layer {layer.name!r} applies {activation!r}")
         else:  # pooling, flatten, dropout, reshape, padding: rebuilt as they are
             h = type(layer).from_config(dict(layer.get_config(), name=f"{layer.name}_squared"))(h)
     squared = keras.Model(x, h, name=f"{model.name}_squared_weights")
@@ -119,7 +102,9 @@ class LogPathNorm(Measure):
     are left out; batch normalization counts as its per-channel scale ``gamma / sqrt(var +
     eps)``; max pooling keeps its maximum, as evaluating ``f_{w^2}`` does. The log keeps deep
     networks finite (the network is evaluated layer-scaled, see :func:`squared_network`) and
-    leaves rankings unchanged. ReLU networks only. Data-free; larger values predict a larger
+    leaves rankings unchanged. Activations are left out (for a ReLU network the value is
+    exactly ``f_{w^2}(1)``; for others, tanh included, it is the sum over paths of the products
+    of squared weights, Neyshabur et al.'s path norm). Data-free; larger values predict a larger
     gap.
 
     References:

@@ -112,11 +112,16 @@ def test_path_norm_is_invariant_to_relu_rescaling():
     assert math.isfinite(LogPathNorm()(tiny_trained_model("conv")))
 
 
-def test_path_norm_refuses_other_activations():
+def test_path_norm_ignores_the_activation():
+    """A function of the weights alone: a tanh network's path norm is its ReLU twin's."""
     import keras
 
-    from pgdl_measures.measures.base import MeasureError
-
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(2)])
-    with pytest.raises(MeasureError, match="ReLU networks"):
-        LogPathNorm()(TrainedModel("m", model, None, None, task="t"))
+    nets = {}
+    for activation in ("relu", "tanh"):
+        keras.utils.set_random_seed(0)
+        nets[activation] = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation=activation),
+                                             keras.layers.Dense(2, activation="softmax")])
+    nets["tanh"].set_weights(nets["relu"].get_weights())
+    assert log_path_norm(nets["tanh"]) == pytest.approx(log_path_norm(nets["relu"]), rel=1e-9)
+    w1, _, w2, _ = [np.float64(w) for w in nets["relu"].get_weights()]
+    assert log_path_norm(nets["relu"]) == pytest.approx(math.log(np.sum((w1 ** 2) @ (w2 ** 2))), rel=1e-6)
