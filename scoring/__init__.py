@@ -8,6 +8,9 @@
 * :mod:`scoring.predictions` -- reading and validating ``.predict`` files and
   ``model_configs.json`` and scoring a whole submission (:func:`score_submission`), as the
   competition's scoring program did.
+* :mod:`scoring.rules` -- the competition's small rules every layer shares, each defined once:
+  model ids (:func:`~scoring.rules.normalize_model_id`), natural order, the ``"EXCEEDED"``
+  marker, the time budget per model.
 
 Importing this package is cheap: the names below are imported on first use.
 

@@ -11,13 +11,19 @@
    is produced; a run started again computes only what is missing (errors and "exceeded"
    results count as done unless `retry_errors`). The time already spent on a model's stored
    results counts against its budget on a restart, so an interrupted run ends as an
-   uninterrupted one would.
+   uninterrupted one would. A stored result is reused only for the same model *contents*: each
+   row carries a digest of the model's files and the task's data
+   (:meth:`pgdl_measures.tasks.Task.model_digest`), so a different task that has the same name
+   never gets another's values (the run notes the rows it did not reuse). The reference
+   (``model_configs.json``) is checked first (:func:`check_references`).
 2. :func:`write_predictions` writes ``<out>/<measure>/<task>.predict`` in the competition's
    format: a JSON object model id -> value, or ``"EXCEEDED"`` for a model over the budget. The
    value is oriented like the competition's predictions (larger predicts a larger gap), i.e.
    multiplied by the measure's ``direction``. The competition needed a value for every model,
    so a measure that failed on any model of a task gets no ``.predict`` for that task (a stale
-   one is removed) and the reason is reported; the store keeps the values of the others.
+   one is removed) and the reason is reported; the store keeps the values of the others. The
+   outputs cover every model with a stored result for the task as it is now (its contents, see
+   above), not only the models of this run (:func:`collect_results`).
 3. :func:`rank_results` ranks the measures on the tasks that have reference data with every
    ranker of :mod:`scoring.rankers`, and :func:`scoring.report.write_report` writes
    ``report.md``, ``report.html`` and ``ranking.json``.
@@ -138,7 +144,7 @@ def current_backend() -> str:
     home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
     try:
         return str(json.loads((home / "keras.json").read_text())["backend"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return "tensorflow"
 
 
@@ -669,7 +675,8 @@ def evaluate(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str |
     meta = {"title": "PGDL evaluation",
             "tasks": ", ".join(t.name for t in tasks),
             "measures": ", ".join(f"{m.name} {canonical_params(m.params)}" for m in measures),
-            "models": "all" if not models else ", ".join(models),
+            "models": "all" if not models else f"{', '.join(models)} computed in this run (the outputs cover "
+                                               "every model stored for the tasks)",
             "backend": backend, "time budget per model": f"{time_budget:g} s",
             "toolkit version": __version__, "results store": store_path.name,
             "computed in this run": f"{stats.total_computed} results ({stats.reused} already stored)"}
