@@ -77,7 +77,7 @@ _SMOKE = {"name": "digits", "train_size": 300, "test_size": 100}
 PRESETS: dict[str, dict[str, Preset]] = {
     "gn-vs-agn": {
         "paper": Preset({"name": "mnist"}, {"mlp": 9, "lenet5": 12}, epochs=40, lr_range=(0.001, 0.1)),
-        "ci": Preset(_MNIST_DIGITS, {"mlp": 9, "lenet5": 12}, epochs=8, train_fraction=0.5,
+        "ci": Preset(_MNIST_DIGITS, {"mlp": 9, "lenet5": 8}, epochs=8, train_fraction=0.5,
                      gn={"examples": 256, "iterations": 4}),
         "smoke": Preset(_SMOKE, {"mlp": 3}, epochs=2, gn={"examples": 32, "iterations": 2}),
     },
@@ -91,7 +91,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
     "fit-regimes": {
         "paper": Preset({"name": "cifar10"}, {"resnet56": 20}, epochs=160, lr_range=(0.001, 0.3),
                         batch_sizes=(64, 128, 256)),
-        "ci": Preset(_MNIST_DIGITS, {"mlp": 20}, epochs=5, train_fraction=0.25, lr_range=(0.0003, 0.3),
+        "ci": Preset(_MNIST_DIGITS, {"mlp": 16}, epochs=4, train_fraction=0.25, lr_range=(0.0003, 0.3),
                      schedule="constant"),
         "smoke": Preset(_SMOKE, {"mlp": 6}, epochs=2, lr_range=(0.001, 0.3), schedule="constant"),
     },

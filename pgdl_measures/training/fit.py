@@ -40,7 +40,6 @@ import io
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -633,6 +632,3 @@ def train_model(config: Mapping[str, Any], hp: Mapping[str, Any], x_train: np.nd
                "train_seconds": round(fit.seconds, 3)}
     return TrainResult(model, initial, metrics, history)
 
-
-def default_progress() -> TextIO:
-    return sys.stderr

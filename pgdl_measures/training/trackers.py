@@ -74,20 +74,9 @@ def summed(history: Mapping[str, Sequence[float]], key: str) -> float | None:
     return None if not values else float(np.sum(values))
 
 
-@functools.cache
-def _callback_base():
-    return _keras().callbacks.Callback
-
-
 def _make(cls_factory):
     """Build the callback classes lazily (Keras is imported on first use)."""
     return functools.cache(cls_factory)
-
-
-class _Timed:
-    """Mixin: seconds spent inside the tracker, logged as ``<key>_seconds``."""
-
-    seconds: float = 0.0
 
 
 @_make
