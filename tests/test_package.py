@@ -138,7 +138,8 @@ def test_help_says_where_the_evaluate_value_can_differ(cli):
     (["package", "no_such_measure"], "unknown measure"),
     (["package", "agn", "-p", "max_examples"], "expected key=value"),
     (["package", "vc_dimension", "-p", "x=1"], "has no parameter x"),
-    (["package", "vc_dimension", "-p", "use_input_size=banana"], "--param use_input_size=banana: expected true or false"),
+    (["package", "vc_dimension", "-p", "use_input_size=banana"],
+     "--param use_input_size=banana: expected true or false"),
     (["package", "agn", "-p", "max_examples=1", "-p", "max_examples=2"], "--param max_examples given twice"),
     (["package", "agn", "-o", "missing_folder/agn.zip"], "no such folder"),
 ])
