@@ -551,15 +551,15 @@ def test_processes_a_submission_starts_in_a_new_session_do_not_survive(tmp_path,
 
 def test_per_task_budget_pays_for_a_one_off_warm_up(tmp_path, toy_path, monkeypatch):
     """The competition's rule: a slow first model borrows the time the others leave."""
-    monkeypatch.setenv("PGDL_WARM_UP_SECONDS", "3.5")
-    sub.run_submission(SUBMISSIONS / "warm_up", toy_path, tmp_path / "model", time_budget=3,
+    monkeypatch.setenv("PGDL_WARM_UP_SECONDS", "6")
+    sub.run_submission(SUBMISSIONS / "warm_up", toy_path, tmp_path / "model", time_budget=5,
                        models=["model_0"])
     assert predict(tmp_path / "model") == {"model_0": "EXCEEDED"}  # per model (the default)
     run = sub.run_submission(SUBMISSIONS / "warm_up", toy_path, tmp_path / "task",
-                             time_budget=3, budget_rule="per-task", reuse_process=True,
-                             models=["model_0", "model_1"])
+                             time_budget=5, budget_rule="per-task", reuse_process=True,
+                             models=["model_0", "model_1"])  # 10 s for both: 4 s to load them
     assert predict(tmp_path / "task") == {"model_0": 2.0, "model_1": 2.0}
-    assert run.tasks[0].outcomes["model_0"].seconds >= 3.5
+    assert run.tasks[0].outcomes["model_0"].seconds >= 6
 
 
 def test_per_task_budget_spent_marks_the_models_left_exceeded():
