@@ -131,7 +131,7 @@ def parse_param_value(text: str):
         return python[text]
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, an integer over 4,300 digits, nested too deeply
         return text
 
 

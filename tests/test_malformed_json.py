@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from scoring.errors import PGDLError
 
-SETTINGS = settings(max_examples=60, deadline=None,
+SETTINGS = settings(max_examples=int(__import__("os").environ.get("PGDL_HYPOTHESIS_EXAMPLES", 60)), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 # ----------------------------------------------------------------------------- valid documents
@@ -43,6 +43,17 @@ PREDICTION = {f"model_{k}": 0.5 * k for k in range(4)}
 SPEC = {"task": "t", "seed": 0, "dataset": {"name": "digits", "train_size": 20},
         "architecture": "mlp", "grid": {"depth": [1, 2], "width": [4]},
         "fixed": {"epochs": 1}}
+
+SEARCH_SPEC = {
+    "name": "ci", "algorithms": ["random", "bohb"], "objectives": ["val_loss", "agn_val_loss"], "alphas": [0.1],
+    "space": {"batch_size": {"low": 32, "high": 1000, "int": True}, "learning_rate": {"low": 1e-07, "high": 0.5,
+                                                                                      "log": True}},
+    "start": {"batch_size": 100, "learning_rate": 0.01, "momentum": 0.6, "weight_decay": 0.0005},
+    "default": {"batch_size": 128, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0001},
+    "epochs": 8, "budget": 128, "round_size": 8, "bohb": {"eta": 2, "min_epochs": 2},
+    "data": {"dataset": "digits", "options": {}, "train_fraction": 0.5, "validation": 0.25, "seed": 0},
+    "model": {"name": "vgg", "options": {"depth": 2, "width": 8}}, "final_seeds": [0, 1, 2], "seed": 0,
+    "trainer": "keras", "agn": "online", "diverge_loss": 10000.0}
 
 RECORD = {"hparams": {"depth": 1, "width": 4}, "metrics": {"train_acc": 1.0, "test_acc": 0.5}}
 
@@ -101,6 +112,12 @@ def _read_zoo_state(path: Path):
     return _zoo_writer(path).prepare({"task": "t"}, "digest", None)
 
 
+def _read_search_spec(path: Path):
+    from pgdl_measures.search.spec import load_spec
+
+    return load_spec(path)
+
+
 #: name -> (the valid document, the file's name, the reader)
 READERS = {
     "config.json": (CONFIG, "config.json", _read_config),
@@ -110,6 +127,7 @@ READERS = {
     "zoo spec": (SPEC, "spec.json", _read_spec),
     "zoo model record": (RECORD, "model_0.json", _read_zoo_record),
     "zoo run record": ({"spec": {"task": "t"}, "data_sha256": "digest"}, "spec.json", _read_zoo_state),
+    "search spec": (SEARCH_SPEC, "search.json", _read_search_spec),
 }
 
 # ----------------------------------------------------------------------------- malformed content

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
+from scoring.files import read_json
 
 ALGORITHMS = ("random", "cmaes", "pso", "bohb")
 #: objective name -> what is minimised (AGN is the trial's summed AGN, see objectives.py)
@@ -183,17 +184,24 @@ def load_spec(spec: str | os.PathLike | dict[str, Any]) -> SearchSpec:
         source = str(path)
         if not path.is_file():
             raise PGDLError(f"no such spec file or preset (presets: {', '.join(PRESETS)})", path)
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise PGDLError(f"cannot read the spec: {exc}", path) from None
+        raw = read_json(path, "the search spec")
         if not isinstance(raw, dict):
             raise PGDLError("the spec must be a JSON object", path)
     preset = raw.pop("preset", None)
-    if preset is not None and preset not in PRESETS:
+    if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
         raise PGDLError(f"{source}: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     full = _merge(PRESETS[preset] if preset else PAPER, raw)
     return validate(full, source)
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number (not a boolean) that is finite as a float."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def validate(raw: dict[str, Any], source: str = "<spec>") -> SearchSpec:
@@ -210,10 +218,10 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> SearchSpec:
         bad = [v for v in values if v not in known]
         if bad:
             problems.append(f"unknown {key[:-1]} {', '.join(map(repr, bad))}; known: {', '.join(known)}")
-    if any(o in AGN_OBJECTIVES for o in raw.get("objectives") or []):
+    objectives = raw.get("objectives")
+    if isinstance(objectives, list) and any(o in AGN_OBJECTIVES for o in objectives):
         alphas = raw.get("alphas")
-        if not isinstance(alphas, list) or not alphas or not all(
-                isinstance(a, (int, float)) and math.isfinite(a) and a >= 0 for a in alphas):
+        if not isinstance(alphas, list) or not alphas or not all(_finite_number(a) and a >= 0 for a in alphas):
             problems.append("alphas must be a non-empty list of numbers >= 0")
     params = []
     space = raw.get("space")
@@ -226,7 +234,7 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> SearchSpec:
             continue
         try:
             low, high = float(rng["low"]), float(rng["high"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             problems.append(f"space.{name} needs numbers low and high")
             continue
         if not low < high:
@@ -238,8 +246,13 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> SearchSpec:
         params.append(Param(name, low, high, bool(rng.get("log")), bool(rng.get("int"))))
     for key in ("start", "default"):
         point = raw.get(key) or {}
+        if not isinstance(point, dict):
+            problems.append(f"{key} must be an object {{parameter: value}}")
+            continue
         for p in params:
-            if p.name in point and not p.low <= float(point[p.name]) <= p.high and key == "start":
+            if p.name in point and not _finite_number(point[p.name]):
+                problems.append(f"{key}.{p.name} must be a number")
+            elif p.name in point and not p.low <= point[p.name] <= p.high and key == "start":
                 problems.append(f"start.{p.name} = {point[p.name]} is outside [{p.low:g}, {p.high:g}]")
         missing = [name for name in TRAINING_PARAMS if name not in point]
         if missing:
@@ -251,6 +264,8 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> SearchSpec:
         problems.append(f"budget {raw['budget']} GPU x epochs is smaller than one configuration "
                         f"({raw['epochs']} epochs)")
     bohb = raw.get("bohb") or {}
+    if not isinstance(bohb, dict):
+        problems.append("bohb must be an object {eta, min_epochs}")
     if "bohb" in (raw.get("algorithms") or []) and not problems:
         eta, low = bohb.get("eta"), bohb.get("min_epochs")
         if not isinstance(eta, int) or eta < 2 or not isinstance(low, int) or low < 1:
@@ -270,9 +285,11 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> SearchSpec:
     if not isinstance(trainer, str) or not (trainer in ("keras", "fake") or ":" in trainer):
         problems.append("trainer must be 'keras', 'fake' or 'module:function'")
     data, model = raw.get("data") or {}, raw.get("model") or {}
+    data, model = (data if isinstance(data, dict) else {}), (model if isinstance(model, dict) else {})
+    fraction = data.get("train_fraction", 1.0)
     if not isinstance(data.get("dataset"), str):
         problems.append("data.dataset must be a dataset name")
-    elif not 0 < float(data.get("train_fraction", 1.0)) <= 1:
+    elif not _finite_number(fraction) or not 0 < fraction <= 1:
         problems.append("data.train_fraction must be in (0, 1]")
     if not isinstance(model.get("name"), str):
         problems.append("model.name must be a model name")
