@@ -75,4 +75,4 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
         console.print(Text(note, style="yellow"))
     console.print(f"results: {result.store_path}\npredictions: {len(result.predictions)} .predict files "
                   f"under {result.out_dir}\nreport: {result.report[0]} and {result.report[1]}", markup=False,
-                  highlight=False)
+                  highlight=False, soft_wrap=True)  # paths whole on their line, as they are

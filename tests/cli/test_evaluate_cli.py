@@ -284,3 +284,28 @@ def test_malformed_reference_is_refused_before_computing(cli, toy_path, tmp_path
     assert not (out / STORE_NAME).exists()
     score = cli(["score", str(task), str(tmp_path)])  # the same file, the same message from pgdl score
     assert score.exit_code == 2 and "metrics.train_acc must be a finite number" in score.output
+
+
+def test_names_and_paths_are_plain_text_and_the_cmi_is_x100(cli, mini_path, tmp_path):
+    """A task and an output folder named with rich markup ([/x], [bold]) are printed as they are
+    (progress, tables, paths), and the competition's CMI is shown x100, labelled."""
+    import shutil
+
+    models = [f"model_{k}" for k in range(8)]
+    task = tmp_path / "t[/x]k[bold]"
+    source = mini_path / "input_data" / "digits_vgg"
+    for name in models + ["dataset_1"]:
+        shutil.copytree(source / name, task / name)
+    reference = json.loads((mini_path / "reference_data" / "digits_vgg" / "model_configs.json").read_text())
+    (task / "model_configs.json").write_text(json.dumps({k.split("_")[1]: reference[k.split("_")[1]] for k in models}))
+    out = tmp_path / "out[/x]"
+    result = cli(["evaluate", str(task), "-m", "vc_dimension", "--out", str(out), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"results: {out / 'results.sqlite'}" in result.output
+    assert "k[bold]/model_" in text  # the progress line, as it is (the table may wrap the name)
+    assert "competition_cmi (x100)" in text
+    ranking = json.loads((out / "ranking.json").read_text())["rankers"]["competition_cmi"]
+    assert ranking["scale"] == 100
+    (value,) = [score["value"] for score in ranking["scores"]["vc_dimension"].values()]
+    assert f"{value:.1f}" in text  # the terminal shows the x100 value of ranking.json
