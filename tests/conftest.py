@@ -1,4 +1,4 @@
-"""Shared fixtures: the official sample task, a CLI runner."""
+"""Shared fixtures: the official sample task, the bundled mini task, a CLI runner, a fresh registry."""
 
 from __future__ import annotations
 
@@ -53,3 +53,14 @@ class _MainWrapper:
 @pytest.fixture
 def cli():
     return invoke
+
+
+@pytest.fixture
+def fresh_registry():
+    """The measure registry (``available_measures``) with its cache cleared before and after, so a
+    fake plugin never leaks into other tests."""
+    from pgdl_measures.registry import available_measures
+
+    available_measures.cache_clear()
+    yield available_measures
+    available_measures.cache_clear()

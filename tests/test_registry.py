@@ -56,14 +56,6 @@ def make_distribution(root: Path, dist: str, modules: dict[str, str], entry_poin
 
 
 @pytest.fixture
-def fresh_registry():
-    """Clear the registry's cache before and after, so a fake plugin never leaks into other tests."""
-    available_measures.cache_clear()
-    yield available_measures
-    available_measures.cache_clear()
-
-
-@pytest.fixture
 def plugin_path(tmp_path, monkeypatch, fresh_registry, request):
     """A directory on sys.path holding the distribution `fakeplugin` (entry points per test)."""
     tag = request.node.name.replace("[", "_").replace("]", "").replace("-", "_")

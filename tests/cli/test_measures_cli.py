@@ -38,13 +38,6 @@ needs_build_tools = pytest.mark.skipif(not _can_build_without_isolation(),
                                        reason="building offline needs setuptools (and wheel) in this environment")
 
 
-@pytest.fixture
-def fresh_registry():
-    available_measures.cache_clear()
-    yield
-    available_measures.cache_clear()
-
-
 def add_distribution(root: Path, dist: str, entry_points: dict[str, str], monkeypatch) -> None:
     """Put an installed-looking distribution (dist-info with entry points) on sys.path."""
     info = root / f"{dist}-0.1.dist-info"
