@@ -53,8 +53,6 @@ def test_one_spelling_per_option(path, command):
     for param in command.params:
         if isinstance(param, click.Option) and "--models" in param.opts:
             assert param.multiple, f"{' '.join(path)}: --models must be repeatable (and accept commas)"
-        if isinstance(param, click.Option) and "--out" in param.opts:
-            assert "-o" in param.opts, path
 
 
 def _command(*path):
