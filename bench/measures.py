@@ -40,7 +40,8 @@ untimed warm-up that compiles):
 use ``--examples 50000`` for the true 50,000 figure (``bench/device_jax.sh`` is that run, prepared
 for the device machine). With ``--out`` the report is also written to a file after every part
 and every measure, ``"complete": true`` once all ran. Every part runs inside
-:func:`pgdl_measures.backend.full_float32`, as measures do (``float32_mode`` in the report). ``tensorflow_imported`` in the output says
+:func:`pgdl_measures.backend.full_float32`, as measures do (``float32_mode`` in the report).
+``tensorflow_imported`` in the output says
 whether TensorFlow ended up imported; with ``--backend jax`` it can be true only because Keras
 itself imports TensorFlow when it is installed (e.g. ``Layer.get_config`` checks
 ``tf.available``); where TensorFlow is not installed nothing here needs it.
@@ -315,8 +316,8 @@ def main() -> None:
     import keras
 
     from pgdl_measures import backend
-    from pgdl_measures.tasks.data import ArrayDataset
     from pgdl_measures.tasks import TrainedModel
+    from pgdl_measures.tasks.data import ArrayDataset
 
     model = build_vgg()
     initial = init_weights(model, 1)

@@ -81,7 +81,7 @@ def main(argv=None):
 
     rankers = {}
     for name, ranker in RANKERS.items():
-        seconds, _, value = best_time(lambda: ranker(prediction, specs), args.repeats)
+        seconds, _, value = best_time(lambda ranker=ranker: ranker(prediction, specs), args.repeats)
         rankers[name] = {"seconds": round(seconds, 5), "value": value}
 
     print(json.dumps({

@@ -10,7 +10,8 @@ real work: it is O(n^2) Python per conditioning set. It does not mutate its inpu
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

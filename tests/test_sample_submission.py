@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_run_submission import numpy_forward, toy_train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_submission"

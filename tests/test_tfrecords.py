@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pgdl_measures.tasks import tfrecords
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.tasks import tfrecords
 from pgdl_measures.tasks.tfrecords import count_examples, iter_batches, list_shards, write_shards
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None

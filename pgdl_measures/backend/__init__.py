@@ -43,8 +43,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
 
 import numpy as np
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 _CACHE_ATTRIBUTE = "_pgdl_measures_cache"
 

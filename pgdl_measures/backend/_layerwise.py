@@ -26,8 +26,8 @@ then falls back to vmapped per-example gradients.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from pgdl_measures.backend.model_graph import layer_chain, pre_activation_class
 from pgdl_measures.errors import PGDLError

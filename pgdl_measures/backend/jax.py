@@ -9,8 +9,7 @@ traced once per model and input shape, and reads the current weights on every ca
 from __future__ import annotations
 
 import functools
-
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf

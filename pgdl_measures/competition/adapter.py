@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from pgdl_measures.tasks.data import Dataset
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.tasks.data import Dataset
 from pgdl_measures.tasks.model_config import LAYER_NAMES
 from pgdl_measures.tasks.trained import TrainedModel
 

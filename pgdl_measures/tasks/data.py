@@ -71,7 +71,7 @@ class ShardedDataset(Dataset):
         self._len: int | None = None
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> "ShardedDataset":
+    def from_folder(cls, folder: str | Path) -> ShardedDataset:
         from pgdl_measures.tasks.tfrecords import list_shards
 
         return cls(list_shards(folder))

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from pgdl_measures import backend
-from pgdl_measures.tasks.data import ArrayDataset
-from pgdl_measures.errors import PGDLError
 from pgdl_measures.backend import model_graph
+from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.agn import AGN, agn_per_example, softmax
 from pgdl_measures.measures.base import MeasureError
 from pgdl_measures.tasks import TrainedModel
+from pgdl_measures.tasks.data import ArrayDataset
 from pgdl_measures.testing import tiny_trained_model
 
 

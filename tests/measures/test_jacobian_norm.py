@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from pgdl_measures.tasks.data import ArrayDataset
-from pgdl_measures.errors import PGDLError
 from pgdl_measures.backend import model_graph
+from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.base import MeasureError
 from pgdl_measures.measures.jacobian_norm import JacobianNorm, batch_jacobian_score
 from pgdl_measures.tasks import TrainedModel
+from pgdl_measures.tasks.data import ArrayDataset
 from pgdl_measures.testing import tiny_trained_model
 
 
@@ -37,9 +37,9 @@ def _example_jacobians(layers, x):
     for layer in layers[:-1]:
         inputs.append(keras.ops.convert_to_numpy(layer(inputs[-1], training=False)))
 
-    def tail(l):
+    def tail(k):
         def f(u):
-            for layer in layers[l:]:
+            for layer in layers[k:]:
                 u = layer(u, training=False)
             return u
         return f
@@ -48,20 +48,20 @@ def _example_jacobians(layers, x):
     if keras.backend.backend() == "jax":
         import jax
 
-        for l, u in enumerate(inputs):
-            f = tail(l)
-            out.append(np.stack([np.asarray(jax.jacrev(lambda v: f(v[None])[0])(u[i])).reshape(-1, u[i].size)
+        for k, u in enumerate(inputs):
+            f = tail(k)
+            out.append(np.stack([np.asarray(jax.jacrev(lambda v, f=f: f(v[None])[0])(u[i])).reshape(-1, u[i].size)
                                  for i in range(len(u))]))
     else:
         import tensorflow as tf
 
-        for l, u in enumerate(inputs):
+        for k, u in enumerate(inputs):
             rows = []
             for i in range(len(u)):
                 v = tf.constant(u[i:i + 1])
                 with tf.GradientTape() as tape:
                     tape.watch(v)
-                    logits = tail(l)(v)
+                    logits = tail(k)(v)
                 rows.append(tape.jacobian(logits, v).numpy().reshape(-1, v.shape.num_elements()))
             out.append(np.stack(rows))
     return out

@@ -6,8 +6,13 @@ import math
 
 import pytest
 
-from pgdl_measures.measures.vc_dimension import (COMPETITION_SPATIAL_SIZE, VCDimension, kernel_shapes,
-                                                 spatial_size_of, vc_dimension_bound)
+from pgdl_measures.measures.vc_dimension import (
+    COMPETITION_SPATIAL_SIZE,
+    VCDimension,
+    kernel_shapes,
+    spatial_size_of,
+    vc_dimension_bound,
+)
 from pgdl_measures.tasks import TrainedModel, find_tasks
 from pgdl_measures.testing import tiny_trained_model
 
