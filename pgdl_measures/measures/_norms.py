@@ -9,6 +9,7 @@ from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
 from pgdl_measures.measures import _representations as rep
+from pgdl_measures.measures.base import Measure
 
 
 def weight_matrices(model) -> list[np.ndarray]:
@@ -59,3 +60,33 @@ def margin_gamma(trained, percentile: float, max_examples: int | None, min_margi
     x, y = rep.first_examples(trained.train, max_examples)
     _common.check_labels(y, trained.num_classes)
     return max(rep.margin_percentile(trained.model, x, y, percentile, batch_size), float(min_margin))
+
+
+class MarginMeasure(Measure):
+    """Base of the measures normalised by the training-set output margin ``gamma``
+    (:func:`margin_gamma`): their four parameters, checked once, and :meth:`gamma`.
+
+    Args:
+        percentile: the margin percentile ``q`` that defines ``gamma``.
+        min_margin: the floor of ``gamma``.
+        max_examples: training examples used.
+        batch_size: examples per forward pass.
+    """
+
+    direction = 1
+    needs_initial_weights = False
+
+    def __init__(self, *, percentile: float = 10.0, min_margin: float = 1e-3, max_examples: int = 5000,
+                 batch_size: int = 256):
+        rep.check_percentile(self.name, percentile)
+        rep.check_positive(self.name, "min_margin", min_margin)
+        _common.check_count(self.name, "max_examples", max_examples)
+        _common.check_count(self.name, "batch_size", batch_size)
+        self.percentile = percentile
+        self.min_margin = min_margin
+        self.max_examples = max_examples
+        self.batch_size = batch_size
+
+    def gamma(self, trained) -> float:
+        """``gamma`` of `trained`: the `percentile` margin on its training set, floored at `min_margin`."""
+        return margin_gamma(trained, self.percentile, self.max_examples, self.min_margin, self.batch_size)

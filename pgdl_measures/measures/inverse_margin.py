@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pgdl_measures.measures import _common, _norms
-from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures import _norms
 
 
-class InverseMargin(Measure):
+class InverseMargin(_norms.MarginMeasure):
     """One over the squared 10th-percentile output margin on the training set::
 
         gamma = percentile_q( f(x_i)_{y_i} - max_{j != y_i} f(x_i)_j ),  inverse_margin = 1 / gamma^2
@@ -39,17 +37,5 @@ class InverseMargin(Measure):
                  "arXiv:1912.02178, inverse margin 1/gamma^2, gamma the 10th percentile of "
                  "f(x)_y - max_{j != y} f(x)_j")
 
-    def __init__(self, *, percentile: float = 10.0, min_margin: float = 1e-3, max_examples: int = 5000,
-                 batch_size: int = 256):
-        rep.check_percentile(self.name, percentile)
-        rep.check_positive(self.name, "min_margin", min_margin)
-        _common.check_count(self.name, "max_examples", max_examples)
-        _common.check_count(self.name, "batch_size", batch_size)
-        self.percentile = percentile
-        self.min_margin = min_margin
-        self.max_examples = max_examples
-        self.batch_size = batch_size
-
     def compute(self, trained) -> float:
-        gamma = _norms.margin_gamma(trained, self.percentile, self.max_examples, self.min_margin, self.batch_size)
-        return 1.0 / gamma ** 2
+        return 1.0 / self.gamma(trained) ** 2

@@ -6,8 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pgdl_measures.measures import _common, _norms
-from pgdl_measures.measures import _representations as rep
+from pgdl_measures.measures import _norms
 from pgdl_measures.measures.base import Measure
 
 _REFERENCE = ("Jiang et al., 'Fantastic generalization measures and where to find them', ICLR 2020, "
@@ -22,27 +21,6 @@ def log_prod_of_spec(matrices, gamma: float = 1.0) -> float:
 def sum_of_spec(matrices, gamma: float = 1.0) -> float:
     """``d (prod_{i=1}^d ||W_i||_2^2 / gamma^2)^(1/d)``, through logarithms."""
     return float(np.exp(_norms.log_sum_form(_norms.log_sq_spectral_norms(matrices), 2.0 * np.log(gamma))))
-
-
-class _Spectral(Measure):
-    """Shared metadata and margin parameters of the margin-normalised variants."""
-
-    direction: ClassVar[int] = 1
-    needs_initial_weights: ClassVar[bool] = False
-
-    def __init__(self, *, percentile: float = 10.0, min_margin: float = 1e-3, max_examples: int = 5000,
-                 batch_size: int = 256):
-        rep.check_percentile(self.name, percentile)
-        rep.check_positive(self.name, "min_margin", min_margin)
-        _common.check_count(self.name, "max_examples", max_examples)
-        _common.check_count(self.name, "batch_size", batch_size)
-        self.percentile = percentile
-        self.min_margin = min_margin
-        self.max_examples = max_examples
-        self.batch_size = batch_size
-
-    def gamma(self, trained) -> float:
-        return _norms.margin_gamma(trained, self.percentile, self.max_examples, self.min_margin, self.batch_size)
 
 
 class LogProdOfSpec(Measure):
@@ -70,7 +48,7 @@ class LogProdOfSpec(Measure):
         return log_prod_of_spec(_norms.weight_matrices(trained.model))
 
 
-class LogProdOfSpecOverMargin(_Spectral):
+class LogProdOfSpecOverMargin(_norms.MarginMeasure):
     """Log of the product of squared spectral norms over the squared margin::
 
         log_prod_of_spec_over_margin = log( prod_{i=1}^d ||W_i||_2^2 / gamma^2 )
@@ -125,7 +103,7 @@ class SumOfSpec(Measure):
         return sum_of_spec(_norms.weight_matrices(trained.model))
 
 
-class SumOfSpecOverMargin(_Spectral):
+class SumOfSpecOverMargin(_norms.MarginMeasure):
     """The rescaling-invariant sum of squared spectral norms over the squared margin::
 
         sum_of_spec_over_margin = d (prod_{i=1}^d ||W_i||_2^2 / gamma^2)^(1/d)
