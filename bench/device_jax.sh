@@ -41,15 +41,7 @@ fetch)
     ;;
 run|run12)
     mode=$1
-    OUT=${OUT:-/tmp/bench_out}
-    mkdir -p "$OUT"
-    if ls .whl/*.whl >/dev/null 2>&1; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-        export PYTHONPATH=/tmp/site:$PWD
-    else
-        export PYTHONPATH=$PWD
-    fi
-    export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+    . bench/device_env.sh
     {
         nvidia-smi -L 2>&1 || true
         python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"

@@ -38,16 +38,8 @@ fetch)
     ls -l .whl
     ;;
 run)
-    OUT=${OUT:-/tmp/bench_out}
-    mkdir -p "$OUT"
-    if ls .whl/*.whl >/dev/null 2>&1; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-        export PYTHONPATH=/tmp/site:$PWD
-        export PATH=/tmp/site/bin:$PATH
-    else
-        export PYTHONPATH=$PWD
-    fi
-    export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=3
+    . bench/device_env.sh
+    export TF_CPP_MIN_LOG_LEVEL=3
     {
         nvidia-smi -L 2>&1 || true
         python3 -c "import jax, keras, optuna, nevergrad, distributed; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__, 'optuna', optuna.__version__, 'distributed', distributed.__version__)"

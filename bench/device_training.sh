@@ -16,15 +16,7 @@
 # BENCH_EXAMPLES (10240) and STEP_TIMEOUT (150 s per step) override the defaults.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/bench_out}
-mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
-else
-    export PYTHONPATH=$PWD
-fi
-export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+. bench/device_env.sh
 N=${BENCH_EXAMPLES:-10240}
 T=${STEP_TIMEOUT:-150}
 {
