@@ -12,6 +12,17 @@ from pgdl_measures.measures import _representations as rep
 from pgdl_measures.measures.base import Measure
 
 
+def kernels(model) -> list[np.ndarray]:
+    """The kernel of every layer of `model`'s chain that has one (Dense, convolutions), in layer
+    order, as float64 arrays of the kernel's own shape."""
+    out = []
+    for layer in model_graph.layer_chain(model):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None:
+            out.append(np.asarray(kernel.numpy() if hasattr(kernel, "numpy") else kernel, np.float64))
+    return out
+
+
 def weight_matrices(model) -> list[np.ndarray]:
     """The kernel of every layer with one, as a matrix, in layer order (float64).
 
@@ -23,13 +34,7 @@ def weight_matrices(model) -> list[np.ndarray]:
     Raises:
         PGDLError: the model has no layer with a kernel.
     """
-    matrices = []
-    for layer in model_graph.layer_chain(model):
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None:
-            continue
-        w = np.asarray(kernel.numpy() if hasattr(kernel, "numpy") else kernel, np.float64)
-        matrices.append(w.reshape(-1, w.shape[-1]) if w.ndim != 2 else w)
+    matrices = [w.reshape(-1, w.shape[-1]) if w.ndim != 2 else w for w in kernels(model)]
     if not matrices:
         raise PGDLError(f"model {model.name!r} has no layer with a kernel (Dense or convolution)")
     return matrices

@@ -7,9 +7,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures import _common
+from pgdl_measures.measures import _common, _norms
 from pgdl_measures.measures._power_law import fit_power_law
 from pgdl_measures.measures.base import Measure
 
@@ -19,11 +18,7 @@ def layer_matrices(model) -> list[np.ndarray]:
     ``[in, out]``; a convolution kernel ``[k_1, ..., c_in, c_out]`` as its ``k_1 ... k_m``
     matrices ``[c_in, c_out]``, one per kernel offset."""
     matrices = []
-    for layer in model_graph.layer_chain(model):
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None:
-            continue
-        w = np.asarray(kernel.numpy() if hasattr(kernel, "numpy") else kernel, np.float64)
+    for w in _norms.kernels(model):
         if w.ndim == 2:
             matrices.append(w)
         else:
