@@ -63,7 +63,7 @@ def test_diverging_trials_are_recorded_and_the_search_goes_on(tmp_path, sync_eng
     # the fake trainer diverges above a learning rate of 0.3
     spec = load_spec(_write(tmp_path, algorithms=["random", "bohb"], objectives=["val_loss"],
                             space={"learning_rate": {"low": 0.1, "high": 0.5}},
-                            start={"learning_rate": 0.2}))
+                            start={"learning_rate": 0.2}, budget=128))
     driver = Driver(spec, tmp_path / "out", engine=sync_engine, storage=":memory:")
     summary = driver.run()
     for cell in summary["cells"]:
@@ -77,7 +77,7 @@ def test_diverging_trials_are_recorded_and_the_search_goes_on(tmp_path, sync_eng
 def test_full_disk_loses_nothing(tmp_path, sync_engine, monkeypatch):
     import scoring.files
 
-    spec = load_spec(_write(tmp_path, algorithms=["random"], objectives=["val_loss"]))
+    spec = load_spec(_write(tmp_path, algorithms=["random"], objectives=["val_loss"], budget=128))
     out = tmp_path / "out"
     real = scoring.files.atomic_write
 
