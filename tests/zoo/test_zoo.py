@@ -419,3 +419,30 @@ def test_bundled_mini_task_is_its_spec_output(mini_path, tmp_path):
     out = Path(shutil.copytree(mini_path, tmp_path / "mini"))
     rerun = generate_task(mini_path.parent / "mini_spec.json", out)
     assert rerun.trained == [] and rerun.complete
+
+
+def test_bundled_mnist_conv_task_is_its_spec_output(tmp_path):
+    """data/mnist_conv: the second bundled task (issue 12's ranking), 64 conv nets on real MNIST."""
+    from pgdl_measures.tasks import find_tasks, grid_report
+
+    folder = Path(__file__).resolve().parents[2] / "data" / "mnist_conv"
+    if not folder.is_dir():
+        pytest.skip("data/mnist_conv has not been generated (see data/README.md)")
+    (task,) = find_tasks(folder)
+    df = task.model_configs().set_index("model_id")
+    report = grid_report(df.reset_index())
+    assert report.complete and report.unique and report.size == len(task.model_ids()) == 64
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 25e6
+    # the reference accuracies are those of the committed weights on the committed TFRecords
+    x, y = task.train.take()
+    x_test, y_test = task.test.take()
+    assert x.shape[1:] == (28, 28, 1) and len(y) == len(y_test) == 1000
+    for model_id in ("model_0", "model_63"):
+        model = task.load_model(model_id).model
+        assert df.loc[model_id, "train_acc"] == pytest.approx(np.mean(np.argmax(model.predict(x, verbose=0), -1) == y))
+        assert df.loc[model_id, "test_acc"] == pytest.approx(
+            np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test))
+    # data/mnist_conv is what data/mnist_conv_spec.json generates: a rerun finds every model finished
+    out = Path(shutil.copytree(folder, tmp_path / "mnist_conv"))
+    rerun = generate_task(folder.parent / "mnist_conv_spec.json", out)
+    assert rerun.trained == [] and rerun.complete
