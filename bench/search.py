@@ -6,7 +6,7 @@ overheads of the Dask scheduler and of the Optuna storage per trial.
     does (online AGN, and exact AGN with ``--exact``), one after another in this process through
     :func:`pgdl_measures.search.objectives.run_task`, after a first (compiling) warm-up trial;
     the ratio of total seconds (goal: at most 1.15; the study measured 4.2 with exact AGN).
-(b) Scheduler overhead per trial: a no-op task through :class:`pgdl_measures.search.engine.Engine`
+(b) Scheduler overhead per trial: a no-op task through :class:`pgdl_measures.engine.Engine`
     (a ``LocalCluster`` of one worker process): the round trip of one task at a time (latency)
     and of a batch of tasks submitted at once (per task).
 (c) Storage overhead per trial: what the driver writes for one trial (ask with its user
@@ -109,7 +109,7 @@ def _noop(task):
 
 
 def scheduler_overhead(args) -> dict:
-    from pgdl_measures.search.engine import Engine
+    from pgdl_measures.engine import Engine
 
     with Engine(workers=1) as engine:
         engine.submit(_noop, {}, key="warmup").result()

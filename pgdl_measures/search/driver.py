@@ -388,7 +388,7 @@ def run_search(spec: SearchSpec, out: str | Path, *, scheduler: str | None = Non
         PGDLError: an unwritable folder, a folder holding another spec, an unreachable
             scheduler or storage.
     """
-    from pgdl_measures.search.engine import Engine
+    from pgdl_measures.engine import Engine
 
     out = Path(out)
     check_writable(out)
