@@ -123,6 +123,7 @@ def figure(data: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in data["rows"]:
@@ -136,6 +137,7 @@ def figure(data: dict[str, Any], path: Path) -> None:
             ax.plot(range(1, len(ys) + 1), ys, marker="o", label=r["algorithm"])
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("best objective so far")
         ax.legend(fontsize=7)
     fig.suptitle(f"search {data['spec']['name']}: best so far per round", fontsize=10)
