@@ -154,21 +154,21 @@ def keras_trial(task: dict[str, Any]) -> dict[str, Any]:
     import keras
 
     from pgdl_measures.training import models
-    from pgdl_measures.training.fit import train
+    from pgdl_measures.training.fit import seeded, train
 
     spec = task["spec"]
     data = _data(json.dumps(spec["data"], sort_keys=True), bool(task.get("final")))
     keras.backend.clear_session()
-    keras.utils.set_random_seed(int(task["seed"]))
-    try:
-        model = models.build(spec["model"]["name"], data.input_shape, data.num_classes,
-                             **(spec["model"].get("options") or {}))
-    except ValueError as exc:  # the spec's model does not fit its data: a spec error, not a divergence
-        raise PGDLError(f"model {spec['model']['name']!r} cannot be built for {data.name} "
-                        f"{data.input_shape}: {exc}") from None
     agn = task.get("agn")
-    fit = train(model, data, train_config(task), out_dir=task.get("out_dir"),
-                online_agn=agn == "online", exact_agn=agn == "exact")
+    with seeded(int(task["seed"])):  # not the global `random`, which the worker's event loop shares
+        try:
+            model = models.build(spec["model"]["name"], data.input_shape, data.num_classes,
+                                 **(spec["model"].get("options") or {}))
+        except ValueError as exc:  # the spec's model does not fit its data: a spec error, not a divergence
+            raise PGDLError(f"model {spec['model']['name']!r} cannot be built for {data.name} "
+                            f"{data.input_shape}: {exc}") from None
+        fit = train(model, data, train_config(task), out_dir=task.get("out_dir"),
+                    online_agn=agn == "online", exact_agn=agn == "exact")
     summary = fit.summary()
     key = "online_agn" if agn == "online" else "agn"
     result = {k: summary.get(k) for k in ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss",

@@ -152,9 +152,8 @@ class Runner:
               fraction: float, seed: int, trackers: Mapping[str, Any], epochs: int | None = None,
               reuse: bool = True) -> dict[str, Any]:
         """Train (or read back) run `key`; returns its record."""
-        import keras
 
-        from pgdl_measures.training.fit import TrainConfig, accuracy, train
+        from pgdl_measures.training.fit import TrainConfig, accuracy, seeded, train
         from pgdl_measures.training.models import build, count_params
 
         folder = self.root / "runs" / key
@@ -165,11 +164,11 @@ class Runner:
         config = TrainConfig(epochs=epochs or self.preset.epochs, batch_size=int(hp["batch_size"]),
                              learning_rate=float(hp["learning_rate"]), momentum=float(hp["momentum"]),
                              weight_decay=float(hp["weight_decay"]), schedule=self.preset.schedule, seed=seed)
-        keras.utils.set_random_seed(seed)
-        model = build(model_name, data.input_shape, data.num_classes, **options)
-        start = time.perf_counter()
-        result = train(model, data, config, out_dir=folder, **trackers)
-        seconds = time.perf_counter() - start
+        with seeded(seed):
+            model = build(model_name, data.input_shape, data.num_classes, **options)
+            start = time.perf_counter()
+            result = train(model, data, config, out_dir=folder, **trackers)
+            seconds = time.perf_counter() - start
         train_acc = accuracy(model, data.x_train, data.y_train)
         test_acc = accuracy(model, data.x_test, data.y_test)
         record = {"key": key, "model": model_name, "options": dict(options), "hparams": dict(hp), "seed": seed,

@@ -34,12 +34,14 @@ not finite or exceeds ``diverge_loss`` stops the run, recorded as diverged.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import io
 import json
 import math
 import os
+import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,6 +53,36 @@ import numpy as np
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.training.datasets import TrainData, augment_batch
 from pgdl_measures.training.families import HParam, int_at_least, number_in, one_of
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """``keras.utils.set_random_seed(seed)`` for what runs inside, with Keras's default seeds
+    (every initializer and Dropout layer built without a seed draws one) taken from a private
+    ``random.Random(seed)`` instead of Python's global ``random``.
+
+    Why: Keras draws those seeds from the global ``random`` module, which every thread of the
+    process shares. In a Dask worker (``pgdl search``) the event loop thread draws from it too
+    while a trial builds its model, so a trial's initial weights depended on timing (measured:
+    the first model of a fresh worker got other weights than the same task run later or
+    alone). ``random.Random(seed)`` gives the very sequence ``random.seed(seed)`` gives, so
+    single-threaded results are unchanged. Where Keras no longer draws from
+    ``keras.src.random.seed_generator.python_random``, this is ``set_random_seed`` alone.
+    """
+    keras = _keras()
+    keras.utils.set_random_seed(int(seed))
+    try:
+        from keras.src.random import seed_generator
+    except ImportError:  # pragma: no cover - a Keras without that module
+        seed_generator = None
+    saved = getattr(seed_generator, "python_random", None)
+    if saved is not None:
+        seed_generator.python_random = random.Random(int(seed))
+    try:
+        yield
+    finally:
+        if saved is not None:
+            seed_generator.python_random = saved
 
 
 def _keras():
@@ -615,16 +647,15 @@ def train_model(config: Mapping[str, Any], hp: Mapping[str, Any], x_train: np.nd
         x_test, y_test: the held-out split.
         seed: ``keras.utils.set_random_seed`` before the model is built, and the data order.
     """
-    keras = _keras()
     from pgdl_measures.tasks.model_config import build_model
 
-    keras.utils.set_random_seed(int(seed))
-    model = build_model(dict(config))
-    initial = [np.array(w) for w in model.get_weights()]
-    empty = np.zeros((0,) + x_train.shape[1:], np.float32)
-    data = TrainData("zoo", x_train, y_train, empty, np.zeros(0, np.int64), empty, np.zeros(0, np.int64),
-                     int(max(y_train.max(), y_test.max())) + 1)
-    fit = train(model, data, zoo_config(hp, seed))
+    with seeded(int(seed)):
+        model = build_model(dict(config))
+        initial = [np.array(w) for w in model.get_weights()]
+        empty = np.zeros((0,) + x_train.shape[1:], np.float32)
+        data = TrainData("zoo", x_train, y_train, empty, np.zeros(0, np.int64), empty, np.zeros(0, np.int64),
+                         int(max(y_train.max(), y_test.max())) + 1)
+        fit = train(model, data, zoo_config(hp, seed))
     metrics = {"train_acc": accuracy(model, x_train, y_train), "test_acc": accuracy(model, x_test, y_test)}
     loss = fit.final("loss")
     history = {"final_loss": loss if loss is not None and math.isfinite(loss) else None,  # None: diverged
