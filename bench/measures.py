@@ -60,11 +60,6 @@ import warnings
 
 import numpy as np
 
-# the repository root first: `python bench/measures.py` puts bench/ on sys.path, where
-# bench/scoring.py would shadow the scoring package
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or os.curdir) != os.path.dirname(os.path.abspath(__file__))]
-
 FULL_TRAIN_SET = 50_000
 VGG_FILTERS = ((64, 64), (128, 128), (256, 512))
 VGG_DENSE = (128, 128)

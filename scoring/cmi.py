@@ -6,7 +6,7 @@ about which has the larger generalization gap g = train_acc - test_acc, conditio
 values of two hyper-parameters. This module reproduces its scoring program's arithmetic to the
 last bit, quirks included (they are listed in :func:`conditional_mutual_information`), with
 numpy over groups of models instead of Python loops over pairs; ``scoring/_reference.py``
-holds the slow literal version the tests and ``bench/scoring.py`` check it against.
+holds the slow literal version the tests and ``bench/cmi.py`` check it against.
 
 Better-behaved rankers live in :mod:`scoring.rankers`.
 """

@@ -7,7 +7,7 @@ absolute difference of the 20 per-set values (wall and process CPU time: the mac
 shared); then the fast path alone on 10,000 models
 (grid 4x5x5x10x10) and the other rankers on 1,000 models.
 
-    PYTHONPATH=. python bench/scoring.py [--seed 0] [--repeats 3]
+    python bench/cmi.py [--seed 0] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -24,10 +24,7 @@ import warnings
 
 import numpy as np
 
-# this file is named like the `scoring` package: keep its own folder off the import path
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
 
 from scoring._reference import reference_breakdown  # noqa: E402
 from scoring.cmi import CMIWarning, cmi_breakdown, conditional_mutual_information  # noqa: E402
