@@ -88,10 +88,9 @@ CI: dict[str, Any] = {
     "epochs": 8,
     "budget": 256,
     "space": {
+        **copy.deepcopy(PAPER["space"]),
         "batch_size": {"low": 16, "high": 256, "int": True},
         "learning_rate": {"low": 1e-3, "high": 0.5, "log": True},
-        "momentum": {"low": 0.0, "high": 0.99},
-        "weight_decay": {"low": 5e-7, "high": 0.05, "log": True},
     },
     "bohb": {"eta": 2, "min_epochs": 2},
     "data": {"dataset": "digits", "options": {}, "train_fraction": 0.5, "validation": 0.25, "seed": 0},

@@ -645,7 +645,7 @@ def train_model(config: Mapping[str, Any], hp: Mapping[str, Any], x_train: np.nd
         hp: the training hyper-parameters of :data:`TRAINING_HPARAMS` (others are ignored).
         x_train, y_train: what the model trains on (integer labels).
         x_test, y_test: the held-out split.
-        seed: ``keras.utils.set_random_seed`` before the model is built, and the data order.
+        seed: the Keras seeds (:func:`seeded`) while the model is built and trained, and the data order.
     """
     from pgdl_measures.tasks.model_config import build_model
 

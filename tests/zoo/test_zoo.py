@@ -429,8 +429,9 @@ def test_bundled_mnist_conv_task_is_its_spec_output(tmp_path):
     if not folder.is_dir():
         pytest.skip("data/mnist_conv has not been generated (see data/README.md)")
     (task,) = find_tasks(folder)
-    df = task.model_configs().set_index("model_id")
-    report = grid_report(df.reset_index())
+    configs = task.model_configs()
+    report = grid_report(configs)
+    df = configs.set_index("model_id")
     assert report.complete and report.unique and report.size == len(task.model_ids()) == 64
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 25e6
     # the reference accuracies are those of the committed weights on the committed TFRecords
