@@ -198,6 +198,34 @@ def _cell_keys(possible_a: Sequence[str], possible_b: Sequence[str]) -> tuple[di
     return {key: col for col, key in enumerate(keys)}, len(keys)
 
 
+def set_cell_columns(grid: ScoringGrid, h1: int, h2: int) -> tuple[np.ndarray, int, int]:
+    """The competition's cell of every pair of groups of the conditioning set (h1, h2).
+
+    Models are grouped by ``(str_codes[:, a], str_codes[:, b])`` with a = min(h1, h2),
+    b = max(h1, h2) (group ``ga = code_a * n_classes_b + code_b``); the pair of groups (ga, gb)
+    falls in the cell keyed ``str(h1 of ga) + str(h1 of gb) + str(h2 of ga) + str(h2 of gb)``
+    among the keys built from the possible values (:func:`_cell_keys`).
+
+    Returns:
+        (column, n_cells, n_keys): column[ga, gb] the cell's index (-1: no cell, the pair is
+        skipped), the number of cells, and the number of distinct keys (fewer than cells when
+        keys collide).
+    """
+    a, b = min(h1, h2), max(h1, h2)
+    kb = len(grid.str_classes[b])
+    strs = {a: grid.str_classes[a], b: grid.str_classes[b]}
+    key_of, n_cells = _cell_keys(grid.possible_strs[h1], grid.possible_strs[h2])
+    k = len(grid.str_classes[a]) * kb
+    column = np.empty((k, k), dtype=np.intp)
+    for ga in range(k):
+        va = {a: ga // kb, b: ga % kb}
+        for gb in range(k):
+            vb = {a: gb // kb, b: gb % kb}
+            key = strs[h1][va[h1]] + strs[h1][vb[h1]] + strs[h2][va[h2]] + strs[h2][vb[h2]]
+            column[ga, gb] = key_of.get(key, -1)
+    return column, n_cells, len(key_of)
+
+
 def _competition_set_values(values: np.ndarray, grid: ScoringGrid) -> tuple[dict, dict]:
     """Per ordered pair of hyper-parameters, the competition's value, plus diagnostics."""
     names = grid.hparams
@@ -237,18 +265,7 @@ def _competition_set_values(values: np.ndarray, grid: ScoringGrid) -> tuple[dict
                 diag["empty"][set_key] = (n_cells - grid.n_models ** 2, n_cells)
                 diag["empty_at_least"].add(set_key)
                 continue
-            kb = n_classes[b]
-            strs = {a: grid.str_classes[a], b: grid.str_classes[b]}
-            key_of, n_cells = _cell_keys(grid.possible_strs[h1], grid.possible_strs[h2])
-            k = n_classes[a] * kb
-            column = np.empty((k, k), dtype=np.intp)
-            for ga in range(k):
-                va = {a: ga // kb, b: ga % kb}
-                for gb in range(k):
-                    vb = {a: gb // kb, b: gb % kb}
-                    key = (strs[h1][va[h1]] + strs[h1][vb[h1]]
-                           + strs[h2][va[h2]] + strs[h2][vb[h2]])
-                    column[ga, gb] = key_of.get(key, -1)
+            column, n_cells, n_keys = set_cell_columns(grid, h1, h2)
             pairs = np.outer(block["size"], block["size"])
             used = column >= 0
             cols = column[used]
@@ -271,8 +288,8 @@ def _competition_set_values(values: np.ndarray, grid: ScoringGrid) -> tuple[dict
             empty = int((n_ == 0).sum())
             if empty:
                 diag["empty"][key] = (empty, n_cells)
-            if len(key_of) < n_cells:
-                diag["collisions"][key] = n_cells - len(key_of)
+            if n_keys < n_cells:
+                diag["collisions"][key] = n_cells - n_keys
     return breakdown, diag
 
 
@@ -432,3 +449,79 @@ def conditional_mutual_information(prediction: Mapping[Any, Any], model_specs: M
     """
     values, grid = _prepare(prediction, model_specs, check_grid)
     return conditional_mutual_information_grid(values, grid)
+
+
+def conditional_mutual_information_batch(values: np.ndarray, grid: ScoringGrid,
+                                         weights: np.ndarray) -> np.ndarray:
+    """The competition's score of R weighted resamples of the task at once.
+
+    Resample r holds model i ``weights[r, i]`` times (0 leaves it out): its score equals
+    :func:`conditional_mutual_information_grid` on the grid resampled at those indices, bit for
+    bit (the cell counts are sums of whole numbers, exact in float64, and the cell terms, means
+    and running minimum are taken in the same order), without a loop over resamples.
+
+    Args:
+        values: measure value per model (grid order), shape (n,), or (R, n) one row per
+            resample (a permutation of the values, say).
+        grid: the task's grid.
+        weights: (R, n) whole numbers.
+
+    Returns:
+        (R,) scores.
+    """
+    from scoring.resampling import chunks, group_pair_sums_many, one_hot
+
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    r_total, n = weights.shape
+    n_h = len(grid.hparams)
+    if n_h < 2:
+        return np.full(r_total, math.inf)
+    n_classes = [len(c) for c in grid.str_classes]
+    pairs_ab = [(a, b) for a in range(n_h) for b in range(a + 1, n_h)]
+    groups = [one_hot(grid.str_codes[:, a] * n_classes[b] + grid.str_codes[:, b], n_classes[a] * n_classes[b])
+              for a, b in pairs_ab]
+    index = {ab: i for i, ab in enumerate(pairs_ab)}
+    columns = {}
+    gt_pair = (grid.gaps[:, None] > grid.gaps[None, :]).astype(np.float64)
+    totals = weights.sum(axis=1)
+    scores = np.empty(r_total)
+    for sl in chunks(r_total, n):
+        w = weights[sl]
+        r = w.shape[0]
+        y = values[sl] if values.ndim == 2 else values
+        mt_pair = (y[..., :, None] > y[..., None, :]).astype(np.float64)
+        sizes = [w @ g for g in groups]
+        gt = group_pair_sums_many(gt_pair, w, groups)
+        mt = group_pair_sums_many(mt_pair, w, groups)
+        gt_mt = group_pair_sums_many(gt_pair * mt_pair, w, groups)
+        best = np.full(r, math.inf)
+        for h1 in range(n_h):
+            for h2 in range(n_h):
+                if h1 == h2:
+                    continue
+                i = index[(min(h1, h2), max(h1, h2))]
+                n_cells = (len(grid.possible_strs[h1]) * len(grid.possible_strs[h2])) ** 2
+                value = np.full(r, math.nan)
+                ok = n_cells <= totals[sl] ** 2
+                if ok.any():
+                    if (h1, h2) not in columns:
+                        column, n_cells, _ = set_cell_columns(grid, h1, h2)
+                        used = (column >= 0).ravel()
+                        columns[(h1, h2)] = (used, column.ravel()[used], n_cells)
+                    used, cols, n_cells = columns[(h1, h2)]
+                    offsets = (cols[None, :] + n_cells * np.arange(r)[:, None]).ravel()
+
+                    def cell_sum(stat: np.ndarray, r=r, used=used, offsets=offsets, n_cells=n_cells) -> np.ndarray:
+                        flat = stat.reshape(r, -1)[:, used].ravel()
+                        return np.bincount(offsets, weights=flat, minlength=r * n_cells).reshape(r, n_cells)
+
+                    pairs = sizes[i][:, :, None] * sizes[i][:, None, :]
+                    n_, g_, m_, gm_ = (cell_sum(pairs), cell_sum(gt[i]), cell_sum(mt[i]), cell_sum(gt_mt[i]))
+                    mi, entropy = competition_cell_terms(gm_, g_ - gm_, m_ - gm_, n_ - g_ - m_ + gm_)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        computed = (np.cumsum(mi, axis=1)[:, -1] / n_cells) / (np.cumsum(entropy, axis=1)[:, -1] / n_cells)
+                    value = np.where(ok, computed, math.nan)
+                best = np.where(best < value, best, value)  # competition_min: a NaN replaces, then is replaced
+        scores[sl] = best
+    return scores

@@ -27,10 +27,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from scoring import resampling
 from scoring.cmi import (
     CMIWarning,
     cmi_breakdown_grid,
     competition_min,
+    conditional_mutual_information_batch,
     conditional_mutual_information_grid,
     pair_counts_by_group,
 )
@@ -180,6 +182,67 @@ def jiang_cmi_breakdown_grid(values: np.ndarray, grid: ScoringGrid, *,
     return {key: _normalized_cmi(_jiang_cells(block)) for key, block in zip(sets, counts)}
 
 
+def _normalized_cmi_batch(cells: np.ndarray) -> np.ndarray:
+    """:func:`_normalized_cmi` of each resample: cells of shape (R, cells u, 2, 3)."""
+    total = cells.sum(axis=(1, 2, 3))
+    n_u = cells.sum(axis=(2, 3), keepdims=True)
+    n_x = cells.sum(axis=3, keepdims=True)
+    n_y = cells.sum(axis=2, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = cells * n_u / (n_x * n_y)
+        mi = np.where(cells > 0, cells * np.log2(ratio), 0.0).sum(axis=(1, 2, 3)) / total
+        h = np.where(n_x > 0, n_x * np.log2(n_u / n_x), 0.0).sum(axis=(1, 2, 3)) / total
+        return np.where((total > 0) & (h > 0), mi / h, math.nan)
+
+
+def jiang_cmi_batch(values: np.ndarray, grid: ScoringGrid, weights: np.ndarray, *, size: int) -> np.ndarray:
+    """Jiang et al.'s K_size (min over sets of `size` of :func:`jiang_cmi_breakdown_grid`) of R
+    weighted resamples at once (see :mod:`scoring.resampling`).
+
+    Args:
+        values: (n,) or (R, n) measure values.
+        grid: the task's grid.
+        weights: (R, n) whole numbers.
+
+    Returns:
+        (R,) scores (NaN where every set is NaN).
+    """
+    codes = _value_index(grid)
+    sizes = [len(v) for v in grid.possible_values]
+    n_h = len(grid.hparams)
+    if size == 0:
+        partitions = [np.zeros(grid.n_models, dtype=np.intp)]
+    elif size == 1:
+        partitions = [codes[:, h] for h in range(n_h)]
+    else:
+        partitions = [codes[:, a] * sizes[b] + codes[:, b] for a in range(n_h) for b in range(a + 1, n_h)]
+    groups = [resampling.one_hot(*resampling.present_groups(gid)) for gid in partitions]
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    r_total, n = weights.shape
+    scores = np.full(r_total, math.nan)
+    if not groups:
+        return scores
+    gt_pair = (grid.gaps[:, None] > grid.gaps[None, :]).astype(np.float64)
+    for sl in resampling.chunks(r_total, n):
+        w = weights[sl]
+        y = values[sl] if values.ndim == 2 else values
+        gt = resampling.group_pair_sums_many(gt_pair, w, groups)
+        pp = resampling.group_pair_sums_many(gt_pair * (y[..., :, None] > y[..., None, :]), w, groups)
+        pm = resampling.group_pair_sums_many(gt_pair * (y[..., :, None] < y[..., None, :]), w, groups)
+        per_set = []
+        for g, p_, m_ in zip(gt, pp, pm):
+            z = g - p_ - m_
+            first = np.stack([p_, z, m_], axis=-1)
+            second = np.stack([m_.transpose(0, 2, 1), z.transpose(0, 2, 1), p_.transpose(0, 2, 1)], axis=-1)
+            table = np.stack([first, second], axis=-2)
+            per_set.append(_normalized_cmi_batch(table.reshape(len(w), -1, 2, 3)))
+        stacked = np.stack(per_set, axis=1)
+        finite = np.isfinite(stacked)
+        scores[sl] = np.where(finite.any(axis=1), np.min(np.where(finite, stacked, np.inf), axis=1), math.nan)
+    return scores
+
+
 # ----------------------------------------------------------------------------- Kendall
 
 
@@ -277,6 +340,125 @@ def granulated_kendall_grid(values: np.ndarray, grid: ScoringGrid) -> float:
     return float(np.mean(psi)) if psi else math.nan
 
 
+def kendall_tau_batch(values: np.ndarray, grid: ScoringGrid, weights: np.ndarray) -> np.ndarray:
+    """:func:`kendall_tau_grid` of R weighted resamples at once (bit for bit: exact pair counts)."""
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    r_total, n = weights.shape
+    gap_signs = resampling.signs(grid.gaps)
+    totals = weights.sum(axis=1)
+    scores = np.empty(r_total)
+    for sl in resampling.chunks(r_total, n):
+        w = weights[sl]
+        y = values[sl] if values.ndim == 2 else values
+        pair = gap_signs * resampling.signs(y)
+        inner = np.matmul(pair, w[:, :, None])[..., 0] if pair.ndim == 3 else w @ pair.T
+        num = (w * inner).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scores[sl] = np.where(totals[sl] >= 2, num / (totals[sl] * (totals[sl] - 1)), math.nan)
+    return scores
+
+
+def granulated_kendall_batch(values: np.ndarray, grid: ScoringGrid, weights: np.ndarray) -> np.ndarray:
+    """:func:`granulated_kendall_grid` of R weighted resamples at once (to float64 round-off)."""
+    _value_index(grid)
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    r_total, n = weights.shape
+    partitions = [resampling.others_groups(grid, h) for h in range(len(grid.hparams))]
+    groups = [(resampling.WithinGroupPairs(gid), resampling.one_hot(gid, k)) for gid, k in partitions]
+    gap_signs = resampling.signs(grid.gaps)
+    scores = np.full(r_total, math.nan)
+    if not groups:
+        return scores
+    for sl in resampling.chunks(r_total, n):
+        w = weights[sl]
+        y = values[sl] if values.ndim == 2 else values
+        pair = gap_signs * resampling.signs(y)
+        psi = []
+        for pairs, g in groups:
+            num = pairs.sums(pair, w)
+            count = w @ g
+            den = count * (count - 1.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tau = np.where(den > 0, num / den, np.nan)
+            defined = np.isfinite(tau)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                psi.append(np.where(defined.any(axis=1), np.where(defined, tau, 0.0).sum(axis=1) / defined.sum(axis=1),
+                                    np.nan))
+        psi = np.stack(psi, axis=1)
+        defined = np.isfinite(psi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scores[sl] = np.where(defined.any(axis=1), np.where(defined, psi, 0.0).sum(axis=1) / defined.sum(axis=1),
+                                  math.nan)
+    return scores
+
+
+DZIUGAITE_2020 = ('Dziugaite, Drouin, Neal, Rajkumar, Caballero, Wang, Mitliagkas, Roy, "In search of robust '
+                  'measures of generalization", NeurIPS 2020 (arXiv:2010.11924), Sec. 3-4')
+
+
+def environment_sign_errors(values: np.ndarray, grid: ScoringGrid, weights: np.ndarray, *,
+                            tolerance: float = 0.0) -> list[np.ndarray]:
+    """The sign-error of the measure in every environment of coupled networks, per resample.
+
+    An environment e = (h, theta_{-h}) holds the models that share every hyper-parameter but h
+    (Dziugaite et al.'s coupled networks: pairs that differ in one hyper-parameter). Its
+    sign-error is the mean over its pairs (i, j) whose gaps differ by more than `tolerance` of
+
+        SE(i, j) = (1 - sign(mu_i - mu_j) sign(g_i - g_j)) / 2
+
+    (1 when the measure orders the two gaps wrongly, 1/2 when it ties them, 0 when right). Pairs
+    whose gaps are within `tolerance` are left out, as the paper leaves out pairs whose gap
+    difference is within its noise: a PGDL task has one seed per configuration and no noise
+    estimate, so the default keeps every pair with different gaps.
+
+    Args:
+        values: (n,) or (R, n) measure values.
+        grid: the task's grid.
+        weights: (R, n) whole numbers (resample r holds model i w_ri times).
+        tolerance: the smallest gap difference a pair counts with.
+
+    Returns:
+        Per hyper-parameter h (grid order), an (R, environments of h) array, NaN for an
+        environment with no pair left.
+    """
+    _value_index(grid)
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    r_total, n = weights.shape
+    groups = [resampling.WithinGroupPairs(resampling.others_groups(grid, h)[0]) for h in range(len(grid.hparams))]
+    gap_diff = grid.gaps[:, None] - grid.gaps[None, :]
+    kept = (np.abs(gap_diff) > tolerance).astype(np.float64)
+    gap_signs = np.sign(gap_diff) * kept
+    out = [np.empty((r_total, g.k)) for g in groups]
+    for sl in resampling.chunks(r_total, n):
+        w = weights[sl]
+        y = values[sl] if values.ndim == 2 else values
+        error = 0.5 * (kept - gap_signs * resampling.signs(y))
+        for h, g in enumerate(groups):
+            num = g.sums(error, w)
+            den = g.sums(kept, w)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[h][sl] = np.where(den > 0, num / den, np.nan)
+    return out
+
+
+def _nanmax_rows(arrays: list[np.ndarray]) -> np.ndarray:
+    stacked = np.concatenate(arrays, axis=1) if arrays else np.empty((0, 0))
+    finite = np.isfinite(stacked)
+    return np.where(finite.any(axis=1), np.max(np.where(finite, stacked, -np.inf), axis=1), math.nan)
+
+
+def robust_sign_error_batch(values: np.ndarray, grid: ScoringGrid, weights: np.ndarray, *,
+                            tolerance: float = 0.0) -> np.ndarray:
+    """The robust sign-error (the worst environment's, :func:`environment_sign_errors`) per resample."""
+    errors = environment_sign_errors(values, grid, weights, tolerance=tolerance)
+    if not errors:
+        return np.full(len(weights), math.nan)
+    return _nanmax_rows(errors)
+
+
 # ----------------------------------------------------------------------------- the interface
 
 
@@ -299,10 +481,27 @@ class Ranker:
     #: The factor tables show the scores with (the scores themselves are not scaled): 100 for
     #: the competition's CMI, as the competition showed it; 1 for the others.
     scale: ClassVar[float] = 1.0
+    #: Whether a larger score means a better measure (every ranker but error rates).
+    larger_is_better: ClassVar[bool] = True
 
     def score_grid(self, values: np.ndarray, grid: ScoringGrid) -> float:
         """The score from an array of values in grid order."""
         raise NotImplementedError
+
+    def score_batch(self, values: np.ndarray, grid: ScoringGrid, weights: np.ndarray) -> np.ndarray:
+        """The scores of R weighted resamples (:mod:`scoring.resampling`), shape (R,).
+
+        Resample r holds model i ``weights[r, i]`` times; ``values`` is (n,) or (R, n). This
+        default scores each resampled grid with :meth:`score_grid` (the reference loop); the
+        built-in rankers override it with vectorized versions that give the same numbers.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        out = np.empty(len(weights))
+        for r, w in enumerate(weights):
+            idx = resampling.weights_to_indices(w)
+            row = values[r] if values.ndim == 2 else values
+            out[r] = self.score_grid(row[idx], grid.take(idx))
+        return out
 
     def breakdown_grid(self, values: np.ndarray, grid: ScoringGrid) -> dict[tuple[str, ...], float]:
         """Per conditioning set (or hyper-parameter), the value the score is made of."""
@@ -347,6 +546,9 @@ class CompetitionCMI(Ranker):
     def score_grid(self, values, grid):
         return conditional_mutual_information_grid(values, grid)
 
+    def score_batch(self, values, grid, weights):
+        return conditional_mutual_information_batch(values, grid, weights)
+
     def breakdown_grid(self, values, grid):
         return cmi_breakdown_grid(values, grid)
 
@@ -387,6 +589,9 @@ class JiangCMI(Ranker):
         finite = [v for v in breakdown.values() if not math.isnan(v)]
         return float(min(finite)) if finite else math.nan
 
+    def score_batch(self, values, grid, weights):
+        return jiang_cmi_batch(values, grid, weights, size=self.size)
+
     def selected_set(self, breakdown):
         return _nan_argmin(breakdown)
 
@@ -401,6 +606,9 @@ class KendallTau(Ranker):
 
     def score_grid(self, values, grid):
         return kendall_tau_grid(values, grid)
+
+    def score_batch(self, values, grid, weights):
+        return kendall_tau_batch(values, grid, weights)
 
 
 class GranulatedKendall(Ranker):
@@ -417,10 +625,65 @@ class GranulatedKendall(Ranker):
     def breakdown_grid(self, values, grid):
         return granulated_kendall_breakdown_grid(values, grid)
 
+    def score_batch(self, values, grid, weights):
+        return granulated_kendall_batch(values, grid, weights)
+
+
+class RobustSignError(Ranker):
+    """Dziugaite et al.'s robust sign-error: the worst sign-error over environments of coupled
+    networks (models differing in one hyper-parameter; :func:`environment_sign_errors`).
+
+    Smaller is better (0: the measure orders the gaps of every coupled pair rightly; 1: some
+    environment is ordered wrongly throughout). The breakdown is, per hyper-parameter h, the
+    worst environment among those that vary h; :func:`sign_error_quantiles` gives the
+    distribution over environments, which the paper reports beside the worst case.
+
+    Args:
+        tolerance: pairs whose gaps differ by at most this are left out.
+    """
+
+    name = "robust_sign_error"
+    description = ("Dziugaite et al. 2020 robust sign-error: worst mean sign-error over environments of "
+                   "models differing in one hyper-parameter (smaller is better)")
+    sign_dependent = True
+    larger_is_better = False
+    reference = DZIUGAITE_2020
+
+    def __init__(self, *, tolerance: float = 0.0):
+        if not tolerance >= 0:
+            raise ValueError("tolerance must be >= 0")
+        self.tolerance = float(tolerance)
+
+    def score_grid(self, values, grid):
+        return float(self.score_batch(values, grid, np.ones((1, grid.n_models)))[0])
+
+    def score_batch(self, values, grid, weights):
+        return robust_sign_error_batch(values, grid, weights, tolerance=self.tolerance)
+
+    def breakdown_grid(self, values, grid):
+        errors = environment_sign_errors(values, grid, np.ones((1, grid.n_models)), tolerance=self.tolerance)
+        return {(name,): float(_nanmax_rows([e])[0]) for name, e in zip(grid.hparams, errors)}
+
+    def selected_set(self, breakdown):
+        finite = [(v, -i, k) for i, (k, v) in enumerate(breakdown.items()) if not math.isnan(v)]
+        return max(finite)[2] if finite else None
+
+
+def sign_error_quantiles(values: np.ndarray, grid: ScoringGrid, *, tolerance: float = 0.0,
+                         quantiles: tuple[float, ...] = (0.5, 0.75, 0.9, 1.0)) -> dict[str, float]:
+    """The distribution of the sign-error over environments: its quantiles (1.0 is the robust
+    sign-error) and the number of environments with a pair."""
+    errors = environment_sign_errors(values, grid, np.ones((1, grid.n_models)), tolerance=tolerance)
+    every = np.concatenate([e[0] for e in errors]) if errors else np.empty(0)
+    every = every[np.isfinite(every)]
+    out = {f"q{q:g}": (float(np.quantile(every, q)) if len(every) else math.nan) for q in quantiles}
+    out["environments"] = float(len(every))
+    return out
+
 
 RANKERS: dict[str, Ranker] = {
     r.name: r for r in (CompetitionCMI(), JiangCMI(size=0), JiangCMI(size=1), JiangCMI(size=2),
-                        KendallTau(), GranulatedKendall())
+                        KendallTau(), GranulatedKendall(), RobustSignError())
 }
 """Every built-in ranker by name."""
 
