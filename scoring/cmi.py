@@ -32,6 +32,7 @@ from scoring.predictions import (
 )
 
 _EPS = 1e-12  # the competition's guard inside log2 in its entropy
+_GT_CACHE = None  # the gap's pair counts of the last resamples: the same for every measure
 
 PAIR_STATS = ("gt", "mt", "gt_mt", "gt_ml")
 
@@ -451,8 +452,8 @@ def conditional_mutual_information(prediction: Mapping[Any, Any], model_specs: M
     return conditional_mutual_information_grid(values, grid)
 
 
-def conditional_mutual_information_batch(values: np.ndarray, grid: ScoringGrid,
-                                         weights: np.ndarray) -> np.ndarray:
+def conditional_mutual_information_batch(values: np.ndarray, grid: ScoringGrid, weights: np.ndarray,
+                                         gaps: np.ndarray | None = None) -> np.ndarray:
     """The competition's score of R weighted resamples of the task at once.
 
     Resample r holds model i ``weights[r, i]`` times (0 leaves it out): its score equals
@@ -465,11 +466,16 @@ def conditional_mutual_information_batch(values: np.ndarray, grid: ScoringGrid,
             resample (a permutation of the values, say).
         grid: the task's grid.
         weights: (R, n) whole numbers.
+        gaps: (R, n) gaps, one row per resample, instead of the grid's (simulations).
 
     Returns:
         (R,) scores.
     """
-    from scoring.resampling import chunks, group_pair_sums_many, one_hot
+    from scoring.resampling import IdentityCache, chunks, greater, group_pair_sums_many, one_hot
+
+    global _GT_CACHE
+    if _GT_CACHE is None:
+        _GT_CACHE = IdentityCache()
 
     values = np.asarray(values, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
@@ -483,16 +489,19 @@ def conditional_mutual_information_batch(values: np.ndarray, grid: ScoringGrid,
               for a, b in pairs_ab]
     index = {ab: i for i, ab in enumerate(pairs_ab)}
     columns = {}
-    gt_pair = (grid.gaps[:, None] > grid.gaps[None, :]).astype(np.float64)
+    gaps = grid.gaps if gaps is None else np.asarray(gaps, dtype=np.float64)
     totals = weights.sum(axis=1)
     scores = np.empty(r_total)
     for sl in chunks(r_total, n):
         w = weights[sl]
         r = w.shape[0]
         y = values[sl] if values.ndim == 2 else values
-        mt_pair = (y[..., :, None] > y[..., None, :]).astype(np.float64)
+        g = gaps[sl] if gaps.ndim == 2 else gaps
+        gt_pair = greater(g)
+        mt_pair = greater(y)
         sizes = [w @ g for g in groups]
-        gt = group_pair_sums_many(gt_pair, w, groups)
+        gt = _GT_CACHE.get((grid, weights, gaps, sl.start),
+                           lambda gt_pair=gt_pair, w=w: group_pair_sums_many(gt_pair, w, groups))
         mt = group_pair_sums_many(mt_pair, w, groups)
         gt_mt = group_pair_sums_many(gt_pair * mt_pair, w, groups)
         best = np.full(r, math.inf)

@@ -19,19 +19,26 @@ scores were shown (``pgdl score``'s average), and labelled so (``competition_cmi
 from __future__ import annotations
 
 import math
+import os
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from scoring import resampling
 from scoring.errors import PGDLError
-from scoring.predictions import generalization_gap, normalize_model_id
-from scoring.rankers import RANKERS, Ranker, bootstrap_ci_grid, prepare_values, untied_fraction_grid
+from scoring.predictions import generalization_gap, normalize_model_id, scoring_grid
+from scoring.rankers import RANKERS, Ranker, half_sample_spread, prepare_values, untied_fraction_grid
 
-__all__ = ["FEW_UNTIED", "MAIN_RANKER", "Ranking", "Score", "TaskValues", "breakdown_rows", "format_score",
-           "rank_measures", "ranker_label", "ranking_rows", "selected_rows", "summary_rows", "ties_legend"]
+__all__ = ["AVERAGE", "FEW_UNTIED", "MAIN_RANKER", "Comparison", "Ranking", "Score", "TaskValues", "breakdown_rows",
+           "format_score", "rank_measures", "ranker_label", "ranking_rows", "selected_rows", "summary_rows",
+           "tests_legend", "ties_legend"]
+
+#: The scope of comparisons made on the average over tasks (beside each task's name).
+AVERAGE = "average"
 
 #: The ranker shown first (and alone in the per-task console table).
 MAIN_RANKER = "competition_cmi"
@@ -80,6 +87,9 @@ class Score:
     untied: float = math.nan
     """The fraction of the pairs of models with different gaps whose measure values differ
     (:func:`scoring.rankers.untied_fraction_grid`); below :data:`FEW_UNTIED` the cell is marked."""
+    p_null: float = math.nan
+    """The permutation p-value of "no better than a measure unrelated to the gap"
+    (:func:`scoring.resampling.permutation_pvalue` over permutations of the values)."""
 
     @property
     def partial(self) -> bool:
@@ -94,7 +104,30 @@ class Score:
         return {"value": _json_float(scale * self.value),
                 "ci": [_json_float(scale * self.low), _json_float(scale * self.high)],
                 "models": self.n_models, "models_evaluated": self.n_total,
-                "untied_pairs": _json_float(self.untied)}
+                "untied_pairs": _json_float(self.untied), "p_null": _json_float(self.p_null)}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired comparison of two measures by one ranker, on one task or on the average.
+
+    ``diff`` = score(a) - score(b), its percentile interval and two-sided p-value from the same
+    resamples of the models for both measures (:func:`scoring.resampling.two_sided_pvalue`), and
+    the p-value Holm-adjusted over every pair of the scope (:func:`scoring.resampling.holm`).
+    """
+
+    a: str
+    b: str
+    diff: float
+    low: float
+    high: float
+    p: float
+    p_holm: float = math.nan
+
+    def to_dict(self, scale: float = 1.0) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "diff": _json_float(scale * self.diff),
+                "ci": [_json_float(scale * self.low), _json_float(scale * self.high)],
+                "p": _json_float(self.p), "p_holm": _json_float(self.p_holm)}
 
 
 @dataclass
@@ -112,8 +145,16 @@ class Ranking:
         breakdowns: ranker -> task -> measure -> conditioning set -> value.
         selected: ranker -> task -> measure -> the set behind the score (or None).
         confidence: the coverage of the intervals.
-        n_resamples: the number of bootstrap resamples.
+        n_resamples: the number of resamples of the models per score.
+        scheme: the resampling scheme (:data:`scoring.resampling.SCHEMES`).
+        n_permutations: the permutations behind each ``p_null``.
         notes: why a measure or task was not ranked, and warnings of the scores.
+        resamples: ranker -> measure -> task -> the score of each resample (the same resamples
+            of a task's models for every measure: paired).
+        comparisons: ranker -> task name or :data:`AVERAGE` -> the paired comparisons of every
+            two measures ranked there.
+        average_ci: ranker -> measure -> interval of the average over tasks.
+        lower_is_better: the rankers whose smaller scores are better (error rates).
     """
 
     rankers: dict[str, str]
@@ -127,10 +168,20 @@ class Ranking:
     n_resamples: int = 1000
     notes: list[str] = field(default_factory=list)
     scales: dict[str, float] = field(default_factory=dict)
+    scheme: str = resampling.DEFAULT_SCHEME
+    n_permutations: int = 0
+    resamples: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict, repr=False)
+    comparisons: dict[str, dict[str, list[Comparison]]] = field(default_factory=dict)
+    average_ci: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    lower_is_better: set[str] = field(default_factory=set)
 
     def scale(self, ranker: str) -> float:
         """The factor `ranker`'s scores are shown with (see :attr:`scoring.rankers.Ranker.scale`)."""
         return float(self.scales.get(ranker, 1.0))
+
+    def better(self, ranker: str) -> int:
+        """+1 when larger scores of `ranker` are better, -1 when smaller are."""
+        return -1 if ranker in self.lower_is_better else 1
 
     @property
     def ranked_tasks(self) -> list[str]:
@@ -144,17 +195,42 @@ class Ranking:
         return float(np.mean(found)) if found else math.nan
 
     def ordered_measures(self, ranker: str = MAIN_RANKER) -> list[str]:
-        """The measures by decreasing average score of `ranker` (unscored ones last)."""
+        """The measures from best to worst average score of `ranker` (unscored ones last)."""
+        sign = self.better(ranker)
+
         def key(item):
             index, name = item
             avg = self.average(ranker, name)
-            return (math.isnan(avg), -avg if not math.isnan(avg) else 0.0, index)
+            return (math.isnan(avg), -sign * avg if not math.isnan(avg) else 0.0, index)
         return [name for _, name in sorted(enumerate(self.measures), key=key)]
+
+    def leader_group(self, ranker: str, scope: str = AVERAGE, *, alpha: float | None = None) -> dict[str, str]:
+        """Measure -> ``"leader"``, ``"tied"`` (not distinguishable from the leader: Holm-adjusted
+        paired p-value >= alpha, 1 - confidence by default) or ``"worse"``, on a task or the average."""
+        alpha = 1.0 - self.confidence if alpha is None else alpha
+        if scope == AVERAGE:
+            points = {m: self.average(ranker, m) for m in self.measures}
+        else:
+            points = {m: by_task[scope].value for m, by_task in self.scores.get(ranker, {}).items() if scope in by_task}
+        points = {m: v for m, v in points.items() if math.isfinite(v)}
+        if not points:
+            return {}
+        sign = self.better(ranker)
+        leader = max(points, key=lambda m: (sign * points[m], -self.measures.index(m)))
+        out = {leader: "leader"}
+        for c in self.comparisons.get(ranker, {}).get(scope, []):
+            if leader in (c.a, c.b):
+                other = c.b if c.a == leader else c.a
+                out[other] = "tied" if not c.p_holm < alpha else "worse"
+        for m in points:
+            out.setdefault(m, "tied")  # no paired test (other models): not shown to differ
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able view: scores with intervals, averages, breakdowns, each ranker's on the scale
         it is shown with (its ``scale``: 100 for the competition's CMI)."""
         out: dict[str, Any] = {"confidence": self.confidence, "n_resamples": self.n_resamples,
+                               "scheme": self.scheme, "n_permutations": self.n_permutations,
                                "directions": self.directions, "tasks": [t.name for t in self.tasks],
                                "rankers": {}, "notes": self.notes}
         for ranker, description in self.rankers.items():
@@ -162,9 +238,16 @@ class Ranking:
             out["rankers"][ranker] = {
                 "description": description,
                 "scale": scale,
+                "larger_is_better": ranker not in self.lower_is_better,
                 "scores": {m: {t: s.to_dict(scale) for t, s in by_task.items()}
                            for m, by_task in self.scores.get(ranker, {}).items()},
                 "average": {m: _json_float(scale * self.average(ranker, m)) for m in self.measures},
+                "average_ci": {m: [_json_float(scale * lo), _json_float(scale * hi)]
+                               for m, (lo, hi) in self.average_ci.get(ranker, {}).items()},
+                "vs_leader": {scope: self.leader_group(ranker, scope)
+                              for scope in self.ranked_tasks + [AVERAGE]},
+                "comparisons": {scope: [c.to_dict(scale) for c in found]
+                                for scope, found in self.comparisons.get(ranker, {}).items()},
                 "breakdown": {t: {m: {_set_name(k): _json_float(scale * v) for k, v in sets.items()}
                                   for m, sets in by_measure.items()}
                               for t, by_measure in self.breakdowns.get(ranker, {}).items()},
@@ -184,37 +267,141 @@ def _set_name(key: Any) -> str:
     return str(key)
 
 
+def _task_seed(seed: int, task: str) -> int:
+    """A seed per task (the task's name mixed in), so that tasks of the same size are resampled
+    independently and a task's resamples do not depend on the other tasks."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(task.encode("utf-8"))]).generate_state(1)[0])
+
+
+def _score_unit(unit: tuple) -> list[dict[str, Any]]:
+    """Every ranker's score, breakdown, resampled scores and permutation scores of some measures on
+    one task (a unit of work, independent of the others, so units run in parallel; the measures of
+    a unit share the task's resamples and what the rankers compute from them alone)."""
+    full, weights, perms, scheme, rankers, measures = unit
+    ones = None if perms is None else np.ones(perms.shape)
+    results = []
+    for array, grid, keep in measures:
+        out: dict[str, Any] = {"untied": untied_fraction_grid(array, grid), "scores": {}, "notes": []}
+        if len(keep) == full.n_models:  # the task's own arrays: cached counts are reused
+            grid, w, p, o = full, weights, perms, ones
+        else:
+            w = None if weights is None else weights[:, keep]
+            p = None if perms is None else np.argsort(np.argsort(perms[:, keep], axis=1), axis=1)
+            o = None if p is None else np.ones(p.shape)
+        permuted = None if p is None else array[p]
+        for name, ranker in rankers.items():
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    value = ranker.score_grid(array, grid)
+                    breakdown = ranker.breakdown_grid(array, grid)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        resampled = (ranker.score_batch(array, grid, w)
+                                     if w is not None and getattr(ranker, "intervals", True) else None)
+                        if resampled is not None and scheme == "halfsample":
+                            c = half_sample_spread(ranker, grid, w)
+                            if c != 1.0:
+                                resampled = value + c * (resampled - value)
+                        null = ranker.score_batch(permuted, grid, o) if permuted is not None else None
+                except PGDLError as exc:
+                    out["notes"].append(f"{name}: not ranked: {exc}")
+                    continue
+            for item in caught:
+                out["notes"].append(f"{name}: {item.message}")
+            out["scores"][name] = (float(value), breakdown, ranker.selected_set(breakdown) if breakdown else None,
+                                   resampled, null)
+        results.append(out)
+    return results
+
+
+def _run_units(units: list[tuple], workers: int) -> list[list[dict[str, Any]]]:
+    if workers <= 1 or len(units) < 2:
+        return [_score_unit(u) for u in units]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({k: "1" for k in saved})  # one BLAS thread per process: the processes share the cores
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(units)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(_score_unit, units))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def default_workers() -> int:
+    """Processes for ranking: every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def rank_measures(tasks: Sequence[TaskValues], directions: Mapping[str, int], *,
                   rankers: Mapping[str, Ranker] | None = None, n_resamples: int = 1000,
-                  confidence: float = 0.95, seed: int = 0) -> Ranking:
-    """Score every measure on every task with every ranker, with bootstrap intervals.
+                  confidence: float = 0.95, seed: int = 0, scheme: str = resampling.DEFAULT_SCHEME,
+                  n_permutations: int = 1000, workers: int | None = None) -> Ranking:
+    """Score every measure on every task with every ranker, with intervals and tests.
 
-    For task t, measure m and ranker r: ``r(direction_m * values, model_specs_t)`` over the
-    models that have a value, and the percentile bootstrap interval of
-    :func:`scoring.rankers.bootstrap_ci` (seed `seed`, the same for every cell, so results
-    repeat exactly). Tasks without reference data are not ranked (a note says so); a
+    For task t, measure m and ranker r: ``r(direction_m * values, model_specs_t)`` over the models
+    that have a value; its interval from `n_resamples` resamples of the models
+    (:mod:`scoring.resampling`, `scheme`; the same resamples of a task for every measure and
+    ranker, seeded by `seed` and the task's name, so results repeat exactly and comparisons are
+    paired); the permutation p-value of "no better than a measure unrelated to the gap" from
+    `n_permutations` permutations of the values (the same permutations for every measure). Then,
+    per ranker, on each task and on the average over tasks, every pair of measures is compared
+    (:class:`Comparison`, Holm-adjusted), and the average gets the interval of the per-resample
+    averages (each task resampled independently).
+
+    Tasks without reference data are not ranked (a note says so); a
     :class:`scoring.cmi.CMIWarning` or a :class:`PGDLError` of a score becomes a note.
 
     Args:
         tasks: the values per task.
         directions: measure -> +1 or -1; the measures ranked, in this order.
         rankers: name -> ranker (all of :data:`scoring.rankers.RANKERS` by default).
-        n_resamples: bootstrap resamples per score (0: no interval).
-        confidence: coverage of the intervals.
-        seed: seed of the bootstrap.
+        n_resamples: resamples per score (0: no interval, no comparison).
+        confidence: coverage of the intervals (and 1 - the level of the tests).
+        seed: seed of the resamples and permutations.
+        scheme: ``"halfsample"`` (default) or ``"bootstrap"``.
+        n_permutations: permutations per score (0: no ``p_null``).
+        workers: processes (every usable core by default; 1: in this process).
 
     Returns:
         A :class:`Ranking`.
     """
     rankers = dict(RANKERS if rankers is None else rankers)
+    if scheme not in resampling.SCHEMES:
+        raise PGDLError(f"unknown resampling scheme {scheme!r}; choose from {', '.join(resampling.SCHEMES)}")
     ranking = Ranking(rankers={name: r.description for name, r in rankers.items()},
                       measures=list(directions), directions=dict(directions), tasks=list(tasks),
-                      confidence=confidence, n_resamples=n_resamples,
-                      scales={name: float(getattr(r, "scale", 1.0)) for name, r in rankers.items()})
+                      confidence=confidence, n_resamples=n_resamples, scheme=scheme, n_permutations=n_permutations,
+                      scales={name: float(getattr(r, "scale", 1.0)) for name, r in rankers.items()},
+                      lower_is_better={name for name, r in rankers.items() if not getattr(r, "larger_is_better", True)})
+    workers = default_workers() if workers is None else max(1, int(workers))
+    units, keys = [], []
     for task in tasks:
         if not task.model_specs:
             ranking.notes.append(f"{task.name}: no reference data (model_configs.json), so no ranking")
             continue
+        try:
+            full = scoring_grid(task.model_specs)
+        except PGDLError as exc:
+            ranking.notes.append(f"{task.name}: not ranked: {exc}")
+            continue
+        task_seed = _task_seed(seed, task.name)
+        weights = perms = None
+        if n_resamples > 0 and full.n_models >= 2:
+            weights = resampling.resample_weights(full.n_models, n_resamples, scheme=scheme, seed=task_seed)
+        if n_permutations > 0:
+            perms = resampling.permutations(full.n_models, n_permutations, seed=task_seed + 1)
+        measures = []
         for measure, sign in directions.items():
             values = task.values.get(measure) or {}
             if not values:
@@ -225,35 +412,88 @@ def rank_measures(tasks: Sequence[TaskValues], directions: Mapping[str, int], *,
             except PGDLError as exc:
                 ranking.notes.append(f"{task.name}, {measure}: not ranked: {exc}")
                 continue
-            untied = untied_fraction_grid(array, grid)
-            if untied < FEW_UNTIED:
-                ranking.notes.append(
-                    f"{task.name}, {measure}: the values differ on only {untied:.1%} of the pairs of models "
-                    "with different gaps (the rest are ties, which tell nothing): its scores, marked ~, rest on "
-                    "few pairs")
-            for name, ranker in rankers.items():
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    try:
-                        value = ranker.score_grid(array, grid)
-                        breakdown = ranker.breakdown_grid(array, grid)
-                        low, high = (bootstrap_ci_grid(ranker, array, grid, n_resamples=n_resamples,
-                                                       confidence=confidence, seed=seed)
-                                     if n_resamples > 0 else (math.nan, math.nan))
-                    except PGDLError as exc:
-                        ranking.notes.append(f"{task.name}, {measure}, {name}: not ranked: {exc}")
-                        continue
-                for item in caught:
-                    note = f"{task.name}, {measure}, {name}: {item.message}"
-                    if note not in ranking.notes:
-                        ranking.notes.append(note)
-                ranking.scores.setdefault(name, {}).setdefault(measure, {})[task.name] = Score(
-                    float(value), low, high, len(array), max(task.n_models, len(array)), untied)
-                if breakdown:
-                    ranking.breakdowns.setdefault(name, {}).setdefault(task.name, {})[measure] = breakdown
-                    ranking.selected.setdefault(name, {}).setdefault(task.name, {})[measure] = \
-                        ranker.selected_set(breakdown)
+            keep = np.flatnonzero(np.isin(np.asarray(full.model_ids), np.asarray(grid.model_ids)))
+            measures.append((measure, (array, grid, keep)))
+        # a unit per task and share of the measures: about two per process
+        per_unit = max(1, math.ceil(len(measures) / max(1, 2 * workers // max(1, len(tasks)))))
+        for start in range(0, len(measures), per_unit):
+            chunk = measures[start:start + per_unit]
+            units.append((full, weights, perms, scheme, rankers, [m for _, m in chunk]))
+            keys.append([(task, name, len(m[0])) for name, m in chunk])
+    flat = [(key, result) for unit_keys, results in zip(keys, _run_units(units, workers))
+            for key, result in zip(unit_keys, results)]
+    for (task, measure, n_values), result in flat:
+        untied = result["untied"]
+        if untied < FEW_UNTIED:
+            ranking.notes.append(
+                f"{task.name}, {measure}: the values differ on only {untied:.1%} of the pairs of models "
+                "with different gaps (the rest are ties, which tell nothing): its scores, marked ~, rest on "
+                "few pairs")
+        for note in result["notes"]:
+            note = f"{task.name}, {measure}, {note}"
+            if note not in ranking.notes:
+                ranking.notes.append(note)
+        for name, (value, breakdown, chosen, resampled, null) in result["scores"].items():
+            low, high = (resampling.percentile_interval(resampled, confidence) if resampled is not None
+                         else (math.nan, math.nan))
+            p_null = (resampling.permutation_pvalue(value, null, larger_is_better=name not in ranking.lower_is_better)
+                      if null is not None else math.nan)
+            ranking.scores.setdefault(name, {}).setdefault(measure, {})[task.name] = Score(
+                value, low, high, n_values, max(task.n_models, n_values), untied, p_null)
+            if resampled is not None:
+                ranking.resamples.setdefault(name, {}).setdefault(measure, {})[task.name] = resampled
+            if breakdown:
+                ranking.breakdowns.setdefault(name, {}).setdefault(task.name, {})[measure] = breakdown
+                ranking.selected.setdefault(name, {}).setdefault(task.name, {})[measure] = chosen
+    _compare(ranking)
     return ranking
+
+
+def _compare(ranking: Ranking) -> None:
+    """The paired comparisons and the intervals of the averages, from the stored resamples."""
+    for ranker, by_measure in ranking.resamples.items():
+        scores = ranking.scores.get(ranker, {})
+        for task in ranking.ranked_tasks:
+            found = [m for m in ranking.measures if task in by_measure.get(m, {}) and
+                     math.isfinite(scores[m][task].value)]
+            pairs = []
+            for i, a in enumerate(found):
+                for b in found[i + 1:]:
+                    if scores[a][task].n_models != scores[b][task].n_models:
+                        continue  # resamples of different models: not paired
+                    d = by_measure[a][task] - by_measure[b][task]
+                    low, high = resampling.percentile_interval(d, ranking.confidence)
+                    pairs.append(Comparison(a, b, scores[a][task].value - scores[b][task].value, low, high,
+                                            resampling.two_sided_pvalue(d)))
+            ranking.comparisons.setdefault(ranker, {})[task] = _holm(pairs)
+        averages = {}
+        for m in ranking.measures:
+            tasks = [t for t in ranking.ranked_tasks if t in by_measure.get(m, {}) and math.isfinite(scores[m][t].value)]
+            if tasks:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    averages[m] = (tasks, np.nanmean(np.stack([by_measure[m][t] for t in tasks]), axis=0))
+                ranking.average_ci.setdefault(ranker, {})[m] = resampling.percentile_interval(averages[m][1],
+                                                                                           ranking.confidence)
+        pairs = []
+        names = list(averages)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                common = [t for t in averages[a][0] if t in averages[b][0]]
+                if not common:
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    d = np.nanmean(np.stack([by_measure[a][t] - by_measure[b][t] for t in common]), axis=0)
+                diff = float(np.mean([scores[a][t].value - scores[b][t].value for t in common]))
+                low, high = resampling.percentile_interval(d, ranking.confidence)
+                pairs.append(Comparison(a, b, diff, low, high, resampling.two_sided_pvalue(d)))
+        ranking.comparisons.setdefault(ranker, {})[AVERAGE] = _holm(pairs)
+
+
+def _holm(pairs: list[Comparison]) -> list[Comparison]:
+    adjusted = resampling.holm(np.array([c.p for c in pairs]))
+    return [Comparison(c.a, c.b, c.diff, c.low, c.high, c.p, float(q)) for c, q in zip(pairs, adjusted)]
 
 
 # ----------------------------------------------------------------------------- tables as text
@@ -295,28 +535,79 @@ def ranker_label(ranking: Ranking, ranker: str) -> str:
     return ranker if scale == 1 else f"{ranker} (x{scale:g})"
 
 
-def ranking_rows(ranking: Ranking, ranker: str, *, with_ci: bool = True) -> tuple[list[str], list[list[str]]]:
+def _group_mark(status: str | None) -> str:
+    return "a" if status in ("leader", "tied") else ""
+
+
+def _p(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def ranking_rows(ranking: Ranking, ranker: str, *, with_ci: bool = True,
+                 with_tests: bool = True) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the measure x task table of one ranker (plus the average column), on the
-    ranker's scale (see :func:`ranker_label`)."""
+    ranker's scale (see :func:`ranker_label`), best first.
+
+    With `with_tests`, each task column is followed by ``p null`` (the permutation p-value,
+    :attr:`Score.p_null`) and ``grp`` (``a`` when the measure is not distinguishable from the
+    task's leader by a paired test, Holm-adjusted: :meth:`Ranking.leader_group`), and the average
+    by its interval and its ``grp``.
+    """
     tasks = ranking.ranked_tasks
-    header = ["measure"] + tasks + ["average"]
+    tests = with_tests and (ranking.n_resamples > 0 or ranking.n_permutations > 0)
+    header = ["measure"]
+    for t in tasks:
+        header += [t] + (["p null", "grp"] if tests else [])
+    header += ["average"] + (["grp"] if tests else [])
+    groups = {scope: ranking.leader_group(ranker, scope) for scope in tasks + [AVERAGE]} if tests else {}
     rows = []
     scale = ranking.scale(ranker)
     for measure in ranking.ordered_measures(ranker):
         by_task = ranking.scores.get(ranker, {}).get(measure, {})
-        rows.append([measure] + [format_score(by_task.get(t), with_ci=with_ci, scale=scale) for t in tasks]
-                    + [_num(ranking.average(ranker, measure), scale) if by_task else "-"])
+        row = [measure]
+        for t in tasks:
+            row.append(format_score(by_task.get(t), with_ci=with_ci, scale=scale))
+            if tests:
+                row += [_p(by_task[t].p_null) if t in by_task else "-", _group_mark(groups[t].get(measure))]
+        average = _num(ranking.average(ranker, measure), scale) if by_task else "-"
+        low, high = ranking.average_ci.get(ranker, {}).get(measure, (math.nan, math.nan))
+        if with_ci and by_task and math.isfinite(low) and len(tasks) > 1:
+            average += f" [{_num(low, scale)}, {_num(high, scale)}]"
+        row.append(average)
+        if tests:
+            row.append(_group_mark(groups[AVERAGE].get(measure)))
+        rows.append(row)
     return header, rows
+
+
+def tests_legend(ranking: Ranking) -> str:
+    """What ``p null`` and ``grp`` mean, for a table's caption ("" without resamples)."""
+    if not ranking.n_resamples and not ranking.n_permutations:
+        return ""
+    level = 1.0 - ranking.confidence
+    return (f"p null: permutation p-value ({ranking.n_permutations} permutations of the values) of 'no better than "
+            f"a measure unrelated to the gap'; grp a: not distinguishable from the leader (paired test on the same "
+            f"{ranking.n_resamples} {ranking.scheme} resamples, Holm-adjusted over every pair, level {level:g})")
 
 
 def summary_rows(ranking: Ranking) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the measure x ranker table of averages over tasks (each ranker on its
-    scale, named in the header: ``competition_cmi (x100)``)."""
+    scale, named in the header: ``competition_cmi (x100)``); ``a`` marks the measures not
+    distinguishable from that ranker's leader."""
     header = ["measure"] + [ranker_label(ranking, r) for r in ranking.rankers]
+    groups = {r: ranking.leader_group(r) for r in ranking.rankers}
     rows = []
     for measure in ranking.ordered_measures():
-        rows.append([measure] + [_num(ranking.average(r, measure), ranking.scale(r))
-                                 if ranking.scores.get(r, {}).get(measure) else "-" for r in ranking.rankers])
+        cells = [measure]
+        for r in ranking.rankers:
+            if not ranking.scores.get(r, {}).get(measure):
+                cells.append("-")
+                continue
+            mark = _group_mark(groups[r].get(measure)) if ranking.n_resamples else ""
+            cells.append(_num(ranking.average(r, measure), ranking.scale(r)) + (f" {mark}" if mark else ""))
+        rows.append(cells)
     return header, rows
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -129,33 +130,29 @@ def group_pair_sums(pair: np.ndarray, weights: np.ndarray, groups: np.ndarray) -
 def group_pair_sums_many(pair: np.ndarray, weights: np.ndarray, groups: list[np.ndarray]) -> list[np.ndarray]:
     """:func:`group_pair_sums` for several partitions of the same models.
 
-    A partition's sums cost about R n^2 operations whatever its number of groups: with one
-    pair matrix for every resample, ``W[:, A] @ pair[A, :]`` per group A, times W, summed by the
-    group of the column; with one matrix per resample, the weighted matrices summed by blocks.
+    The weighted pair matrices of the resamples are built once; one matrix product with the
+    groups of every partition side by side sums their columns by group, then the rows are
+    summed by group (about R n^2 K operations for K groups in all).
     """
     r, n = weights.shape
     dtype = _exact_dtype(weights)
-    w = weights.astype(dtype)
     pair = pair.astype(dtype, copy=False)
-    weighted = w[:, :, None] * pair * w[:, None, :] if pair.ndim == 3 else None
-    out = []
+    if pair.ndim == 3 and (weights == 1).all():  # permutations: nothing to weigh
+        weighted = pair.reshape(r * n, n)
+    else:
+        w = weights.astype(dtype)
+        weighted = (w[:, :, None] * pair * w[:, None, :]).reshape(r * n, n)
+    right = (weighted @ np.concatenate(groups, axis=1).astype(dtype)).reshape(r, n, -1)
+    out, offset = [], 0
     for g in groups:
         k = g.shape[1]
         gid = np.argmax(g, axis=1)
         order = np.argsort(gid, kind="stable")
         present, starts = np.unique(gid[order], return_index=True)
-        bounds = list(starts) + [n]
         block = np.zeros((r, k, k))
-        if weighted is not None:
-            rows = np.add.reduceat(weighted[:, order][:, :, order], starts, axis=1)
-            block[np.ix_(np.arange(r), present, present)] = np.add.reduceat(rows, starts, axis=2)
-        else:
-            w_sorted = w[:, order]
-            pair_sorted = pair[order][:, order]
-            for a, lo, hi in zip(present, bounds[:-1], bounds[1:]):
-                per_column = (w_sorted[:, lo:hi] @ pair_sorted[lo:hi]) * w_sorted
-                block[:, a, present] = np.add.reduceat(per_column, starts, axis=1)
+        block[:, present, :] = np.add.reduceat(right[:, order, offset:offset + k], starts, axis=1)
         out.append(block)
+        offset += k
     return out
 
 
@@ -181,6 +178,31 @@ class WithinGroupPairs:
         flat = (self.group[None, :] + self.k * np.arange(r)[:, None]).ravel()
         return np.bincount(flat, weights=np.broadcast_to(values, (r, len(self.i))).ravel(),
                            minlength=r * self.k).reshape(r, self.k)
+
+
+def greater(v: np.ndarray) -> np.ndarray:
+    """[v_i > v_j] as float32 (exact): (n, n) for v of shape (n,), (R, n, n) for (R, n)."""
+    return (v[..., :, None] > v[..., None, :]).astype(np.float32)
+
+
+class IdentityCache:
+    """A small cache keyed on the identity of its arguments (held, so alive, while cached): the
+    rankers of one measure on one task share what they compute from the same arrays (the
+    resamples and the permutations alternate, hence a few entries). Arrays are never changed in
+    place here, so identity is enough."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self.entries: list[tuple[tuple, Any]] = []
+
+    def get(self, args: tuple, compute):
+        for i, (held, value) in enumerate(self.entries):
+            if len(held) == len(args) and all(a is b for a, b in zip(held, args)):
+                self.entries.append(self.entries.pop(i))
+                return value
+        value = compute()
+        self.entries = (self.entries + [(args, value)])[-self.size:]
+        return value
 
 
 def signs(v: np.ndarray) -> np.ndarray:
