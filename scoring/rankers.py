@@ -675,6 +675,10 @@ class GranulatedKendall(Ranker):
         return kept / full if full else float(np.mean(weights.sum(axis=1)) / grid.n_models)
 
 
+QUANTILE_PREFIX = "environments: "
+"""Breakdown keys of :class:`RobustSignError` that hold the distribution over environments."""
+
+
 class RobustSignError(Ranker):
     """Dziugaite et al.'s robust sign-error: the worst sign-error over environments of coupled
     networks (models differing in one hyper-parameter; :func:`environment_sign_errors`).
@@ -708,11 +712,18 @@ class RobustSignError(Ranker):
         return robust_sign_error_batch(values, grid, weights, tolerance=self.tolerance, gaps=gaps)
 
     def breakdown_grid(self, values, grid):
+        """Per hyper-parameter h, the worst environment among those varying h; then the
+        distribution over every environment (``environments: median``, ``75%``, ``90%``)."""
         errors = environment_sign_errors(values, grid, np.ones((1, grid.n_models)), tolerance=self.tolerance)
-        return {(name,): float(_nanmax_rows([e])[0]) for name, e in zip(grid.hparams, errors)}
+        out = {(name,): float(_nanmax_rows([e])[0]) for name, e in zip(grid.hparams, errors)}
+        quantiles = sign_error_quantiles(values, grid, tolerance=self.tolerance, quantiles=(0.5, 0.75, 0.9))
+        out.update({(f"{QUANTILE_PREFIX}{label}",): quantiles[key]
+                    for label, key in (("median", "q0.5"), ("75%", "q0.75"), ("90%", "q0.9"))})
+        return out
 
     def selected_set(self, breakdown):
-        finite = [(v, -i, k) for i, (k, v) in enumerate(breakdown.items()) if not math.isnan(v)]
+        finite = [(v, -i, k) for i, (k, v) in enumerate(breakdown.items())
+                  if not math.isnan(v) and not str(k[0]).startswith(QUANTILE_PREFIX)]
         return max(finite)[2] if finite else None
 
 

@@ -34,6 +34,7 @@ from scoring.ranking import (
     ranking_rows,
     selected_rows,
     summary_rows,
+    tests_legend,
     ties_legend,
 )
 
@@ -163,9 +164,14 @@ def _sections(ranking: Ranking, meta: Mapping[str, Any], status: tuple[list[str]
     blocks.append(("table", ["", ""], [[str(k), str(v)] for k, v in meta.items() if k != "title"]))
     if ranking.ranked_tasks:
         blocks.append(("h", 2, "Ranking"))
-        blocks.append(("p", f"Scores per task with {ranking.confidence:.0%} percentile bootstrap intervals "
-                            f"over models ({ranking.n_resamples} resamples, seed 0); larger is better for every "
-                            "ranker. Measures with direction -1 are ranked by their negation. "
+        scheme = ("half-samples of the models (half of them, without replacement; see scoring/resampling.py)"
+                  if ranking.scheme == "halfsample" else "bootstrap resamples of the models")
+        lower = ", ".join(sorted(ranking.lower_is_better))
+        blocks.append(("p", f"Scores per task with {ranking.confidence:.0%} intervals from {ranking.n_resamples} "
+                            f"{scheme}, seed 0; larger is better for every ranker"
+                            + (f" but {lower} (smaller is better)" if lower else "") + ". "
+                            + (tests_legend(ranking) + ". " if tests_legend(ranking) else "")
+                            + "Measures with direction -1 are ranked by their negation. "
                             "`*`: ranked on part of the task's models (the others failed or exceeded "
                             "the time budget)." + _scale_sentence(ranking)
                             + (" `~`" + ties_legend(ranking)[1:] + "." if ties_legend(ranking) else "")))
@@ -198,10 +204,14 @@ def _sections(ranking: Ranking, meta: Mapping[str, Any], status: tuple[list[str]
             if task.name not in ranking.breakdowns.get(ranker, {}):
                 continue
             blocks.append(("h", 3, f"{ranker_label(ranking, ranker)}: breakdown by conditioning set"))
-            blocks.append(("p", "The value of each conditioning set (hyper-parameters); `<` marks the set "
-                                "that gave the score (the minimum)." if ranker != "granulated_kendall" else
-                                "Kendall's tau among models that differ only in each hyper-parameter; the score "
-                                "is their mean."))
+            blocks.append(("p", {
+                "granulated_kendall": "Kendall's tau among models that differ only in each hyper-parameter; the "
+                                      "score is their mean.",
+                "robust_sign_error": "Per hyper-parameter, the worst sign-error among the environments of models "
+                                     "that differ only in it (`<`: the worst of all, the score); then the median, "
+                                     "75% and 90% quantiles of the sign-error over every environment.",
+            }.get(ranker, "The value of each conditioning set (hyper-parameters); `<` marks the set that gave the "
+                          "score (the minimum).")))
             blocks.append(("table",) + _tall(*breakdown_rows(ranking, ranker, task.name), corner="conditioning set"))
     all_notes = list(notes) + ranking.notes
     if all_notes:

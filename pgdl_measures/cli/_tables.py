@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from scoring.ranking import MAIN_RANKER, Ranking, ranker_label, ranking_rows, summary_rows, ties_legend
+from scoring.ranking import MAIN_RANKER, Ranking, ranker_label, ranking_rows, summary_rows, tests_legend, ties_legend
 
 __all__ = ["ranking_table", "summary_table"]
 
@@ -15,12 +15,12 @@ def ranking_table(ranking: Ranking, ranker: str = MAIN_RANKER, *, with_ci: bool 
     """Measure x task (and average) scores of one ranker, with intervals, on the ranker's scale."""
     header, rows = ranking_rows(ranking, ranker, with_ci=with_ci)
     table = Table(title=Text(f"{ranker_label(ranking, ranker)}: score per task "
-                             f"[{ranking.confidence:.0%} bootstrap CI]"))
+                             f"[{ranking.confidence:.0%} {ranking.scheme} interval]"))
     for i, h in enumerate(header):
         table.add_column(Text(h), justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
-    legend = ties_legend(ranking)
+    legend = "\n".join(x for x in (tests_legend(ranking), ties_legend(ranking)) if x)
     if legend:
         table.caption = Text(legend)
     return table
@@ -29,7 +29,7 @@ def ranking_table(ranking: Ranking, ranker: str = MAIN_RANKER, *, with_ci: bool 
 def summary_table(ranking: Ranking) -> Table:
     """The average over tasks of every ranker (each on its scale), per measure."""
     header, rows = summary_rows(ranking)
-    table = Table(title="average over tasks, by ranker")
+    table = Table(title="average over tasks, by ranker (a: not distinguishable from the ranker's leader)")
     for i, h in enumerate(header):
         if i == 0:
             table.add_column(Text(h), justify="left", no_wrap=True)

@@ -23,11 +23,18 @@ from scoring.rules import COMPETITION_TIME_BUDGET
 @click.option("--models", "models", multiple=True, metavar="IDS",
               help="Only these models, e.g. model_0,model_1 (repeat or separate with commas).")
 @click.option("--retry-errors", is_flag=True, help="Compute again the results stored as errors or EXCEEDED.")
-@click.option("--bootstrap", "n_resamples", default=1000, show_default=True, type=click.IntRange(min=0),
-              metavar="N", help="Bootstrap resamples of each confidence interval (0: none).")
+@click.option("--resamples", "--bootstrap", "n_resamples", cls=AliasOption, hidden_aliases=("--bootstrap",),
+              default=1000, show_default=True, type=click.IntRange(min=0), metavar="N",
+              help="Resamples of the models behind each interval and paired comparison (0: none).")
+@click.option("--scheme", type=click.Choice(["halfsample", "bootstrap"]), default="halfsample", show_default=True,
+              help="How models are resampled: half of them without replacement (intervals valid on a grid), "
+                   "or Efron's bootstrap (duplicates models).")
+@click.option("--permutations", "n_permutations", default=1000, show_default=True, type=click.IntRange(min=0),
+              metavar="N", help="Permutations of the values behind each 'better than unrelated' p-value (0: none).")
 @click.option("--quiet", "-q", "--no-progress", "no_progress", cls=AliasOption, hidden_aliases=("--no-progress",),
               is_flag=True, help="No progress bar.")
-def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors, n_resamples, no_progress):
+def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors, n_resamples, scheme, n_permutations,
+             no_progress):
     """Compute measures on tasks, rank them, write a report.
 
     Computes each measure (default: the built-in ones) on each model of each TASK (a task
@@ -59,7 +66,7 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
     paths = list(tasks) or [resolve_default_task(None)]
     chosen = resolve_measures(_split(measures), parse_param_options(params))
     result = run(paths, chosen, out_dir, time_budget=time_budget, models=_split(models) or None,
-                 retry_errors=retry_errors, n_resamples=n_resamples,
+                 retry_errors=retry_errors, n_resamples=n_resamples, scheme=scheme, n_permutations=n_permutations,
                  progress=None if no_progress else EvaluateProgress(console))
     stats = result.stats
     done = ", ".join(f"{n} {status}" for status, n in sorted(stats.computed.items())) or "nothing new"

@@ -525,7 +525,8 @@ def check_references(tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
 
 def rank_results(tasks: Sequence[Task], measures: Sequence[Measure],
                  results: dict[tuple[str, str], dict[str, Row | None]], *, n_resamples: int = 1000,
-                 seed: int = 0, references: dict[str, dict[str, Any]] | None = None):
+                 seed: int = 0, references: dict[str, dict[str, Any]] | None = None,
+                 scheme: str = "halfsample", n_permutations: int = 1000):
     """Rank the measures on the tasks with reference data (see :func:`scoring.ranking.rank_measures`).
 
     Every stored value is used (a task where a measure failed on some models is ranked on the
@@ -552,7 +553,8 @@ def rank_results(tasks: Sequence[Task], measures: Sequence[Measure],
                            if row is not None and row.status == OK} for m in measures}
         n_models = len(results[(task.name, measures[0].name)]) if measures else 0
         task_values.append(TaskValues(task.name, specs, values, n_models))
-    ranking = rank_measures(task_values, {m.name: m.direction for m in measures}, n_resamples=n_resamples, seed=seed)
+    ranking = rank_measures(task_values, {m.name: m.direction for m in measures}, n_resamples=n_resamples, seed=seed,
+                            scheme=scheme, n_permutations=n_permutations)
     ranking.notes[:0] = notes
     return ranking
 
@@ -634,6 +636,7 @@ class Evaluation:
 def evaluate(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str | Measure | type] = (),
              out_dir: str | os.PathLike = DEFAULT_OUT, *, time_budget: float = COMPETITION_TIME_BUDGET,
              models: Sequence[str] | None = None, retry_errors: bool = False, n_resamples: int = 1000,
+             scheme: str = "halfsample", n_permutations: int = 1000,
              progress: Progress | None = None) -> Evaluation:
     """Compute, store, write predictions, rank and report (see the module docstring).
 
@@ -644,7 +647,10 @@ def evaluate(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str |
         time_budget: seconds per model across its measures.
         models: only these model ids.
         retry_errors: compute again results stored as errors or exceeded.
-        n_resamples: bootstrap resamples of each confidence interval.
+        n_resamples: resamples of the models behind each interval and paired comparison.
+        scheme: how models are resampled: ``"halfsample"`` (half of them without replacement) or
+            ``"bootstrap"`` (see :mod:`scoring.resampling`).
+        n_permutations: permutations of the values behind each "better than unrelated" p-value.
         progress: progress callbacks (the CLI draws them: :mod:`pgdl_measures.cli._progress`).
 
     Returns:
@@ -668,8 +674,9 @@ def evaluate(tasks: Sequence[Task | str | os.PathLike], measures: Sequence[str |
     predictions, notes = write_predictions(results, measures, out)
     notes[:0] = stats.notes
     progress.stage(f"ranking {len(measures)} measure(s) on {len(tasks)} task(s) with every ranker "
-                   f"({n_resamples} bootstrap resamples each)")
-    ranking = rank_results(tasks, measures, results, n_resamples=n_resamples, references=references)
+                   f"({n_resamples} {scheme} resamples and {n_permutations} permutations each)")
+    ranking = rank_results(tasks, measures, results, n_resamples=n_resamples, references=references,
+                           scheme=scheme, n_permutations=n_permutations)
     from scoring.report import write_report
 
     meta = {"title": "PGDL evaluation",
