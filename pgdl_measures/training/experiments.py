@@ -396,6 +396,7 @@ def run_experiment(name: str, preset: str | Preset, out_dir: str | os.PathLike, 
         probe.unlink()
     except OSError as exc:
         raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", out) from None
+    _claim_runs(out / name, label, preset)
     import keras
 
     start = time.perf_counter()
@@ -410,6 +411,44 @@ def run_experiment(name: str, preset: str | Preset, out_dir: str | os.PathLike, 
     atomic_write(out / f"{name}.json", json.dumps(_jsonable(result), indent=1))
     _figure(name, result, out / f"{name}.png")
     return result
+
+
+#: the file beside ``runs/`` that says which settings made them
+SETTINGS_FILE = "settings.json"
+
+
+def _claim_runs(folder: Path, label: str, preset: Preset) -> None:
+    """Let `folder`'s runs be continued only with the settings that made them.
+
+    A run is read back by its key (``mlp-3``), which does not say the data size, the epochs or
+    the preset: ``<folder>/settings.json`` records the preset's name and resolved settings, and
+    a run with other settings is refused rather than handed the runs of another preset.
+
+    Raises:
+        PGDLError: the folder holds runs of other settings, or runs with no record of them.
+    """
+    from scoring.files import atomic_write, read_json
+
+    settings = _jsonable(asdict(preset))
+    record = folder / SETTINGS_FILE
+    fix = f"; choose another --out folder, or remove {folder} to start afresh"
+    if record.is_file():
+        before = read_json(record, "the experiment's settings record")
+        if not isinstance(before, dict) or before.get("settings") != settings:
+            held = before.get("preset") if isinstance(before, dict) else None
+            changed = sorted(k for k in settings if not isinstance(before, dict)
+                             or (before.get("settings") or {}).get(k) != settings[k])
+            raise PGDLError(f"holds the runs of preset {held!r}, whose settings differ from preset "
+                            f"{label!r} ({', '.join(changed)}){fix}", folder)
+        return
+    runs = folder / "runs"
+    if runs.is_dir() and any(runs.iterdir()):
+        raise PGDLError(f"holds runs without a {SETTINGS_FILE} saying which settings made them{fix}",
+                        folder)
+    try:
+        atomic_write(record, json.dumps({"preset": label, "settings": settings}, indent=1))
+    except OSError as exc:
+        raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", folder) from None
 
 
 def _machine() -> dict[str, Any]:
