@@ -54,15 +54,15 @@ def test_runs_of_another_preset_are_refused_naming_it(tmp_path, capsys):
     """`--preset smoke` on a folder of `ci` runs used to read them back as smoke results."""
     from dataclasses import asdict
 
-    from pgdl_measures.training.experiments import PRESETS, SETTINGS_FILE, _jsonable
+    from pgdl_measures.training.experiments import PRESETS, _jsonable
 
     folder = tmp_path / "timing"
     (folder / "runs" / "mlp-1-validation_only").mkdir(parents=True)
-    (folder / SETTINGS_FILE).write_text(json.dumps(
+    (folder / "settings.json").write_text(json.dumps(
         {"preset": "ci", "settings": _jsonable(asdict(PRESETS["timing"]["ci"]))}))
     code, err = _cli(capsys, "timing", "--preset", "smoke", "--out", str(tmp_path))
     assert code == 2 and len(err) == 1
     assert "holds the runs of preset 'ci'" in err[0] and str(folder) in err[0]
-    (folder / SETTINGS_FILE).unlink()  # runs of an older version, with no record of their settings
+    (folder / "settings.json").unlink()  # runs of an older version, with no record of their settings
     code, err = _cli(capsys, "timing", "--preset", "smoke", "--out", str(tmp_path))
-    assert code == 2 and len(err) == 1 and f"holds runs without a {SETTINGS_FILE}" in err[0]
+    assert code == 2 and len(err) == 1 and "holds runs without a settings.json" in err[0]
