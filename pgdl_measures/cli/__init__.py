@@ -125,7 +125,8 @@ def main(argv=None):
                 _import_keras_quietly()
             except Exception as exc:  # noqa: BLE001 - Keras raises ValueError, ImportError, ...
                 raise _keras_import_error(exc) from None
-        cli.main(args=argv, prog_name="pgdl", standalone_mode=False)
+        # a command's `raise click.exceptions.Exit(code)` comes back as `code` (standalone_mode=False)
+        code = cli.main(args=argv, prog_name="pgdl", standalone_mode=False)
     except PGDLError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
@@ -140,4 +141,4 @@ def main(argv=None):
     except KeyboardInterrupt:  # Ctrl-C outside click's own handling, e.g. while TensorFlow imports
         click.echo("Aborted.", err=True)
         sys.exit(130)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
