@@ -635,20 +635,24 @@ def test_a_cancelled_run_kills_its_child_within_a_second(tmp_path):
 @pytest.fixture(scope="module")
 def two_runs(toy_path, tmp_path_factory):
     """Two `pgdl run-submission` processes started together on one output folder, with other
-    --models: model_0 in one, model_1 and model_2 (whose weights.hdf5 is garbage) in the other."""
+    --models: model_0 in one; in the other (one child process), model_1, model_2 (whose
+    weights.hdf5 is garbage) and model_3 (whose config.json has a list for a layer_name)."""
     import os
     import subprocess
     import sys
 
     root = tmp_path_factory.mktemp("two_runs")
-    task = _copy_task(toy_path, root, {f"model_{k}": f"model_{k}" for k in range(3)})
+    task = _copy_task(toy_path, root, {f"model_{k}": f"model_{k}" for k in range(4)})
     (task / "model_2" / "weights.hdf5").write_bytes(b"not an HDF5 file\n" * 64)
+    config = json.loads((task / "model_3" / "config.json").read_text())
+    config["model_config"][0]["layer_name"] = [config["model_config"][0]["layer_name"]]
+    (task / "model_3" / "config.json").write_text(json.dumps(config))
     out = root / "out"
     command = [sys.executable, "-c", "from pgdl_measures.cli import main; main()", "run-submission",
                str(SUBMISSIONS / "vc_dimension"), str(task), str(out)]
-    runs = [subprocess.Popen([*command, "--models", models], stdout=subprocess.PIPE,
+    runs = [subprocess.Popen([*command, *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-            for models in ("0", "1,2")]
+            for args in (["--models", "0"], ["--models", "1,2,3", "--reuse-process"])]
     results = [(run.wait(timeout=600), *run.communicate()) for run in runs]
     return task, out, results
 
@@ -657,16 +661,20 @@ def test_two_runs_on_one_folder_take_turns_and_keep_both(two_runs):
     """Both used to report success while the .predict kept one run's values only."""
     task, out, ((code_a, _, err_a), (code_b, _, err_b)) = two_runs
     assert code_a == 0, err_a
-    assert code_b == 1, err_b  # model_2 failed
+    assert code_b == 1, err_b  # model_2 and model_3 failed
     assert sorted(predict(out)) == ["model_0", "model_1"]
-    assert list(json.loads((out / "pgdl_toy_data.errors.json").read_text())) == ["model_2"]
+    assert list(json.loads((out / "pgdl_toy_data.errors.json").read_text())) == ["model_2", "model_3"]
     waited = ["waiting for it to finish" in err for err in (err_a, err_b)]
     assert sorted(waited) == [False, True]
 
 
-def test_garbage_weights_are_one_line_naming_the_file(two_runs):
+def test_garbage_weights_or_config_are_one_line_naming_the_file(two_runs):
+    """Garbage weights gave a traceback naming no file; a list for a layer_name gave the clean
+    line followed by the child's traceback."""
     task, out, (_, (_, _, err)) = two_runs
-    lines = [line for line in err.splitlines() if "model_2" in line]
+    lines = [line for line in err.splitlines() if "model_2" in line or "model_3" in line]
     assert lines[0].startswith("pgdl_toy_data/model_2: ERROR at load_model: PGDLError: "
                                f"{task / 'model_2' / 'weights.hdf5'}: cannot load these weights")
+    assert lines[1].startswith("pgdl_toy_data/model_3: ERROR at load_model: PGDLError: "
+                               f"{task / 'model_3' / 'config.json'}: layer 0 of model_config must be")
     assert "Traceback" not in err
