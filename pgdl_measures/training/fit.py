@@ -18,9 +18,10 @@ Data order and resuming: with ``shuffle="seeded"`` (default) the training batche
 :class:`EpochBatches`: epoch ``e``'s order and augmentation are drawn from
 ``numpy.random.default_rng([seed, e])``, so they do not depend on what ran before. With an
 output folder, a Keras ``BackupAndRestore`` checkpoint (weights, optimizer state, epoch) is
-written after every epoch, atomically (a damaged one is discarded and the run starts over); a killed run started again with the same arguments continues from
-the last finished epoch and gives the same result as an uninterrupted run (the layers'
-random-seed states, which draw the dropout masks, are saved with it in ``seed_states.npz``).
+written atomically after every epoch (a damaged one is discarded and the run starts over); a
+killed run started again with the same arguments continues from the last finished epoch and
+gives the same result as an uninterrupted run (the layers' random-seed states, which draw the
+dropout masks, are saved with it in ``seed_states.npz``).
 ``shuffle="keras"`` hands the arrays to ``fit(shuffle=True)`` (the zoo's original path, kept
 so its bundled task regenerates unchanged).
 
