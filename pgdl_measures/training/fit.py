@@ -352,11 +352,9 @@ def _callbacks():
 
             sync_weights(self.model)
             arrays = {f"s{i}": np.asarray(_keras().ops.convert_to_numpy(v.value)) for i, v in enumerate(self._states())}
-            from scoring.files import atomic_write
-
             buffer = io.BytesIO()
             np.savez(buffer, epoch=epoch + 1, **arrays)
-            atomic_write(self.path, buffer.getvalue())
+            _write_state(self.path, buffer.getvalue())
 
     class HistoryCSV(keras.callbacks.Callback):
         """One row per epoch appended to `path` (``epoch`` and the logs' keys of the first row)."""
@@ -373,11 +371,13 @@ def _callbacks():
                     keys = next(csv.reader(f), None)
             new = keys is None
             keys = keys or ["epoch"] + sorted(logs)
-            with open(self.path, "a", newline="") as f:
-                writer = csv.writer(f)
-                if new:
-                    writer.writerow(keys)
-                writer.writerow([epoch] + [_cell(logs.get(k)) for k in keys[1:]])
+            rows = io.StringIO()
+            writer = csv.writer(rows)
+            if new:
+                writer.writerow(keys)
+            writer.writerow([epoch] + [_cell(logs.get(k)) for k in keys[1:]])
+            before = "" if new else self.path.read_text()
+            _write_state(self.path, before + rows.getvalue())  # whole rows only, even on a full disk
 
     class AtomicBackup(keras.callbacks.BackupAndRestore):
         """``BackupAndRestore`` whose checkpoint is written whole or not at all.
@@ -480,6 +480,21 @@ def _read_csv(path: Path) -> dict[str, list[float]]:
         out[key] = [float(rows[e][key]) if rows[e].get(key) not in (None, "", "NA") else float("nan")
                     for e in sorted(rows)]
     return out
+
+
+def _write_state(path: Path, data: bytes | str) -> None:
+    """Write one file of a run's state atomically; a failure is one PGDLError naming it.
+
+    Raises:
+        PGDLError: the file cannot be written (a full disk); the previous version stays.
+    """
+    from scoring.files import atomic_write
+
+    try:
+        atomic_write(path, data)
+    except OSError as exc:
+        raise PGDLError(f"cannot write the training state: {exc.strerror or exc}; the previous "
+                        "version is kept, free space and run again to continue", path) from None
 
 
 #: the temporary name the checkpoint's weights are written under before they replace it
@@ -628,11 +643,9 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
                        tracker_seconds={name: round(cb.seconds, 3) for name, cb in tracker_cbs},
                        resumed_from=start_epoch, config=asdict(config))
     if out is not None:
-        from scoring.files import atomic_write
-
-        atomic_write(out / "result.json", json.dumps({"data": data.summary(), "config": result.config,
-                                                      "trackers": tr.describe([cb for _, cb in tracker_cbs]),
-                                                      **result.summary()}, indent=1, default=str))
+        _write_state(out / "result.json", json.dumps({"data": data.summary(), "config": result.config,
+                                                       "trackers": tr.describe([cb for _, cb in tracker_cbs]),
+                                                       **result.summary()}, indent=1, default=str))
     return result
 
 

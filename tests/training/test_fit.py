@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -127,9 +128,10 @@ def test_a_damaged_checkpoint_is_discarded_and_the_run_starts_over(small_data, t
 
 
 def test_a_full_disk_leaves_no_damaged_checkpoint_and_a_rerun_trains(small_data, tmp_path):
-    """On a small tmpfs left nearly full, the checkpoint fails as one PGDLError naming it and
-    leaves no part of a weights file behind: once space is freed, the rerun trains (it used to
-    fail on the half-written ``latest.weights.h5`` with "bad object header version number")."""
+    """On a small tmpfs left nearly full (room for the history and logs, not the weights), the
+    checkpoint fails as one PGDLError naming it and leaves no part of a file behind: once space
+    is freed, the rerun trains (it used to fail on the half-written ``latest.weights.h5`` with
+    "bad object header version number")."""
     import os
     import subprocess
 
@@ -147,14 +149,17 @@ def test_a_full_disk_leaves_no_damaged_checkpoint_and_a_rerun_trains(small_data,
         filler = disk / "filler"
 
         class FillDisk(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):  # room for the history and logs, not the weights
+            def on_train_begin(self, logs=None):
                 stat = os.statvfs(disk)
-                filler.write_bytes(b"\0" * max(stat.f_bavail * stat.f_frsize - 48 * 1024, 0))
+                with open(filler, "wb") as f:  # as much as fits, less the room left
+                    with contextlib.suppress(OSError):
+                        f.write(b"\0" * max(stat.f_bavail * stat.f_frsize - 48 * 1024, 0))
 
         config = TrainConfig(epochs=2, batch_size=40)
         with pytest.raises(PGDLError, match="cannot write the training checkpoint") as error:
             train(small_mlp(small_data, width=512), small_data, config, out_dir=out, callbacks=[FillDisk()])
         assert "latest.weights.h5" in str(error.value)
+        assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".partial")]
         filler.unlink()
         again = train(small_mlp(small_data, width=512), small_data, config, out_dir=out)
         assert again.resumed_from == 0 and again.epochs_run == 2
