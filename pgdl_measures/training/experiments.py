@@ -177,9 +177,7 @@ class Runner:
                   "epoch_seconds": result.history.get("seconds", []),
                   "tracker_seconds": result.tracker_seconds, **{k: v for k, v in result.summary().items()
                                                                if k.startswith(("agn", "online_agn", "gn"))}}
-        from scoring.files import atomic_write
-
-        atomic_write(record_path, json.dumps(record, indent=1))
+        _write(record_path, json.dumps(record, indent=1))
         self.say(f"{self.name} {key}: {model_name} train {train_acc:.3f} test {test_acc:.3f} "
                  f"agn_sum {record.get('agn_sum')} gn_sum {record.get('gn_sum')} ({seconds:.1f} s)")
         return record
@@ -406,9 +404,7 @@ def run_experiment(name: str, preset: str | Preset, out_dir: str | os.PathLike, 
               "data": runner.splits.summary(), "machine": _machine(),
               "keras": {"version": keras.__version__, "backend": keras.backend.backend()},
               "seconds": round(time.perf_counter() - start, 1), **result}
-    from scoring.files import atomic_write
-
-    atomic_write(out / f"{name}.json", json.dumps(_jsonable(result), indent=1))
+    _write(out / f"{name}.json", json.dumps(_jsonable(result), indent=1))
     _figure(name, result, out / f"{name}.png")
     return result
 
@@ -427,7 +423,7 @@ def _claim_runs(folder: Path, label: str, preset: Preset) -> None:
     Raises:
         PGDLError: the folder holds runs of other settings, or runs with no record of them.
     """
-    from scoring.files import atomic_write, read_json
+    from scoring.files import read_json
 
     settings = _jsonable(asdict(preset))
     record = folder / SETTINGS_FILE
@@ -445,10 +441,18 @@ def _claim_runs(folder: Path, label: str, preset: Preset) -> None:
     if runs.is_dir() and any(runs.iterdir()):
         raise PGDLError(f"holds runs without a {SETTINGS_FILE} saying which settings made them{fix}",
                         folder)
+    _write(record, json.dumps({"preset": label, "settings": settings}, indent=1))
+
+
+def _write(path: Path, text: str) -> None:
+    """Write an experiment's file atomically; a failure (a full disk) is one PGDLError naming it."""
+    from scoring.files import atomic_write
+
     try:
-        atomic_write(record, json.dumps({"preset": label, "settings": settings}, indent=1))
+        atomic_write(path, text)
     except OSError as exc:
-        raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", folder) from None
+        raise PGDLError(f"cannot write the experiment's results: {exc.strerror or exc}; what was "
+                        "written before is kept, run again to continue", path) from None
 
 
 def _machine() -> dict[str, Any]:
