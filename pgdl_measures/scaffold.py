@@ -153,6 +153,9 @@ def _write_all(directory: Path, rendered: list[tuple[str, str]]) -> list[Path]:
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name[:50]}.", dir=directory.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # a folder's usual mode, not mkdtemp's private 0o700
         try:
             for rel, text in rendered:
                 shown = directory / rel

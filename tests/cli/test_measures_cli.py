@@ -116,6 +116,10 @@ def test_new_writes_a_plugin_package(cli, tmp_path):
     target = tmp_path / "pgdl-weight-norm"
     result = cli(["measures", "new", "weight_norm", str(target)])
     assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == [target]  # no staging folder left beside it
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # a folder's usual mode
     expected = {"setup.cfg", "pyproject.toml", "README.md", "pgdl_weight_norm/__init__.py",
                 "pgdl_weight_norm/weight_norm.py", "tests/test_weight_norm.py"}
     assert {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()} == expected
