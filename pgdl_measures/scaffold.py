@@ -51,15 +51,40 @@ class PluginNames:
         if not _SNAKE_CASE.match(name) or keyword.iskeyword(name):
             raise PGDLError(f"measure name {name!r} must be a snake_case noun, e.g. 'weight_norm' "
                             "(lower-case letters, digits and single underscores, starting with a letter)")
+        from pgdl_measures.registry import ALL
+
+        if name == ALL:
+            raise PGDLError(f"measure name {name!r} is reserved (`--measure {ALL}` selects every measure); "
+                            "choose another name")
         package = package or f"pgdl_{name}"
         if not package.isidentifier() or keyword.iskeyword(package):
             raise PGDLError(f"package name {package!r} is not a valid Python module name, e.g. 'pgdl_{name}'")
+        shadowed = _importable(package)
+        if shadowed:
+            raise PGDLError(f"package name {package!r} would shadow {shadowed}; choose another "
+                            f"(--package), e.g. 'pgdl_{name}_measure'")
         class_name = "".join(part.capitalize() for part in name.split("_"))
         return cls(name, package, name, class_name, package.replace("_", "-"))
 
     def substitutions(self) -> dict[str, str]:
         return {"name": self.name, "package": self.package, "module": self.module, "class_name": self.class_name,
                 "dist_name": self.dist_name, "pgdl_version": __version__}
+
+
+def _importable(package: str) -> str | None:
+    """What importing `package` gives today, in words (None: nothing, so the name is free)."""
+    import importlib.util
+    import sys
+
+    if package in sys.stdlib_module_names:
+        return f"the standard library's module {package!r}"
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return None
+    return f"the importable module {package!r} ({spec.origin or ', '.join(spec.submodule_search_locations or [])})"
 
 
 def template_files() -> list[tuple[str, str]]:
@@ -99,8 +124,9 @@ def write_plugin(name: str, directory: str | os.PathLike, *, package: str | None
         The files written, in order.
 
     Raises:
-        PGDLError: a bad name, a name already registered, a non-empty `directory`, or one
-            that cannot be written (what was written before the failure stays).
+        PGDLError: a bad name (not snake_case, reserved like ``all``, already registered, or a
+            package that would shadow an importable module such as ``os``), a non-empty
+            `directory`, or one that cannot be written. Nothing is written unless every file is.
     """
     from pgdl_measures.registry import available_measures
 
@@ -113,14 +139,34 @@ def write_plugin(name: str, directory: str | os.PathLike, *, package: str | None
         raise PGDLError("exists and is not an empty folder; choose a new folder for the plugin", directory)
     rendered = [(render_path(rel, names), string.Template(text).substitute(names.substitutions()))
                 for rel, text in template_files()]
-    written = []
-    for rel, text in rendered:
-        target = directory / rel
+    return _write_all(directory, rendered)
+
+
+def _write_all(directory: Path, rendered: list[tuple[str, str]]) -> list[Path]:
+    """Write every file into a temporary folder beside `directory`, then rename it into place:
+    `directory` gets all the files or none (folders created for it are removed on failure)."""
+    import shutil
+    import tempfile
+
+    missing = [folder for folder in directory.absolute().parents if not folder.exists()]
+    shown = directory  # the file named in an error, as it would be in `directory`
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name[:50]}.", dir=directory.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # a folder's usual mode, not mkdtemp's private 0o700
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise PGDLError(f"cannot write the plugin here: {exc.strerror or exc}",
-                            exc.filename or target) from None
-        written.append(target)
-    return written
+            for rel, text in rendered:
+                shown = directory / rel
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                (staging / rel).write_text(text, encoding="utf-8")
+            shown = directory
+            os.replace(staging, directory)  # an empty existing folder is replaced too
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        if missing:
+            shutil.rmtree(missing[-1], ignore_errors=True)  # the highest folder made for it
+        raise PGDLError(f"cannot write the plugin here: {exc.strerror or exc}", shown) from None
+    return [directory / rel for rel, _ in rendered]

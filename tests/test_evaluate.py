@@ -119,7 +119,8 @@ def four_models(toy_path, tmp_path):
     """A copy of the sample task with models 0 to 3, model_3's weights truncated."""
     task = tmp_path / "pgdl_toy_data"
     shutil.copytree(toy_path / "dataset_1", task / "dataset_1")
-    shutil.copyfile(toy_path / "model_configs.json", task / "model_configs.json")
+    specs = json.loads((toy_path / "model_configs.json").read_text())
+    (task / "model_configs.json").write_text(json.dumps({str(k): specs[str(k)] for k in range(4)}))
     for k in range(4):
         shutil.copytree(toy_path / f"model_{k}", task / f"model_{k}")
     weights = task / "model_3" / "weights.hdf5"

@@ -18,6 +18,7 @@ import pytest
 from pgdl_measures.competition import run as sub
 from pgdl_measures.competition._ingestion_child import as_float, complexity_kwargs
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.tasks import find_tasks
 
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
 
@@ -455,6 +456,10 @@ def test_a_rerun_continues_and_restart_starts_afresh(tmp_path, cli, toy_path, mo
     assert json.loads((out / "pgdl_toy_data.run.json").read_text())["budget_rule"] == "per-model"
     # as if the run had been interrupted after model_0, with model_1 failed, model_3 over budget
     (out / "pgdl_toy_data.predict").write_text('{"model_0": 123.0, "model_3": "EXCEEDED"}')
+    record = json.loads((out / "pgdl_toy_data.run.json").read_text())
+    (task,) = find_tasks(toy_path)
+    record["models"]["model_3"] = task.model_digest("model_3")
+    (out / "pgdl_toy_data.run.json").write_text(json.dumps(record))
     (out / "pgdl_toy_data.errors.json").write_text('{"model_1": {"error": "boom"}}')
     calls.clear()
     result = cli(["run-submission", vc, str(toy_path), str(out), "--models", "0,1,2,3"])
@@ -494,6 +499,37 @@ def test_a_rerun_never_mixes_in_another_submissions_values(tmp_path, cli, toy_pa
     assert result.exit_code == 0, result.output
     result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), *args])  # same, unzipped
     assert result.exit_code == 0 and "1 kept from an earlier run" in result.output
+
+
+def _copy_task(toy: Path, folder: Path, models: dict[str, str]) -> Path:
+    """A task named like the sample task: its data, and model folders copied from its models."""
+    import shutil
+
+    task = folder / "pgdl_toy_data"
+    shutil.copytree(toy / "dataset_1", task / "dataset_1")
+    for name, source in models.items():
+        shutil.copytree(toy / source, task / name)
+    return task
+
+
+def test_values_of_a_task_with_other_contents_are_not_kept(tmp_path, cli, toy_path, monkeypatch):
+    """A rerun on another task of the same name used to keep the first task's values ("2 kept
+    from an earlier run"); values are keyed on the model's files and the task's data."""
+    calls = []
+    monkeypatch.setattr(sub, "run_models", _fake_run_models(calls))
+    out = tmp_path / "out"
+    vc = str(SUBMISSIONS / "vc_dimension")
+    first = _copy_task(toy_path, tmp_path / "first", {"model_0": "model_0", "model_1": "model_1"})
+    assert cli(["run-submission", vc, str(first), str(out)]).exit_code == 0
+    other = _copy_task(toy_path, tmp_path / "other", {"model_0": "model_2", "model_1": "model_1"})
+    calls.clear()
+    result = cli(["run-submission", vc, str(other), str(out)])
+    assert result.exit_code == 0, result.output
+    assert calls == [["model_0"]]  # model_0 has other files: run again; model_1 is the same
+    assert "1 kept from an earlier run, 1 earlier values dropped" in result.output
+    record = json.loads((out / "pgdl_toy_data.run.json").read_text())
+    (task,) = find_tasks(other)
+    assert record["models"] == task.model_digests()
 
 
 def test_a_failed_write_mid_run_keeps_what_was_written(tmp_path, toy_path, monkeypatch):
@@ -591,3 +627,54 @@ def test_a_cancelled_run_kills_its_child_within_a_second(tmp_path):
                               keras="3", setup_timeout=100, python=str(fake_python),
                               _cancel=cancel)
     assert outcomes == [] and time.monotonic() - start < 5
+
+
+# ------------------------------------------------------------------------ two real runs at once
+
+
+@pytest.fixture(scope="module")
+def two_runs(toy_path, tmp_path_factory):
+    """Two `pgdl run-submission` processes started together on one output folder, with other
+    --models: model_0 in one; in the other (one child process), model_1, model_2 (whose
+    weights.hdf5 is garbage) and model_3 (whose config.json has a list for a layer_name)."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("two_runs")
+    task = _copy_task(toy_path, root, {f"model_{k}": f"model_{k}" for k in range(4)})
+    (task / "model_2" / "weights.hdf5").write_bytes(b"not an HDF5 file\n" * 64)
+    config = json.loads((task / "model_3" / "config.json").read_text())
+    config["model_config"][0]["layer_name"] = [config["model_config"][0]["layer_name"]]
+    (task / "model_3" / "config.json").write_text(json.dumps(config))
+    out = root / "out"
+    command = [sys.executable, "-c", "from pgdl_measures.cli import main; main()", "run-submission",
+               str(SUBMISSIONS / "vc_dimension"), str(task), str(out)]
+    runs = [subprocess.Popen([*command, *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+            for args in (["--models", "0"], ["--models", "1,2,3", "--reuse-process"])]
+    results = [(run.wait(timeout=600), *run.communicate()) for run in runs]
+    return task, out, results
+
+
+def test_two_runs_on_one_folder_take_turns_and_keep_both(two_runs):
+    """Both used to report success while the .predict kept one run's values only."""
+    task, out, ((code_a, _, err_a), (code_b, _, err_b)) = two_runs
+    assert code_a == 0, err_a
+    assert code_b == 1, err_b  # model_2 and model_3 failed
+    assert sorted(predict(out)) == ["model_0", "model_1"]
+    assert list(json.loads((out / "pgdl_toy_data.errors.json").read_text())) == ["model_2", "model_3"]
+    waited = ["waiting for it to finish" in err for err in (err_a, err_b)]
+    assert sorted(waited) == [False, True]
+
+
+def test_garbage_weights_or_config_are_one_line_naming_the_file(two_runs):
+    """Garbage weights gave a traceback naming no file; a list for a layer_name gave the clean
+    line followed by the child's traceback."""
+    task, out, (_, (_, _, err)) = two_runs
+    lines = [line for line in err.splitlines() if "model_2" in line or "model_3" in line]
+    assert lines[0].startswith("pgdl_toy_data/model_2: ERROR at load_model: PGDLError: "
+                               f"{task / 'model_2' / 'weights.hdf5'}: cannot load these weights")
+    assert lines[1].startswith("pgdl_toy_data/model_3: ERROR at load_model: PGDLError: "
+                               f"{task / 'model_3' / 'config.json'}: layer 0 of model_config must be")
+    assert "Traceback" not in err

@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module of this package and is imported only when it runs,
 so `pgdl --help` does not pay for importing TensorFlow. Errors a user can cause
-(:class:`pgdl_measures.PGDLError`) are printed without a traceback and exit with status 2.
+(:class:`pgdl_measures.PGDLError`) are printed without a traceback and exit with status 2;
+Ctrl-C prints one line and exits with status 130.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def _keras_import_error(exc: Exception) -> PGDLError:
 
 
 def main(argv=None):
-    """Console-script entry point: run the CLI, turning PGDLError into exit status 2."""
+    """Console-script entry point: run the CLI, turning PGDLError into exit status 2 and Ctrl-C
+    (at any point, the Keras import included) into one line and exit status 130."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = sys.argv[1:] if argv is None else list(argv)
     words = [a for a in args if not a.startswith("-")]
@@ -123,7 +125,8 @@ def main(argv=None):
                 _import_keras_quietly()
             except Exception as exc:  # noqa: BLE001 - Keras raises ValueError, ImportError, ...
                 raise _keras_import_error(exc) from None
-        cli.main(args=argv, prog_name="pgdl", standalone_mode=False)
+        # a command's `raise click.exceptions.Exit(code)` comes back as `code` (standalone_mode=False)
+        code = cli.main(args=argv, prog_name="pgdl", standalone_mode=False)
     except PGDLError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
@@ -135,4 +138,7 @@ def main(argv=None):
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    sys.exit(0)
+    except KeyboardInterrupt:  # Ctrl-C outside click's own handling, e.g. while TensorFlow imports
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

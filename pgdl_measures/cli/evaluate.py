@@ -46,6 +46,15 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
     ranking and writes OUT/report.md and OUT/report.html.
 
     \b
+    Exit status:
+      0    every result is a value
+      1    some results are errors or EXCEEDED (counted on the last line; they are
+           kept in the store, the .predict files and the report: --retry-errors
+           computes them again)
+      2    bad input or an unusable output folder (one line naming it)
+      130  interrupted (Ctrl-C); what was computed is kept
+
+    \b
     Examples:
       pgdl evaluate
       pgdl evaluate ../pgdl_toy_data -m vc_dimension -m distance_from_init --out results/toy
@@ -83,3 +92,9 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
     console.print(f"results: {result.store_path}\npredictions: {len(result.predictions)} .predict files "
                   f"under {result.out_dir}\nreport: {result.report[0]} and {result.report[1]}", markup=False,
                   highlight=False, soft_wrap=True)  # paths whole on their line, as they are
+    failed = result.failed_counts()
+    if failed:
+        shown = ", ".join(f"{n} {status}" for status, n in sorted(failed.items()))
+        click.echo(f"{sum(failed.values())} results are not values ({shown}); they are kept, "
+                   "--retry-errors computes them again", err=True)
+        raise click.exceptions.Exit(1)

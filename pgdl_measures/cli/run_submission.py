@@ -59,8 +59,11 @@ def run_submission(submission, input_dir, output_dir, time_budget, budget_rule, 
 
     The files are rewritten as each model finishes, so an interrupted run keeps what it did;
     run the command again to continue (models already in a .predict file are skipped; a
-    .predict file of another submission or Keras mode is refused, see OUTPUT_DIR/<task>.run.json)
-    or pass --restart. Whatever a model's process started, even in a new session, is killed with it.
+    .predict file of another submission or Keras mode is refused, see OUTPUT_DIR/<task>.run.json;
+    a value computed on other model files or data, e.g. another task of the same name, is run
+    again) or pass --restart. One run at a time writes OUTPUT_DIR: a second one waits for the
+    first, then continues. Whatever a model's process started, even in a new session, is
+    killed with it.
 
     Example: pgdl run-submission sample_submission ~/pgdl_data/public out --models 0,1
     """
@@ -70,8 +73,9 @@ def run_submission(submission, input_dir, output_dir, time_budget, budget_rule, 
         if outcome.status == "error":
             click.echo(f"{task}/{outcome.model_id}: ERROR at {outcome.stage}: {outcome.error}",
                        err=True)
-            for line in outcome.traceback.strip().splitlines()[-20:]:
-                click.echo(f"    {line}", err=True)
+            if "Traceback (most recent call last)" in outcome.stderr_tail:  # not a file's fault
+                for line in outcome.traceback.strip().splitlines()[-20:]:
+                    click.echo(f"    {line}", err=True)
         elif not quiet:
             value = outcome.value if outcome.status == "exceeded" else f"{outcome.value:.6g}"
             seconds = ("not run: the task's time was spent" if outcome.seconds is None
@@ -82,7 +86,9 @@ def run_submission(submission, input_dir, output_dir, time_budget, budget_rule, 
     result = run(submission, input_dir, output_dir, time_budget=time_budget, keras=keras,
                  models=ids, jobs=jobs, reuse_process=reuse_process,
                  setup_timeout=setup_timeout, budget_rule=budget_rule, restart=restart,
-                 on_outcome=report)
+                 on_outcome=report, on_wait=lambda folder: click.echo(
+                     f"another run-submission is writing {folder}; waiting for it to finish, "
+                     "then continuing what it wrote", err=True))
     for task in result.tasks:
         counts = {s: sum(o.status == s for o in task.outcomes.values())
                   for s in ("ok", "exceeded", "error")}
@@ -90,6 +96,9 @@ def run_submission(submission, input_dir, output_dir, time_budget, budget_rule, 
                 f"{counts['error']} errors")
         if task.skipped:
             line += f", {len(task.skipped)} kept from an earlier run"
+        if task.other_contents:
+            line += (f", {len(task.other_contents)} earlier values dropped (computed on other "
+                     "contents of a task with this name)")
         if task.errors_path:
             line += f" (see {task.errors_path})"
         click.echo(line)

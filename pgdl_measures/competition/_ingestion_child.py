@@ -190,10 +190,25 @@ def load_competition_model(tf, model_dir: str, *, explicit_input: bool = False):
     model = build_competition_model(tf, config, explicit_input=explicit_input)
     init_path = os.path.join(model_dir, "weights_init.hdf5")
     if os.path.exists(init_path):
-        model.load_weights(init_path)
+        _load_weights(model, init_path)
         model.initial_weights = model.get_weights()
-    model.load_weights(os.path.join(model_dir, "weights.hdf5"))
+    _load_weights(model, os.path.join(model_dir, "weights.hdf5"))
     return model
+
+
+def _load_weights(model, path: str) -> None:
+    """``model.load_weights(path)``; a file that cannot be read is one PGDLError naming it."""
+    from pgdl_measures.errors import PGDLError
+
+    if not os.path.isfile(path):
+        raise PGDLError("the model's weights file is missing", path)
+    try:
+        model.load_weights(path)
+    except Exception as exc:  # noqa: BLE001 - h5py and Keras raise many types for a bad file
+        message = " ".join(str(exc).split())
+        message = message if len(message) <= 300 else message[:297] + "..."
+        raise PGDLError(f"cannot load these weights into the model of config.json "
+                        f"({type(exc).__name__}: {message})", path) from None
 
 
 def complexity_kwargs(function, program_dir: str) -> dict:
@@ -243,7 +258,14 @@ def _report(result_file, ready_fd, payload: dict) -> None:
 
 
 def _error(exc: BaseException) -> str:
-    traceback.print_exc()
+    """The error's line; its traceback goes to stderr, except for a PGDLError (a fault of an
+    input file, which its message names): that is the one line."""
+    from pgdl_measures.errors import PGDLError
+
+    if isinstance(exc, PGDLError):
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+    else:
+        traceback.print_exc()
     sys.stderr.flush()
     return f"{type(exc).__name__}: {exc}".strip()
 

@@ -130,6 +130,8 @@ class TaskOutcome:
         predict_path: the task's ``.predict`` file.
         errors_path: its errors file, when models are failed in it.
         skipped: models not run because the ``.predict`` file already held them.
+        other_contents: models whose value in the ``.predict`` file was dropped because it was
+            computed on other contents (a task of the same name with other files).
     """
 
     task: str
@@ -137,6 +139,7 @@ class TaskOutcome:
     predict_path: Path | None = None
     errors_path: Path | None = None
     skipped: list[str] = field(default_factory=list)
+    other_contents: list[str] = field(default_factory=list)
 
     def predictions(self) -> dict[str, float | str]:
         """What goes into ``<task>.predict``: model id -> float or ``"EXCEEDED"`` (no errors)."""
@@ -548,8 +551,8 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
                    keras: str = "2", models: list[str] | None = None, jobs: int = 1,
                    reuse_process: bool = False, setup_timeout: float | None = None,
                    budget_rule: str = "per-model", restart: bool = False,
-                   on_outcome: Callable[[str, ModelOutcome], None] | None = None
-                   ) -> SubmissionRun:
+                   on_outcome: Callable[[str, ModelOutcome], None] | None = None,
+                   on_wait: Callable[[Path], None] | None = None) -> SubmissionRun:
     """Run a submission on every task under `input_dir` and write ``<task>.predict`` files.
 
     For each task (sample layout, or ``input_data/<task>/`` of the public data) and each model,
@@ -564,7 +567,14 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
     run loses at most the models in flight. A rerun continues: models already in the task's
     ``.predict`` (a value or ``"EXCEEDED"``) are skipped and kept, failed ones run again;
     `restart` runs every selected model again and starts both files afresh. The files of
-    another submission or Keras mode are never continued (see :class:`TaskFiles`).
+    another submission or Keras mode are never continued, and a kept value is keyed on its
+    model's contents (its files and the task's data, :meth:`Task.model_digest`, as evaluate's
+    results store): a task with the same name but other models or data runs them again (see
+    :class:`TaskFiles`).
+
+    One run at a time writes an output folder: a run holds an exclusive lock on
+    ``OUTPUT_DIR/.pgdl-run-submission.lock`` (released when it ends, also when it is killed);
+    a second run on the folder waits for it, then continues what it wrote.
 
     When the submission cannot even be imported (a syntax error, a missing module), the error
     is the same for every model: it is recorded for all of them after the first failure,
@@ -584,6 +594,7 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
             models of a task run share `time_budget` times their number, as in the competition).
         restart: ignore what an earlier run wrote to `output_dir` instead of continuing it.
         on_outcome: called with ``(task name, outcome)`` as each model finishes.
+        on_wait: called with `output_dir` when another run holds its lock, before waiting.
 
     Returns:
         A :class:`SubmissionRun` with every outcome.
@@ -608,10 +619,11 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
                             "data", task.dataset_dir)
     output_dir = Path(output_dir)
     _check_writable(output_dir)
-    with prepared_submission(submission) as submission_dir:
+    with prepared_submission(submission) as submission_dir, output_lock(output_dir, on_wait):
         identity = {"submission_sha256": submission_digest(submission_dir), "keras": keras,
                     "time_budget": time_budget, "budget_rule": budget_rule}
-        files = {task.name: TaskFiles(task.name, output_dir, restart=restart, identity=identity)
+        files = {task.name: TaskFiles(task.name, output_dir, restart=restart, identity=identity,
+                                      contents=_ModelContents(task))
                  for task in tasks if selected[task.name]}
         run = SubmissionRun(submission_dir, keras)
         setup_failure: list[ModelOutcome] = []
@@ -653,7 +665,8 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
                 ids = [m for m in selected[task.name] if m not in task_files.done()]
                 task_outcome = TaskOutcome(task.name, predict_path=task_files.predict_path,
                                            skipped=[m for m in selected[task.name]
-                                                    if m not in ids])
+                                                    if m not in ids],
+                                           other_contents=list(task_files.other_contents))
                 run.tasks.append(task_outcome)
                 if not ids:
                     continue
@@ -673,6 +686,58 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
                 task_outcome.outcomes = {m: task_outcome.outcomes[m] for m in ids}
                 task_outcome.errors_path = task_files.errors_path_if_any()
     return run
+
+
+LOCK_NAME = ".pgdl-run-submission.lock"
+
+
+@contextlib.contextmanager
+def output_lock(folder: Path, on_wait: Callable[[Path], None] | None = None) -> Iterator[None]:
+    """Hold the exclusive lock of an output folder (``flock`` on :data:`LOCK_NAME` in it).
+
+    The kernel releases the lock when its holder exits, killed included, so a stale lock file
+    never blocks. Another holder is waited for (`on_wait` is told first).
+
+    Raises:
+        PGDLError: the lock file cannot be created.
+    """
+    import fcntl
+
+    path = folder / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise PGDLError(f"cannot create the folder's lock: {exc.strerror or exc}", path) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait(folder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class _ModelContents:
+    """A task's model digests (:meth:`Task.model_digest`), computed when first asked for."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self._dataset: str | None = None
+        self._digests: dict[str, str | None] = {}
+
+    def __call__(self, model_id: str) -> str | None:
+        """The digest of `model_id`'s contents; None when the task has no such model."""
+        if model_id not in self._digests:
+            if not (self.task.input_dir / model_id).is_dir():
+                self._digests[model_id] = None
+            else:
+                if self._dataset is None:
+                    self._dataset = self.task.dataset_digest()
+                self._digests[model_id] = self.task.model_digest(model_id, dataset=self._dataset)
+        return self._digests[model_id]
 
 
 def _check_writable(folder: Path) -> None:
@@ -709,15 +774,19 @@ class TaskFiles:
     """The ``.predict`` and ``.errors.json`` files of one task, rewritten as outcomes come.
 
     Beside them, ``<task>.run.json`` records what made them (`identity`: the submission's
-    digest, the Keras mode, the time budget and its rule), so that a rerun continues only the
-    same run: values of another submission or Keras mode are never mixed in, and models that
-    were ``"EXCEEDED"`` under another budget or rule run again.
+    digest, the Keras mode, the time budget and its rule; and ``models``: each model's contents
+    digest), so that a rerun continues only the same run: values of another submission or
+    Keras mode are never mixed in, models that were ``"EXCEEDED"`` under another budget or
+    rule run again, and so do models whose files or task data differ from those the value was
+    computed on (a task of the same name with other contents: :attr:`other_contents`).
 
     Args:
         task: the task's name.
         output_dir: the folder holding the files.
         restart: start afresh instead of continuing what the files hold.
         identity: what makes this run (see above); None: continue any files (for tests).
+        contents: model id -> its contents digest (None: not in the task); None: values are
+            not keyed on contents (for tests).
 
     Raises:
         PGDLError: (when continuing) an existing ``.predict`` that is not a JSON object of
@@ -726,12 +795,16 @@ class TaskFiles:
     """
 
     def __init__(self, task: str, output_dir: Path, *, restart: bool = False,
-                 identity: dict | None = None):
+                 identity: dict | None = None,
+                 contents: Callable[[str], str | None] | None = None):
         self.predict_path = output_dir / f"{task}.predict"
         self.errors_path = output_dir / f"{task}.errors.json"
         self.run_path = output_dir / f"{task}.run.json"
         self.identity = identity
+        self.contents = contents
         self.predictions: dict[str, float | str] = {}
+        self.digests: dict[str, str] = {}
+        self.other_contents: list[str] = []
         self.errors: dict[str, dict] = {}
         if restart:
             return
@@ -772,6 +845,12 @@ class TaskFiles:
                                 self.predict_path)
         if any(before.get(k) != self.identity[k] for k in ("time_budget", "budget_rule")):
             self.predictions = {m: v for m, v in self.predictions.items() if v != EXCEEDED}
+        if self.contents is not None:
+            recorded = before.get("models") if isinstance(before.get("models"), dict) else {}
+            self.digests = {m: recorded[m] for m in self.predictions
+                            if recorded.get(m) is not None and recorded.get(m) == self.contents(m)}
+            self.other_contents = [m for m in self.predictions if m not in self.digests]
+            self.predictions = {m: v for m, v in self.predictions.items() if m in self.digests}
 
     def done(self) -> set[str]:
         """The models the ``.predict`` file already holds (a value or ``"EXCEEDED"``)."""
@@ -786,8 +865,11 @@ class TaskFiles:
         if outcome.error is None:
             self.predictions[outcome.model_id] = outcome.value
             self.errors.pop(outcome.model_id, None)
+            if self.contents is not None:
+                self.digests[outcome.model_id] = self.contents(outcome.model_id)
         else:
             self.predictions.pop(outcome.model_id, None)
+            self.digests.pop(outcome.model_id, None)
             self.errors[outcome.model_id] = {"error": outcome.error, "stage": outcome.stage,
                                              "stderr_tail": outcome.stderr_tail}
         self.write()
@@ -805,7 +887,10 @@ class TaskFiles:
         try:
             if self.identity is not None:
                 path = self.run_path
-                atomic_write(path, json.dumps(self.identity, indent=2) + "\n")
+                record = dict(self.identity)
+                if self.contents is not None:
+                    record["models"] = ordered(self.digests)
+                atomic_write(path, json.dumps(record, indent=2) + "\n")
                 path = self.predict_path
             atomic_write(path, json.dumps(ordered(self.predictions), indent=2,
                                           allow_nan=False) + "\n")

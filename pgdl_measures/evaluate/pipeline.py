@@ -513,14 +513,32 @@ def check_references(tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
     from scoring.predictions import load_reference
 
     references = {}
+    fix = "nothing was computed: fix the reference, or move it away to compute without ranking"
     for task in tasks:
         if task.has_reference:
             try:
-                references[task.name] = load_reference(task.model_configs_path)[0]
+                references[task.name], grid = load_reference(task.model_configs_path)
             except PGDLError as exc:
-                raise PGDLError(f"{exc.problem}; nothing was computed: fix the reference, or move it away "
-                                "to compute without ranking", exc.path) from None
+                raise PGDLError(f"{exc.problem}; {fix}", exc.path) from None
+            problem = _unmatched_models(task, grid.model_ids)
+            if problem:
+                raise PGDLError(f"{problem}: `pgdl score` refuses a .predict file that does not cover "
+                                f"exactly the models of model_configs.json; {fix}", task.model_configs_path)
     return references
+
+
+def _unmatched_models(task: Task, reference_ids: Sequence[str]) -> str | None:
+    """What differs between the models of a task's folder and of its reference, in words."""
+    folders = task.model_ids()
+    extra = [m for m in dict.fromkeys(reference_ids) if m not in set(folders)]
+    missing = [m for m in folders if m not in set(reference_ids)]
+    parts = []
+    for ids, what in ((extra, f"with no model folder in {task.input_dir}"),
+                      (missing, "missing although the task has their folders")):
+        if ids:
+            shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+            parts.append(f"{len(ids)} model(s) {what} ({shown})")
+    return "; ".join(parts) or None
 
 
 def rank_results(tasks: Sequence[Task], measures: Sequence[Measure],
@@ -606,6 +624,13 @@ class Evaluation:
     notes: list[str]
     ranking: Any
     report: tuple[Path, Path]
+
+    def failed_counts(self) -> dict[str, int]:
+        """How many of the results are not values, by status (``error``, ``exceeded``); empty
+        when every result is a value (what ``pgdl evaluate``'s exit status tells)."""
+        counts = Counter(row.status for rows in self.results.values() for row in rows.values()
+                         if row is not None and row.status != OK)
+        return dict(counts)
 
     def why_nothing_ranked(self) -> str | None:
         """Why no measure was ranked on any task, in one line (None when something was ranked).

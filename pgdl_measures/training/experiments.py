@@ -177,9 +177,7 @@ class Runner:
                   "epoch_seconds": result.history.get("seconds", []),
                   "tracker_seconds": result.tracker_seconds, **{k: v for k, v in result.summary().items()
                                                                if k.startswith(("agn", "online_agn", "gn"))}}
-        from scoring.files import atomic_write
-
-        atomic_write(record_path, json.dumps(record, indent=1))
+        _write(record_path, json.dumps(record, indent=1))
         self.say(f"{self.name} {key}: {model_name} train {train_acc:.3f} test {test_acc:.3f} "
                  f"agn_sum {record.get('agn_sum')} gn_sum {record.get('gn_sum')} ({seconds:.1f} s)")
         return record
@@ -396,6 +394,7 @@ def run_experiment(name: str, preset: str | Preset, out_dir: str | os.PathLike, 
         probe.unlink()
     except OSError as exc:
         raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", out) from None
+    _claim_runs(out / name, label, preset)
     import keras
 
     start = time.perf_counter()
@@ -405,11 +404,55 @@ def run_experiment(name: str, preset: str | Preset, out_dir: str | os.PathLike, 
               "data": runner.splits.summary(), "machine": _machine(),
               "keras": {"version": keras.__version__, "backend": keras.backend.backend()},
               "seconds": round(time.perf_counter() - start, 1), **result}
-    from scoring.files import atomic_write
-
-    atomic_write(out / f"{name}.json", json.dumps(_jsonable(result), indent=1))
+    _write(out / f"{name}.json", json.dumps(_jsonable(result), indent=1))
     _figure(name, result, out / f"{name}.png")
     return result
+
+
+#: the file beside ``runs/`` that says which settings made them
+SETTINGS_FILE = "settings.json"
+
+
+def _claim_runs(folder: Path, label: str, preset: Preset) -> None:
+    """Let `folder`'s runs be continued only with the settings that made them.
+
+    A run is read back by its key (``mlp-3``), which does not say the data size, the epochs or
+    the preset: ``<folder>/settings.json`` records the preset's name and resolved settings, and
+    a run with other settings is refused rather than handed the runs of another preset.
+
+    Raises:
+        PGDLError: the folder holds runs of other settings, or runs with no record of them.
+    """
+    from scoring.files import read_json
+
+    settings = _jsonable(asdict(preset))
+    record = folder / SETTINGS_FILE
+    fix = f"; choose another --out folder, or remove {folder} to start afresh"
+    if record.is_file():
+        before = read_json(record, "the experiment's settings record")
+        if not isinstance(before, dict) or before.get("settings") != settings:
+            held = before.get("preset") if isinstance(before, dict) else None
+            changed = sorted(k for k in settings if not isinstance(before, dict)
+                             or (before.get("settings") or {}).get(k) != settings[k])
+            raise PGDLError(f"holds the runs of preset {held!r}, whose settings differ from preset "
+                            f"{label!r} ({', '.join(changed)}){fix}", folder)
+        return
+    runs = folder / "runs"
+    if runs.is_dir() and any(runs.iterdir()):
+        raise PGDLError(f"holds runs without a {SETTINGS_FILE} saying which settings made them{fix}",
+                        folder)
+    _write(record, json.dumps({"preset": label, "settings": settings}, indent=1))
+
+
+def _write(path: Path, text: str) -> None:
+    """Write an experiment's file atomically; a failure (a full disk) is one PGDLError naming it."""
+    from scoring.files import atomic_write
+
+    try:
+        atomic_write(path, text)
+    except OSError as exc:
+        raise PGDLError(f"cannot write the experiment's results: {exc.strerror or exc}; what was "
+                        "written before is kept, run again to continue", path) from None
 
 
 def _machine() -> dict[str, Any]:

@@ -18,9 +18,10 @@ Data order and resuming: with ``shuffle="seeded"`` (default) the training batche
 :class:`EpochBatches`: epoch ``e``'s order and augmentation are drawn from
 ``numpy.random.default_rng([seed, e])``, so they do not depend on what ran before. With an
 output folder, a Keras ``BackupAndRestore`` checkpoint (weights, optimizer state, epoch) is
-written after every epoch; a killed run started again with the same arguments continues from
-the last finished epoch and gives the same result as an uninterrupted run (the layers'
-random-seed states, which draw the dropout masks, are saved with it in ``seed_states.npz``).
+written atomically after every epoch (a damaged one is discarded and the run starts over); a
+killed run started again with the same arguments continues from the last finished epoch and
+gives the same result as an uninterrupted run (the layers' random-seed states, which draw the
+dropout masks, are saved with it in ``seed_states.npz``).
 ``shuffle="keras"`` hands the arrays to ``fit(shuffle=True)`` (the zoo's original path, kept
 so its bundled task regenerates unchanged).
 
@@ -351,11 +352,9 @@ def _callbacks():
 
             sync_weights(self.model)
             arrays = {f"s{i}": np.asarray(_keras().ops.convert_to_numpy(v.value)) for i, v in enumerate(self._states())}
-            from scoring.files import atomic_write
-
             buffer = io.BytesIO()
             np.savez(buffer, epoch=epoch + 1, **arrays)
-            atomic_write(self.path, buffer.getvalue())
+            _write_state(self.path, buffer.getvalue())
 
     class HistoryCSV(keras.callbacks.Callback):
         """One row per epoch appended to `path` (``epoch`` and the logs' keys of the first row)."""
@@ -372,13 +371,41 @@ def _callbacks():
                     keys = next(csv.reader(f), None)
             new = keys is None
             keys = keys or ["epoch"] + sorted(logs)
-            with open(self.path, "a", newline="") as f:
-                writer = csv.writer(f)
-                if new:
-                    writer.writerow(keys)
-                writer.writerow([epoch] + [_cell(logs.get(k)) for k in keys[1:]])
+            rows = io.StringIO()
+            writer = csv.writer(rows)
+            if new:
+                writer.writerow(keys)
+            writer.writerow([epoch] + [_cell(logs.get(k)) for k in keys[1:]])
+            before = "" if new else self.path.read_text()
+            _write_state(self.path, before + rows.getvalue())  # whole rows only, even on a full disk
 
-    return SetEpoch, TestMetrics, Divergence, StopAtLoss, EpochClock, SeedStateBackup, HistoryCSV
+    class AtomicBackup(keras.callbacks.BackupAndRestore):
+        """``BackupAndRestore`` whose checkpoint is written whole or not at all.
+
+        The weights go to a temporary file that then replaces ``latest.weights.h5``, and the
+        epoch record is written atomically after it, so a kill or a full disk mid-write leaves
+        the previous checkpoint (:func:`_backup_epoch` discards one that is damaged anyway). A
+        write that fails is one :class:`PGDLError` naming the file.
+        """
+
+        def _save_model(self):
+            from scoring.files import atomic_write
+
+            weights = Path(self._weights_path)
+            partial = weights.with_name(_PARTIAL_WEIGHTS)
+            try:
+                weights.parent.mkdir(parents=True, exist_ok=True)
+                self.model.save_weights(filepath=str(partial), overwrite=True)
+                os.replace(partial, weights)
+                atomic_write(self._training_metadata_path,
+                             json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+            except (OSError, RuntimeError) as exc:  # h5py: RuntimeError when closing a file it could not write
+                partial.unlink(missing_ok=True)
+                raise PGDLError(f"cannot write the training checkpoint: {getattr(exc, 'strerror', None) or exc}; the "
+                                "previous one is kept, free space and run again to continue",
+                                weights) from None
+
+    return SetEpoch, TestMetrics, Divergence, StopAtLoss, EpochClock, SeedStateBackup, HistoryCSV, AtomicBackup
 
 
 def _cell(value) -> str:
@@ -455,14 +482,57 @@ def _read_csv(path: Path) -> dict[str, list[float]]:
     return out
 
 
+def _write_state(path: Path, data: bytes | str) -> None:
+    """Write one file of a run's state atomically; a failure is one PGDLError naming it.
+
+    Raises:
+        PGDLError: the file cannot be written (a full disk); the previous version stays.
+    """
+    from scoring.files import atomic_write
+
+    try:
+        atomic_write(path, data)
+    except OSError as exc:
+        raise PGDLError(f"cannot write the training state: {exc.strerror or exc}; the previous "
+                        "version is kept, free space and run again to continue", path) from None
+
+
+#: the temporary name the checkpoint's weights are written under before they replace it
+_PARTIAL_WEIGHTS = ".partial.weights.h5"
+
+
 def _backup_epoch(backup: Path) -> int:
+    """The epoch a checkpoint folder resumes from; 0 when there is none.
+
+    A checkpoint that cannot be read whole (its epoch record or any array of its weights file,
+    e.g. one written by an older version onto a full disk) is removed, and the run starts over.
+    """
+    import shutil
+
     meta = backup / "training_metadata.json"
-    if not meta.is_file():
+    weights = backup / "latest.weights.h5"
+    (backup / _PARTIAL_WEIGHTS).unlink(missing_ok=True)
+    if not meta.is_file() and not weights.exists():
         return 0
     try:
-        return int(json.loads(meta.read_text())["epoch"])
-    except (ValueError, KeyError, OSError):
+        epoch = int(json.loads(meta.read_text())["epoch"])
+        _read_whole_h5(weights)
+    except Exception:  # noqa: BLE001 - h5py and json raise many types for a damaged file
+        shutil.rmtree(backup, ignore_errors=True)
         return 0
+    return epoch
+
+
+def _read_whole_h5(path: Path) -> None:
+    """Read every array of an HDF5 file (raises on a truncated or corrupt one)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        def read(_name, item):
+            if isinstance(item, h5py.Dataset):
+                item[()]
+
+        f.visititems(read)
 
 
 def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir: str | os.PathLike | None = None,
@@ -521,7 +591,7 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
     trained.compile(optimizer=make_optimizer_for(config, steps), loss=loss, metrics=metrics,
                     steps_per_execution=config.steps_per_execution, jit_compile=config.jit_compile)
 
-    SetEpoch, TestMetrics, Divergence, StopAtLoss, EpochClock, SeedStateBackup, HistoryCSV = _callbacks()
+    SetEpoch, TestMetrics, Divergence, StopAtLoss, EpochClock, SeedStateBackup, HistoryCSV, AtomicBackup = _callbacks()
     tracker_cbs = []
     if exact_agn:
         tracker_cbs.append(("agn", tr.ExactAGN(model, data.x_train, data.y_train, batch_size=agn_batch_size)))
@@ -542,7 +612,7 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
             cbs.append(keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False, profile_batch=0))
         cbs += [HistoryCSV(out / "history.csv"),
                 SeedStateBackup(out / "seed_states.npz", start_epoch),
-                keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False)]
+                AtomicBackup(str(backup), delete_checkpoint=False)]
     cbs += list(callbacks)
 
     validation = (data.x_val, data.y_val) if len(data.y_val) else None
@@ -573,11 +643,9 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
                        tracker_seconds={name: round(cb.seconds, 3) for name, cb in tracker_cbs},
                        resumed_from=start_epoch, config=asdict(config))
     if out is not None:
-        from scoring.files import atomic_write
-
-        atomic_write(out / "result.json", json.dumps({"data": data.summary(), "config": result.config,
-                                                      "trackers": tr.describe([cb for _, cb in tracker_cbs]),
-                                                      **result.summary()}, indent=1, default=str))
+        _write_state(out / "result.json", json.dumps({"data": data.summary(), "config": result.config,
+                                                       "trackers": tr.describe([cb for _, cb in tracker_cbs]),
+                                                       **result.summary()}, indent=1, default=str))
     return result
 
 

@@ -106,16 +106,25 @@ class ZooSpec:
         """Load the dataset (relative npz paths resolved against the spec's folder).
 
         Raises:
-            PGDLError: the loader rejects its options or the data (naming the spec).
+            PGDLError: the loader rejects its options or the data, or the data has an empty
+                dimension or split (naming the spec).
         """
         options = dict(self.dataset_options)
         if "path" in options:
             base = self.source.parent if self.source is not None else Path.cwd()
             options["path"] = base / options["path"]
         try:
-            return DATASETS[self.dataset](**options)
+            splits = DATASETS[self.dataset](**options)
         except (ValueError, TypeError) as exc:
             raise self.error(f"dataset {self.dataset!r}: {exc}") from None
+        shape = tuple(splits.input_shape)
+        if not shape or 0 in shape:
+            raise self.error(f"dataset {self.dataset!r}: each example has shape {shape}, with no values "
+                             "to train on; every dimension of the inputs must be at least 1")
+        for split, labels in (("training", splits.y_train), ("test", splits.y_test)):
+            if len(labels) == 0:
+                raise self.error(f"dataset {self.dataset!r}: the {split} split has no examples")
+        return splits
 
     def model_configs(self, splits: Splits) -> list[dict[str, Any]]:
         """config.json of every model, for the data's input shape and number of classes.

@@ -169,7 +169,9 @@ def test_hanging_measure_is_exceeded(plugin_site, toy_path, tmp_path):
     out = tmp_path / "out"
     result = _invoke(["evaluate", str(toy_path), "-m", "vc_dimension,test_hangs", "-p", "test_hangs.model=model_0",
                       "--models", "model_0,model_1", "--time-budget", "5", "--out", str(out), "--bootstrap", "0"])
-    assert result.exit_code == 0, result.output
+    # the exit status tells that a result is not a value (the README's promise); the results are kept
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1].startswith("1 results are not values (1 exceeded)")
     rows = {(key.model, key.measure): value for key, value in _store(out).items()}
     assert rows[("model_0", "test_hangs")][0] == STATUS_EXCEEDED
     assert "exceeded the time budget of 5 s for pgdl_toy_data/model_0" in rows[("model_0", "test_hangs")][2]
@@ -241,7 +243,8 @@ def test_same_name_other_contents_is_not_reused(full_run, plugin_site, toy_path,
     out = _copy_out(full_run[0], tmp_path / "out")
     other = tmp_path / "other" / "pgdl_toy_data"
     shutil.copytree(toy_path / "dataset_1", other / "dataset_1")
-    shutil.copyfile(toy_path / "model_configs.json", other / "model_configs.json")
+    specs = json.loads((toy_path / "model_configs.json").read_text())
+    (other / "model_configs.json").write_text(json.dumps({"0": specs["1"], "1": specs["0"]}))
     shutil.copytree(toy_path / "model_1", other / "model_0")
     shutil.copytree(toy_path / "model_0", other / "model_1")
     before = {(k.model, k.measure): v for k, v in _store(out).items()}
@@ -284,6 +287,30 @@ def test_malformed_reference_is_refused_before_computing(cli, toy_path, tmp_path
     assert not (out / STORE_NAME).exists()
     score = cli(["score", str(task), str(tmp_path)])  # the same file, the same message from pgdl score
     assert score.exit_code == 2 and "metrics.train_acc must be a finite number" in score.output
+
+
+@pytest.mark.parametrize("change, message", [
+    ("extra", "1 model(s) with no model folder in {task} (model_2)"),
+    ("missing", "1 model(s) missing although the task has their folders (model_1)"),
+])
+def test_reference_that_pgdl_score_refuses_is_refused_before_computing(cli, toy_path, tmp_path, change, message):
+    """A model_configs.json listing a model the task lacks, or lacking one it has: `pgdl score`
+    refuses every .predict of the task, so evaluate refuses it before computing, not after."""
+    import shutil
+
+    task = tmp_path / "pgdl_toy_data"
+    shutil.copytree(toy_path / "dataset_1", task / "dataset_1")
+    for k in (0, 1):
+        shutil.copytree(toy_path / f"model_{k}", task / f"model_{k}")
+    specs = json.loads((toy_path / "model_configs.json").read_text())
+    listed = ["0", "1", "2"] if change == "extra" else ["0"]
+    (task / "model_configs.json").write_text(json.dumps({k: specs[k] for k in listed}))
+    out = tmp_path / "out"
+    result = cli(["evaluate", str(task), "-m", "vc_dimension", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {task / 'model_configs.json'}: ") and message.format(task=task) in line
+    assert "nothing was computed" in line and not (out / STORE_NAME).exists()
 
 
 def test_names_and_paths_are_plain_text_and_the_cmi_is_x100(cli, mini_path, tmp_path):

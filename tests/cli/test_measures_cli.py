@@ -116,6 +116,10 @@ def test_new_writes_a_plugin_package(cli, tmp_path):
     target = tmp_path / "pgdl-weight-norm"
     result = cli(["measures", "new", "weight_norm", str(target)])
     assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == [target]  # no staging folder left beside it
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # a folder's usual mode
     expected = {"setup.cfg", "pyproject.toml", "README.md", "pgdl_weight_norm/__init__.py",
                 "pgdl_weight_norm/weight_norm.py", "tests/test_weight_norm.py"}
     assert {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()} == expected
@@ -139,12 +143,37 @@ def test_new_with_package_option(cli, tmp_path):
     ("WeightNorm", "must be a snake_case noun"),
     ("weight-norm", "must be a snake_case noun"),
     ("vc_dimension", "already registered"),
+    ("all", "measure name 'all' is reserved"),
+    ("measures", "package name 'pgdl_measures' would shadow the importable module 'pgdl_measures'"),
 ])
 def test_new_rejects_bad_names(cli, tmp_path, name, message):
     result = cli(["measures", "new", name, str(tmp_path / "p")])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("package, message", [
+    ("os", "package name 'os' would shadow the standard library's module 'os'"),
+    ("scoring", "package name 'scoring' would shadow the importable module 'scoring'"),
+    ("pgdl_measures", "would shadow the importable module 'pgdl_measures'"),
+])
+def test_new_rejects_packages_that_shadow_modules(cli, tmp_path, package, message):
+    result = cli(["measures", "new", "weight_norm", str(tmp_path / "p"), "--package", package])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert message in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_new_writes_nothing_when_a_file_cannot_be_written(cli, tmp_path):
+    """A package name too long for the file system failed after README.md was written."""
+    package = "p" * 300
+    result = cli(["measures", "new", "weight_norm", str(tmp_path / "a" / "p"), "--package", package])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert "cannot write the plugin here" in line and package in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_new_refuses_a_non_empty_folder(cli, tmp_path):

@@ -45,3 +45,24 @@ def test_fit_regimes_writes_json_and_figure_and_resumes(tmp_path):
     assert [r["fit_seconds"] for r in again["records"]] == [r["fit_seconds"] for r in result["records"]]
     with pytest.raises(PGDLError, match="unknown experiment"):
         run_experiment("fig4", "ci", tmp_path)
+    # runs are not handed to other settings: the folder says which preset made them
+    with pytest.raises(PGDLError, match=r"holds the runs of preset 'smoke'.*\(epochs\)"):
+        run_experiment("fit-regimes", "smoke", tmp_path, models={"mlp": 4}, epochs=2)
+
+
+def test_runs_of_another_preset_are_refused_naming_it(tmp_path, capsys):
+    """`--preset smoke` on a folder of `ci` runs used to read them back as smoke results."""
+    from dataclasses import asdict
+
+    from pgdl_measures.training.experiments import PRESETS, _jsonable
+
+    folder = tmp_path / "timing"
+    (folder / "runs" / "mlp-1-validation_only").mkdir(parents=True)
+    (folder / "settings.json").write_text(json.dumps(
+        {"preset": "ci", "settings": _jsonable(asdict(PRESETS["timing"]["ci"]))}))
+    code, err = _cli(capsys, "timing", "--preset", "smoke", "--out", str(tmp_path))
+    assert code == 2 and len(err) == 1
+    assert "holds the runs of preset 'ci'" in err[0] and str(folder) in err[0]
+    (folder / "settings.json").unlink()  # runs of an older version, with no record of their settings
+    code, err = _cli(capsys, "timing", "--preset", "smoke", "--out", str(tmp_path))
+    assert code == 2 and len(err) == 1 and "holds runs without a settings.json" in err[0]

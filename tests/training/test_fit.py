@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -111,3 +112,56 @@ def test_bad_output_folder_and_config_are_pgdl_errors(small_data, tmp_path):
         train(small_mlp(small_data), small_data, TrainConfig(epochs=1), out_dir=tmp_path / "file" / "run")
     with pytest.raises(PGDLError, match="decay must be one of"):
         train(small_mlp(small_data), small_data, TrainConfig(epochs=1, decay="l2"))
+
+
+def test_a_damaged_checkpoint_is_discarded_and_the_run_starts_over(small_data, tmp_path):
+    """A ``latest.weights.h5`` cut short (as a full disk left it before checkpoints were written
+    atomically) made every rerun fail with "bad object header version number"."""
+    config = TrainConfig(epochs=2, batch_size=40)
+    train(small_mlp(small_data), small_data, TrainConfig(epochs=1, batch_size=40), out_dir=tmp_path)
+    weights = tmp_path / "backup" / "latest.weights.h5"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[: len(whole) // 2])
+    again = train(small_mlp(small_data), small_data, config, out_dir=tmp_path)
+    assert again.resumed_from == 0 and again.epochs_run == 2
+    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+
+
+def test_a_full_disk_leaves_no_damaged_checkpoint_and_a_rerun_trains(small_data, tmp_path):
+    """On a small tmpfs left nearly full (room for the history and logs, not the weights), the
+    checkpoint fails as one PGDLError naming it and leaves no part of a file behind: once space
+    is freed, the rerun trains (it used to fail on the half-written ``latest.weights.h5`` with
+    "bad object header version number")."""
+    import os
+    import subprocess
+
+    import keras
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        out = disk / "run"
+        filler = disk / "filler"
+
+        class FillDisk(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                stat = os.statvfs(disk)
+                with open(filler, "wb") as f:  # as much as fits, less the room left
+                    with contextlib.suppress(OSError):
+                        f.write(b"\0" * max(stat.f_bavail * stat.f_frsize - 48 * 1024, 0))
+
+        config = TrainConfig(epochs=2, batch_size=40)
+        with pytest.raises(PGDLError, match="cannot write the training checkpoint") as error:
+            train(small_mlp(small_data, width=512), small_data, config, out_dir=out, callbacks=[FillDisk()])
+        assert "latest.weights.h5" in str(error.value)
+        assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".partial")]
+        filler.unlink()
+        again = train(small_mlp(small_data, width=512), small_data, config, out_dir=out)
+        assert again.resumed_from == 0 and again.epochs_run == 2
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -281,6 +281,21 @@ def test_cli_bad_spec_exits_2_naming_the_file(cli, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("shape", [(6, 0, 1), (0,)])
+def test_cli_zero_size_input_shape_exits_2_writing_nothing(cli, tmp_path, shape):
+    """Inputs with an empty dimension used to abort in oneDNN, leaving a half-written task."""
+    x_train, y_train = np.zeros((48, *shape), np.float32), np.arange(48) % 3
+    np.savez(tmp_path / "tiny.npz", x_train=x_train, y_train=y_train, x_test=x_train[:24], y_test=y_train[:24])
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({**TINY_SPEC, "architecture": "mlp", "grid": {"width": [2]},
+                                "fixed": {"epochs": 1}}))
+    result = cli(["zoo", str(spec), str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {spec}: ") and f"shape {shape}" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_help_shows_the_spec_format(cli):
     result = cli(["zoo", "--help"])
     assert result.exit_code == 0 and '"architecture": "vgg"' in result.output
