@@ -752,6 +752,25 @@ def half_sample_spread(ranker: Ranker, grid: ScoringGrid, weights: np.ndarray) -
     return float(math.sqrt(f / (1.0 - f))) if 0 < f < 1 else 1.0
 
 
+def centred_half_samples(ranker: Ranker, value: float, resampled: np.ndarray, grid: ScoringGrid,
+                         weights: np.ndarray) -> np.ndarray:
+    """Half-sample scores turned into draws of the score at the task's size, centred on it.
+
+        theta_r = theta_hat + c (theta*_r - median(theta*))
+
+    with c from :func:`half_sample_spread`. The spread is the half-samples'; the centre is the
+    task's own score: a half-sample's score is shifted from it by what the smaller size does to the
+    score (a mutual information estimated from fewer pairs is larger; a minimum over sets
+    estimated more noisily is smaller), a shift the task's score has at its own size, so the
+    interval is about the expected score of a task of this size, and holds the point estimate.
+    """
+    finite = np.isfinite(resampled)
+    if not finite.any():
+        return resampled
+    c = half_sample_spread(ranker, grid, weights)
+    return value + c * (resampled - np.median(resampled[finite]))
+
+
 RANKERS: dict[str, Ranker] = {
     r.name: r for r in (CompetitionCMI(), JiangCMI(size=0), JiangCMI(size=1), JiangCMI(size=2),
                         KendallTau(), GranulatedKendall(), RobustSignError())

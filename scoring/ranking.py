@@ -31,10 +31,10 @@ import numpy as np
 from scoring import resampling
 from scoring.errors import PGDLError
 from scoring.predictions import generalization_gap, normalize_model_id, scoring_grid
-from scoring.rankers import RANKERS, Ranker, half_sample_spread, prepare_values, untied_fraction_grid
+from scoring.rankers import RANKERS, Ranker, centred_half_samples, prepare_values, untied_fraction_grid
 
 __all__ = ["AVERAGE", "FEW_UNTIED", "MAIN_RANKER", "Comparison", "Ranking", "Score", "TaskValues", "breakdown_rows",
-           "format_score", "rank_measures", "ranker_label", "ranking_rows", "selected_rows", "summary_rows",
+           "format_score", "rank_measures", "ranker_label", "ranker_rows", "ranking_rows", "selected_rows", "summary_rows",
            "tests_legend", "ties_legend"]
 
 #: The scope of comparisons made on the average over tasks (beside each task's name).
@@ -300,9 +300,7 @@ def _score_unit(unit: tuple) -> list[dict[str, Any]]:
                         resampled = (ranker.score_batch(array, grid, w)
                                      if w is not None and getattr(ranker, "intervals", True) else None)
                         if resampled is not None and scheme == "halfsample":
-                            c = half_sample_spread(ranker, grid, w)
-                            if c != 1.0:
-                                resampled = value + c * (resampled - value)
+                            resampled = centred_half_samples(ranker, value, resampled, grid, w)
                         null = ranker.score_batch(permuted, grid, o) if permuted is not None else None
                 except PGDLError as exc:
                     out["notes"].append(f"{name}: not ranked: {exc}")
@@ -590,6 +588,26 @@ def tests_legend(ranking: Ranking) -> str:
     return (f"p null: permutation p-value ({ranking.n_permutations} permutations of the values) of 'no better than "
             f"a measure unrelated to the gap'; grp a: not distinguishable from the leader (paired test on the same "
             f"{ranking.n_resamples} {ranking.scheme} resamples, Holm-adjusted over every pair, level {level:g})")
+
+
+def ranker_rows(ranking: Ranking, measure: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (ranker x task, then the average) of one measure's scores by every ranker,
+    with intervals and permutation p-values (``pgdl score --rankers``)."""
+    tasks = ranking.ranked_tasks
+    header = ["ranker"] + [c for t in tasks for c in (t, "p null")] + ["average"]
+    rows = []
+    for ranker in ranking.rankers:
+        by_task = ranking.scores.get(ranker, {}).get(measure, {})
+        scale = ranking.scale(ranker)
+        row = [ranker_label(ranking, ranker) + (" (smaller is better)" if ranker in ranking.lower_is_better else "")]
+        for t in tasks:
+            row += [format_score(by_task.get(t), scale=scale), _p(by_task[t].p_null) if t in by_task else "-"]
+        average = _num(ranking.average(ranker, measure), scale) if by_task else "-"
+        low, high = ranking.average_ci.get(ranker, {}).get(measure, (math.nan, math.nan))
+        if by_task and math.isfinite(low) and len(tasks) > 1:
+            average += f" [{_num(low, scale)}, {_num(high, scale)}]"
+        rows.append(row + [average])
+    return header, rows
 
 
 def summary_rows(ranking: Ranking) -> tuple[list[str], list[list[str]]]:
