@@ -29,6 +29,7 @@ Keys (the ``paper`` preset's values, An et al. Tables 1, 2 and 4):
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
@@ -164,6 +165,15 @@ class SearchSpec:
 
     def to_json(self) -> str:
         return json.dumps(self.raw, indent=1, sort_keys=True)
+
+    @property
+    def digest(self) -> str:
+        """12 hex digits of the SHA-256 of the spec's JSON: names the search's studies."""
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()[:12]
+
+    def study_name(self, cell: Cell) -> str:
+        """The Optuna study of `cell` in this search: ``<cell>@<digest>`` (``random-val_loss@3f2a...``)."""
+        return f"{cell.name}@{self.digest}"
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
