@@ -48,7 +48,8 @@ def run(spec, out, scheduler, storage, workers, connect_timeout, quiet):
 
 @search.command("report")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--storage", default=None, metavar="URL", help="The Optuna storage URL the search used; default: the one OUT recorded.")
+@click.option("--storage", default=None, metavar="URL",
+              help="The Optuna storage URL the search used; default: the one OUT recorded.")
 def report(out, storage):
     """Write OUT/report.md, report.json and report.png: method x objective x alpha, test accuracy
     mean +- std of the final trainings, best-so-far per round."""

@@ -256,7 +256,7 @@ def _names(raw: dict[str, Any], key: str, known: tuple[str, ...], problems: list
         return
     bad = [v for v in values if not isinstance(v, str) or v not in known]
     if bad:
-        problems.append(f"unknown {key[:-1]} {', '.join(map(repr, bad))}; known: {', '.join(known)}")
+        problems.append(f"{key}: unknown {key[:-1]} {', '.join(map(repr, bad))}; known: {', '.join(known)}")
     twice = sorted({v for v in values if isinstance(v, str) and values.count(v) > 1})
     if twice:
         problems.append(f"{key}: {', '.join(twice)} given twice (each would share one study)")
@@ -353,7 +353,7 @@ def _check_alphas(raw: dict[str, Any], problems: list[str]) -> None:
 def _check_data_model(raw: dict[str, Any], problems: list[str]) -> None:
     data, model = _object(raw, "data", problems), _object(raw, "model", problems)
     keras = raw.get("trainer") == "keras"
-    if data:
+    if isinstance(raw.get("data"), dict):
         dataset = data.get("dataset")
         if not isinstance(dataset, str) or not dataset:
             problems.append("data.dataset must be a dataset name")
@@ -373,7 +373,7 @@ def _check_data_model(raw: dict[str, Any], problems: list[str]) -> None:
             problems.append("data.validation must be a count of examples (integer >= 0) or a fraction in [0, 1)")
         if not _integer(data.get("seed", 0), 0, MAX_SEED):
             problems.append(f"data.seed must be an integer in [0, {MAX_SEED}]")
-    if model:
+    if isinstance(raw.get("model"), dict):
         name = model.get("name")
         if not isinstance(name, str) or not name:
             problems.append("model.name must be a model name")
@@ -388,17 +388,21 @@ def _check_data_model(raw: dict[str, Any], problems: list[str]) -> None:
 
 def _check_bohb(raw: dict[str, Any], problems: list[str]) -> None:
     bohb = _object(raw, "bohb", problems)
-    if not bohb:
+    if not isinstance(raw.get("bohb"), dict):
         return
     eta, low = bohb.get("eta"), bohb.get("min_epochs")
+    if not _integer(eta, 2):
+        problems.append("bohb.eta must be an integer >= 2")
+    if not _integer(low, 1):
+        problems.append("bohb.min_epochs must be an integer >= 1")
     if not _integer(eta, 2) or not _integer(low, 1):
-        problems.append("bohb needs an integer eta >= 2 and min_epochs >= 1")
-    elif "bohb" in (raw.get("algorithms") or []) and _integer(raw.get("epochs"), 1):
+        return
+    if isinstance(raw.get("algorithms"), list) and "bohb" in raw["algorithms"] and _integer(raw.get("epochs"), 1):
         b = low
         while b < raw["epochs"]:
             b *= eta
         if b != raw["epochs"]:
-            problems.append(f"bohb: min_epochs {low} x eta^k must reach epochs {raw['epochs']} exactly")
+            problems.append(f"bohb.min_epochs {low} x bohb.eta^k must reach epochs {raw['epochs']} exactly")
 
 
 def validate(raw: dict[str, Any], source: str = "<spec>") -> SearchSpec:

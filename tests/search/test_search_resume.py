@@ -32,9 +32,9 @@ WRITES = ("create_new_trial", "set_trial_param", "set_trial_state_values", "set_
 
 def _search(out: str, kill_at: int | None, engine_class) -> None:
     """The forked child: the search into `out`, SIGKILLed before its `kill_at`-th write."""
-    import scoring.files
     from optuna.storages import RDBStorage
 
+    import scoring.files
     from pgdl_measures.search.driver import Driver
     from pgdl_measures.search.spec import load_spec
 
