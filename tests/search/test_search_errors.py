@@ -198,3 +198,44 @@ def test_spec_error_on_a_worker_is_one_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert str(spec) in lines[0] and "cannot be built for digits" in lines[0]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 160 KiB tmpfs (root only; skipped where mounting is not allowed), grown by calling the
+    returned function."""
+    import subprocess
+
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mount is not allowed here")
+
+    def grow():
+        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True, capture_output=True)
+
+    try:
+        yield disk, grow
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_the_search_resumes(cli, tmp_path, small_disk, sync_engine):
+    disk, grow = small_disk
+    spec = load_spec(_write(tmp_path, algorithms=["random"], objectives=["val_loss"], round_size=4, budget=64))
+    out = disk / "out"
+    with pytest.raises(PGDLError) as info:
+        Driver(spec, out, engine=sync_engine, storage=None).run()
+    message = str(info.value)
+    assert "\n" not in message and ("No space left on device" in message or "disk is full" in message), message
+    result = cli(["search", "report", str(out)])  # the report cannot be written either: one line
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "Traceback" not in result.output
+    grow()
+    summary = Driver(spec, out, engine=sync_engine, storage=None).run()
+    cell = summary["cells"][0]
+    assert (cell["configurations"], cell["trials"], cell["epochs"]) == (8, 8, 64)  # nothing lost or counted twice
+    assert summary["default"]["test_accuracy_mean"] is not None
