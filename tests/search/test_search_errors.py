@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -185,7 +186,6 @@ def test_spec_error_on_a_worker_is_one_line(tmp_path):
     no "Compute Failed" blocks, no retries."""
     import subprocess
     import sys
-    from pathlib import Path
 
     spec = _write(tmp_path, algorithms=["random"], objectives=["val_loss"], budget=8,
                   trainer="faulty_trainers:spec_error", final_seeds=[0])
@@ -223,9 +223,12 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
-def test_a_full_disk_is_one_line_and_the_search_resumes(cli, tmp_path, small_disk, sync_engine):
+def test_a_full_disk_is_one_line_and_the_search_resumes(cli, tmp_path, small_disk, sync_engine, monkeypatch):
     disk, grow = small_disk
-    spec = load_spec(_write(tmp_path, algorithms=["random"], objectives=["val_loss"], round_size=4, budget=64))
+    # a trainer that fills the disk writing its checkpoint (importable as on a Dask worker)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    spec = load_spec(_write(tmp_path, algorithms=["random"], objectives=["val_loss"], round_size=4, budget=64,
+                            trainer="faulty_trainers:disk_filler"))
     out = disk / "out"
     with pytest.raises(PGDLError) as info:
         Driver(spec, out, engine=sync_engine, storage=None).run()
