@@ -198,6 +198,13 @@ def folder_lock(out: Path):
         os.close(fd)
 
 
+def _optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
 def open_storage(url: str):
     """An Optuna storage for `url` (``:memory:``: in memory, for tests)."""
     if url == ":memory:":
@@ -250,19 +257,27 @@ class Driver:
                 raise PGDLError("the folder holds a search with another spec; use a new --out folder or the "
                                 "same spec", spec_file)
         self.storage, _ = search_storage(self.out, self.given_storage)
+        try:
+            self._storage_obj = open_storage(self.storage)
+            names = set(_optuna().get_all_study_names(self._storage_obj))  # reachable before anything is recorded
+        except Exception as exc:  # an Optuna storage error: a bad URL, an unreachable database, a damaged file
+            raise PGDLError(f"cannot open the Optuna storage {self.storage}: "
+                            f"{storage_failure(exc) or f'{type(exc).__name__}: {exc}'}") from None
         record = _record(self.out)
         if record is None:
+            old = sorted(names & {cell.name for cell in self.spec.cells})
+            if existed and old:
+                raise PGDLError(f"the storage {self.storage} holds studies of an older pgdl version, named by the "
+                                f"cell alone ({', '.join(old)}); this version does not continue them: finish the "
+                                f"search with the version that started it, or use a new --out folder", self.out)
             record = {"storage": None if self.given_storage is None
                       or _normal_url(self.given_storage) == _normal_url(default_storage(self.out))
                       else self.given_storage, "search_id": uuid.uuid4().hex[:12]}
-            if existed:
-                self._refuse_old_studies()
             _write(self.out / "storage.json", record)
         if not existed:
             _write(spec_file, json.loads(self.spec.to_json()))
         self.search_id = record["search_id"]
         try:
-            self._storage_obj = open_storage(self.storage)
             self.runs = [CellRun(cell, algorithms.make(self.spec, cell, self._storage_obj,
                                                        self.out / "state" / cell.name, self.search_id))
                          for cell in self.spec.cells]
@@ -272,20 +287,6 @@ class Driver:
             raise PGDLError(f"cannot open the Optuna storage {self.storage}: "
                             f"{storage_failure(exc) or f'{type(exc).__name__}: {exc}'}") from None
         self.total_epochs = int(self.spec.raw["budget"]) * len(self.runs)
-
-    def _refuse_old_studies(self) -> None:
-        """A folder of an older version (no storage.json) whose studies are named by the cell alone."""
-        import optuna
-
-        try:
-            names = set(optuna.get_all_study_names(open_storage(self.storage)))
-        except Exception:  # noqa: BLE001 - an unreadable storage is reported when it is opened
-            return
-        old = sorted(names & {cell.name for cell in self.spec.cells})
-        if old:
-            raise PGDLError(f"the storage {self.storage} holds studies of an older pgdl version, named by the cell "
-                            f"alone ({', '.join(old)}); this version does not continue them: finish the search with "
-                            f"the version that started it, or use a new --out folder", self.out)
 
     # ---------------------------------------------------------------------------- stepping
 

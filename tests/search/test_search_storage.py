@@ -130,3 +130,12 @@ def test_a_second_run_on_a_running_folder_is_refused(tmp_path):
     assert json.loads((out / "search.json").read_text())["cells"][0]["configurations"] == 8
     assert sorted(p.name for p in (out / "plans" / "random-val_loss").iterdir()) == ["step-0000.json",
                                                                                       "step-0001.json"]
+
+
+def test_an_unusable_storage_is_not_recorded(tmp_path, sync_engine):
+    out = tmp_path / "out"
+    with pytest.raises(PGDLError, match="cannot open the Optuna storage"):
+        Driver(_spec(budget=32), out, engine=sync_engine, storage="sqlite:////nonexistent/dir/study.db").run()
+    assert not (out / "storage.json").exists()
+    summary = Driver(_spec(budget=32), out, engine=sync_engine, storage=None).run()  # the fixed command runs
+    assert summary["cells"][0]["configurations"] == 4
