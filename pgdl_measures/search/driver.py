@@ -257,6 +257,10 @@ class Driver:
                 raise PGDLError("the folder holds a search with another spec; use a new --out folder or the "
                                 "same spec", spec_file)
         self.storage, _ = search_storage(self.out, self.given_storage)
+        database = sqlite_file(self.storage)
+        if database is not None and not database.is_file() and any((self.out / "plans").glob("*/step-*.json")):
+            raise PGDLError("the study database of this search is missing (its plans name trials it held); restore "
+                            "it, or start the search again in a new --out folder", database)
         try:
             self._storage_obj = open_storage(self.storage)
             names = set(_optuna().get_all_study_names(self._storage_obj))  # reachable before anything is recorded

@@ -139,3 +139,12 @@ def test_an_unusable_storage_is_not_recorded(tmp_path, sync_engine):
     assert not (out / "storage.json").exists()
     summary = Driver(_spec(budget=32), out, engine=sync_engine, storage=None).run()  # the fixed command runs
     assert summary["cells"][0]["configurations"] == 4
+
+
+def test_a_lost_database_is_refused_not_recreated(tmp_path, sync_engine):
+    out = tmp_path / "out"
+    Driver(_spec(budget=32), out, engine=sync_engine, storage=None).run()
+    (out / "study.db").unlink()
+    with pytest.raises(PGDLError, match="study database of this search is missing"):
+        Driver(_spec(budget=32), out, engine=sync_engine, storage=None).run()
+    assert not (out / "study.db").exists()
