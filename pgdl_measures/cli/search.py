@@ -20,7 +20,8 @@ def search():
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="An existing Dask scheduler (tcp://host:8786); default: a local cluster, one worker per GPU.")
 @click.option("--storage", default=None, metavar="URL",
-              help="An Optuna storage URL; default: sqlite:///OUT/study.db.")
+              help="An Optuna storage URL; default: the one OUT recorded (storage.json), else "
+                   "sqlite:///OUT/study.db.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Local worker processes (default: one per GPU, else 1).")
 @click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
@@ -47,7 +48,8 @@ def run(spec, out, scheduler, storage, workers, connect_timeout, quiet):
 
 @search.command("report")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--storage", default=None, metavar="URL", help="The Optuna storage URL the search used.")
+@click.option("--storage", default=None, metavar="URL",
+              help="The Optuna storage URL the search used; default: the one OUT recorded.")
 def report(out, storage):
     """Write OUT/report.md, report.json and report.png: method x objective x alpha, test accuracy
     mean +- std of the final trainings, best-so-far per round."""

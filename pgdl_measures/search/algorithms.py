@@ -29,6 +29,13 @@ user attributes ``round``, ``epochs`` and, for BOHB, ``bracket``, ``rung`` and `
   budget that has at least ``d + 2`` of them (``d`` parameters), as BOHB does, and at random
   for a third of them (BOHB's ``random_fraction``) or when no budget has enough.
 
+Resuming: a restarted driver asks exactly what the uninterrupted run would have. The
+samplers' random states after each step are kept in the step's plan (:meth:`Algorithm.sampler_state`)
+and restored before the next step is asked; trials left by a crash while asking (*orphans*) are
+failed and marked ``orphan``, and CMA-ES, whose per-trial seed adds the trial number, counts
+trial numbers without them (:class:`PinnedCmaEs`); PSO keeps its own state; BOHB's proposals are
+a function of the seed, the bracket and the completed trials.
+
 Budget: the driver passes the GPU x epochs left; a step never plans more than that. Rounds of
 ``random``, ``cmaes`` and ``pso`` cost ``round_size x epochs`` (a last partial round takes what
 is left); a BOHB round reserves its brackets' full cost when it starts (brackets that do not fit
@@ -37,6 +44,8 @@ are left out).
 
 from __future__ import annotations
 
+import base64
+import copy
 import math
 import pickle
 from pathlib import Path
@@ -75,6 +84,25 @@ def full_params(spec: SearchSpec, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _random_states(sampler, prefix: str = "") -> dict[str, np.random.RandomState]:
+    """The random states a sampler (and the samplers it holds) draws from, by attribute path."""
+    from optuna.samplers import BaseSampler
+    from optuna.samplers._lazy_random_state import LazyRandomState
+
+    out = {}
+    for name, value in sorted(vars(sampler).items()):
+        if isinstance(value, LazyRandomState):
+            out[prefix + name] = value.rng
+        elif isinstance(value, BaseSampler):
+            out.update(_random_states(value, f"{prefix}{name}."))
+    return out
+
+
+def orphan_count(study, before: int) -> int:
+    """Trials numbered below `before` that a crash while asking left behind (failed, marked ``orphan``)."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.number < before and t.user_attrs.get("orphan"))
+
+
 class Algorithm:
     """A step planner (see the module docstring)."""
 
@@ -89,6 +117,23 @@ class Algorithm:
 
     def tell(self, number: int, value: float) -> None:
         """Tells the algorithm's own state (the study itself is told by the driver)."""
+
+    def sampler_state(self) -> dict[str, Any]:
+        """The study's sampler's random states (JSON): kept in each step's plan."""
+        out = {}
+        for name, rng in _random_states(self.study.sampler).items():
+            kind, key, pos, has_gauss, cached = rng.get_state()
+            out[name] = [kind, base64.b64encode(np.asarray(key, dtype="<u4").tobytes()).decode(), int(pos),
+                         int(has_gauss), float(cached)]
+        return out
+
+    def restore_sampler(self, state: dict[str, Any]) -> None:
+        """Sets the sampler's random states to `state` (:meth:`sampler_state` after the last step)."""
+        rngs = _random_states(self.study.sampler)
+        for name, (kind, key, pos, has_gauss, cached) in state.items():
+            if name in rngs:
+                rngs[name].set_state((kind, np.frombuffer(base64.b64decode(key), dtype="<u4").astype(np.uint32),
+                                      int(pos), int(has_gauss), float(cached)))
 
     def configurations(self) -> int:
         """The configurations proposed so far (BOHB: not counting promotions)."""
@@ -138,6 +183,15 @@ def pinned_cmaes_class():
 
         def infer_relative_search_space(self, study, trial):
             return dict(self._pinned)
+
+        def sample_relative(self, study, trial, search_space):
+            # the stock sampler seeds each trial with a draw plus the trial's number: count numbers
+            # without the orphans of a crash, so a resumed search samples what an uninterrupted one did
+            orphans = orphan_count(study, trial.number)
+            if orphans:
+                trial = copy.copy(trial)
+                trial.number -= orphans
+            return super().sample_relative(study, trial, search_space)
 
     return PinnedCmaEs
 
@@ -335,14 +389,29 @@ class Bohb(Algorithm):
 ALGORITHM_CLASSES = {"random": RandomSearch, "cmaes": CmaEs, "pso": Pso, "bohb": Bohb}
 
 
-def make(spec: SearchSpec, cell: Cell, storage, state_dir: Path) -> Algorithm:
-    """The algorithm of `cell` over its study in `storage` (created or loaded)."""
+def make(spec: SearchSpec, cell: Cell, storage, state_dir: Path, search_id: str | None = None) -> Algorithm:
+    """The algorithm of `cell` over its study in `storage` (created or loaded), named
+    :meth:`SearchSpec.study_name` and owned by the output folder `search_id`.
+
+    Raises:
+        PGDLError: the study belongs to another output folder (the same spec searched elsewhere
+            into the same storage).
+    """
     optuna = _optuna()
     cls = ALGORITHM_CLASSES.get(cell.algorithm)
     if cls is None:
         raise PGDLError(f"unknown algorithm {cell.algorithm!r}")
-    study = optuna.create_study(study_name=cell.name, storage=storage, direction="minimize",
+    name = spec.study_name(cell)
+    study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
                                 sampler=cls.sampler(spec, cell), load_if_exists=True)
+    owner = study.user_attrs.get("search_id")
+    if search_id is not None:
+        if owner is None:
+            study.set_user_attr("search_id", search_id)
+        elif owner != search_id:
+            raise PGDLError(f"the storage already holds study {name!r} of the same spec searched into another "
+                            f"output folder (search {owner}); continue that search in its folder, or give this "
+                            f"one its own --storage")
     study.set_user_attr("algorithm", cell.algorithm)
     study.set_user_attr("objective", cell.objective)
     study.set_user_attr("alpha", cell.alpha)

@@ -6,14 +6,23 @@ The output folder holds everything, so a driver killed at any point and started 
 same command continues where it stopped:
 
 * ``spec.json``: the spec (a folder holding another spec is refused);
-* ``study.db``: the Optuna studies, one per cell, named by the cell (``cmaes-val_loss``,
-  ``bohb-agn_val_loss-a0.1``); SQLite, which Optuna's own tools open
+* ``storage.json``: the Optuna storage URL the search uses (null: the folder's ``study.db``) and
+  the folder's search id; a run or report given another ``--storage`` is refused, one given none
+  uses the recorded one;
+* ``.lock``: held (``flock``) while a driver runs: a second ``search run`` on the folder is refused;
+* ``study.db``: the Optuna studies, one per cell, named by the cell and the spec's digest
+  (``cmaes-val_loss@3f2a9c1b0d4e``, ``bohb-agn_val_loss-a0.1@...``), each owned by the folder's
+  search id: searches sharing a storage never share a study, and a study of the same spec
+  searched into another folder is refused. SQLite, which Optuna's own tools open
   (``optuna studies --storage sqlite:///OUT/study.db``, optuna-dashboard). ``storage`` takes any
-  Optuna storage URL instead (the folder still holds the rest);
-* ``plans/<cell>/step-NNNN.json``: each step's trials, written once they are all in the study;
-  a restarted driver re-submits the trials of the current step that are not complete, and marks
-  trials asked by a step that was never written (a crash while asking) as failed before asking
-  again;
+  Optuna storage URL instead (the folder still holds the rest). Studies of an older version
+  (named by the cell alone) are refused, not migrated: such a search is finished with the
+  version that started it;
+* ``plans/<cell>/step-NNNN.json``: each step's trials, written once they are all in the study,
+  with the sampler's random state after asking them; a restarted driver re-submits the trials of
+  the current step that are not complete, marks trials asked by a step that was never written
+  (a crash while asking) as failed orphans, and asks again from the last plan's random state:
+  it asks exactly what the uninterrupted run would have;
 * ``state/<cell>/``: an algorithm's own state (PSO's pickled optimizer);
 * ``trials/<cell>/<number>/``: each trial's training folder (Keras checkpoint: a retried trial
   continues from its last epoch);
@@ -28,9 +37,12 @@ study is never told again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +98,113 @@ def default_storage(out: Path) -> str:
     return f"sqlite:///{(out / 'study.db').resolve()}"
 
 
+def _normal_url(url: str) -> str:
+    """A storage URL with a SQLite file's path resolved (for comparing two URLs)."""
+    if url.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(url[len("sqlite:///"):]).resolve())
+    return url
+
+
+def _record(out: Path) -> dict[str, Any] | None:
+    """``storage.json`` of a search folder (None in a folder of an older version)."""
+    path = out / "storage.json"
+    return _read(path) if path.is_file() else None
+
+
+def search_storage(out: Path, given: str | None) -> tuple[str, bool]:
+    """The storage URL of the search in `out` and whether the folder recorded it: the recorded
+    one (``storage.json``; for a folder of an older version, the ``storage`` of ``search.json``),
+    else `given`, else the folder's ``study.db``.
+
+    Raises:
+        PGDLError: `given` differs from the recorded storage.
+    """
+    record = _record(out)
+    if record is not None:
+        recorded = record.get("storage") or default_storage(out)
+    elif (out / "search.json").is_file():
+        recorded = _read(out / "search.json").get("storage")
+    else:
+        recorded = None
+    if recorded is None:
+        return given or default_storage(out), False
+    if given is not None and _normal_url(given) != _normal_url(recorded):
+        raise PGDLError(f"the search in this folder uses the storage {recorded}, not {given}; "
+                        f"give its storage or none", out / ("storage.json" if record is not None else "search.json"))
+    return recorded, True
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for other storages)."""
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """The innermost message of an Optuna or SQLAlchemy storage error (None for another error)."""
+    from optuna.exceptions import StorageInternalError
+
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover - sqlalchemy comes with optuna
+        SQLAlchemyError = StorageInternalError  # noqa: N806
+    if not isinstance(exc, (StorageInternalError, SQLAlchemyError)):
+        return None
+    inner = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__
+    text = str(getattr(inner, "orig", None) or inner).splitlines()[0]
+    return text
+
+
+_HELD: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path):
+    """Holds ``out/.lock`` (``flock``, released by the kernel when the process dies, SIGKILL
+    included) while a driver writes the folder.
+
+    Raises:
+        PGDLError: another process holds it (another ``search run`` on the folder).
+    """
+    import fcntl
+
+    key = str(Path(out).resolve())
+    if key in _HELD:  # this process holds it already
+        yield
+        return
+    path = Path(out) / ".lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", out) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise PGDLError(f"another `pgdl search run` (pid {holder}) is writing this search folder; wait for it "
+                        f"to end or use another --out", out) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError:
+        pass  # the lock holds without the pid
+    _HELD[key] = fd
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        os.close(fd)
+
+
+def _optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
 def open_storage(url: str):
     """An Optuna storage for `url` (``:memory:``: in memory, for tests)."""
     if url == ":memory:":
@@ -103,6 +222,7 @@ class CellRun:
     spent: int = 0
     pending: set = field(default_factory=set)
     done: bool = False
+    sampler_state: dict[str, Any] | None = None
     final_pending: set = field(default_factory=set)
     finished: bool = False
 
@@ -113,7 +233,9 @@ class Driver:
     def __init__(self, spec: SearchSpec, out: str | Path, *, engine, storage: str | None = None,
                  progress: Progress | None = None):
         self.spec, self.out, self.engine = spec, Path(out), engine
+        self.given_storage = storage
         self.storage = storage or default_storage(self.out)
+        self.search_id: str | None = None
         self.progress = progress or (lambda message: None)
         self.futures: dict[str, tuple[str, Any, dict[str, Any]]] = {}
         self.ac = None
@@ -126,23 +248,48 @@ class Driver:
 
     def prepare(self) -> None:
         check_writable(self.out)
+        objectives.trainer_for(self.spec.raw["trainer"], self.spec.source)  # importable here, not only on workers
         spec_file = self.out / "spec.json"
-        if spec_file.is_file():
+        existed = spec_file.is_file()
+        if existed:
             previous = _read(spec_file)
             if previous != json.loads(self.spec.to_json()):
                 raise PGDLError("the folder holds a search with another spec; use a new --out folder or the "
                                 "same spec", spec_file)
-        else:
-            _write(spec_file, json.loads(self.spec.to_json()))
+        self.storage, _ = search_storage(self.out, self.given_storage)
+        database = sqlite_file(self.storage)
+        if database is not None and not database.is_file() and any((self.out / "plans").glob("*/step-*.json")):
+            raise PGDLError("the study database of this search is missing (its plans name trials it held); restore "
+                            "it, or start the search again in a new --out folder", database)
         try:
             self._storage_obj = open_storage(self.storage)
+            names = set(_optuna().get_all_study_names(self._storage_obj))  # reachable before anything is recorded
+        except Exception as exc:  # an Optuna storage error: a bad URL, an unreachable database, a damaged file
+            raise PGDLError(f"cannot open the Optuna storage {self.storage}: "
+                            f"{storage_failure(exc) or f'{type(exc).__name__}: {exc}'}") from None
+        record = _record(self.out)
+        if record is None:
+            old = sorted(names & {cell.name for cell in self.spec.cells})
+            if existed and old:
+                raise PGDLError(f"the storage {self.storage} holds studies of an older pgdl version, named by the "
+                                f"cell alone ({', '.join(old)}); this version does not continue them: finish the "
+                                f"search with the version that started it, or use a new --out folder", self.out)
+            record = {"storage": None if self.given_storage is None
+                      or _normal_url(self.given_storage) == _normal_url(default_storage(self.out))
+                      else self.given_storage, "search_id": uuid.uuid4().hex[:12]}
+            _write(self.out / "storage.json", record)
+        if not existed:
+            _write(spec_file, json.loads(self.spec.to_json()))
+        self.search_id = record["search_id"]
+        try:
             self.runs = [CellRun(cell, algorithms.make(self.spec, cell, self._storage_obj,
-                                                       self.out / "state" / cell.name))
+                                                       self.out / "state" / cell.name, self.search_id))
                          for cell in self.spec.cells]
         except PGDLError:
             raise
-        except Exception as exc:  # an Optuna storage error: a bad URL, an unreachable database
-            raise PGDLError(f"cannot open the Optuna storage {self.storage}: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # an Optuna storage error: a bad URL, an unreachable database, a damaged file
+            raise PGDLError(f"cannot open the Optuna storage {self.storage}: "
+                            f"{storage_failure(exc) or f'{type(exc).__name__}: {exc}'}") from None
         self.total_epochs = int(self.spec.raw["budget"]) * len(self.runs)
 
     # ---------------------------------------------------------------------------- stepping
@@ -161,6 +308,7 @@ class Driver:
         for t in run.algo.study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             if t.number not in planned:
                 try:
+                    storage.set_trial_user_attr(t._trial_id, "orphan", True)
                     storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
                 except Exception:  # noqa: BLE001 - a WAITING trial some storages refuse to fail
                     pass
@@ -175,15 +323,24 @@ class Driver:
                 plan = _read(path)
             else:
                 self._fail_orphans(run)
+                if run.sampler_state is not None:  # where the last step left it (a restarted driver)
+                    run.algo.restore_sampler(run.sampler_state)
                 remaining = int(self.spec.raw["budget"]) - run.spent
                 entries = run.algo.ask_step(run.step, remaining)
                 if entries is None:
                     run.done = True
                     break
-                plan = {"step": run.step, "trials": entries, "epochs": sum(e["epochs"] for e in entries)}
+                plan = {"step": run.step, "trials": entries, "epochs": sum(e["epochs"] for e in entries),
+                        "sampler": run.algo.sampler_state()}
                 _write(path, plan)
+            run.sampler_state = plan.get("sampler")
             run.spent += int(plan["epochs"])
             trials = run.algo.study.get_trials(deepcopy=False)
+            missing = [e["number"] for e in plan["trials"] if e["number"] >= len(trials)]
+            if missing:
+                raise PGDLError(f"the storage {self.storage} lacks trial {missing[0]} of study "
+                                f"{run.algo.study.study_name!r} that this plan names; give the --storage the "
+                                f"search used", path)
             todo = [e for e in plan["trials"] if trials[e["number"]].state != TrialState.COMPLETE]
             self.done_epochs += sum(e["epochs"] for e in plan["trials"] if e not in todo)
             run.step += 1
@@ -306,7 +463,29 @@ class Driver:
     # ----------------------------------------------------------------------------------- run
 
     def run(self) -> dict[str, Any]:
-        """Runs (or continues) every cell to its budget and the final trainings; the summary."""
+        """Runs (or continues) every cell to its budget and the final trainings; the summary.
+
+        Raises:
+            PGDLError: a spec error met on a worker, a full disk or a failing storage (what was
+                computed stays in the study), another driver on the folder.
+        """
+        check_writable(self.out)
+        with folder_lock(self.out):
+            try:
+                return self._run()
+            except PGDLError:
+                raise
+            except OSError as exc:
+                raise PGDLError(f"cannot write: {exc.strerror or exc} (results so far are kept in the study)",
+                                exc.filename or self.out) from None
+            except Exception as exc:
+                reason = storage_failure(exc)
+                if reason is None:
+                    raise
+                raise PGDLError(f"the Optuna storage {self.storage} failed: {reason} (results so far are kept "
+                                f"in the study)") from None
+
+    def _run(self) -> dict[str, Any]:
         self.prepare()
         self.ac = self.engine.as_completed()
         self.progress(f"search {self.spec.raw['name']}: {len(self.runs)} cells x {self.spec.raw['budget']} "
@@ -329,6 +508,7 @@ class Driver:
                 raise
             except Exception as exc:  # noqa: BLE001 - a task lost after Dask's retries: recorded, search goes on
                 result = {"diverged": True, "error": f"{type(exc).__name__}: {exc}", "epochs_run": 0}
+            self._raise_task_fault(result)
             if kind == "trial":
                 self._record_trial(owner, entry, result)
                 if not owner.pending:
@@ -338,6 +518,14 @@ class Driver:
         summary = self.summary()
         _write(self.out / "search.json", summary)
         return summary
+
+    def _raise_task_fault(self, result: dict[str, Any]) -> None:
+        """A spec error or a write failure a worker met (returned, not raised there: no "Compute
+        Failed" logs, no retries) stops the search with its one line."""
+        if result.get("spec_error"):
+            raise PGDLError(f"{self.spec.source}: {result['spec_error']}")
+        if result.get("write_error"):
+            raise PGDLError(f"a worker cannot write: {result['write_error']} (results so far are kept in the study)")
 
     def summary(self) -> dict[str, Any]:
         from optuna.trial import TrialState
@@ -392,5 +580,5 @@ def run_search(spec: SearchSpec, out: str | Path, *, scheduler: str | None = Non
 
     out = Path(out)
     check_writable(out)
-    with Engine(scheduler, workers=workers, connect_timeout=connect_timeout) as engine:
+    with folder_lock(out), Engine(scheduler, workers=workers, connect_timeout=connect_timeout) as engine:
         return Driver(spec, out, engine=engine, storage=storage, progress=progress).run()

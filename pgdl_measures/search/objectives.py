@@ -31,6 +31,7 @@ the study's piecewise schedule over the trial's epochs, the AGN tracker) and :fu
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import json
@@ -93,29 +94,47 @@ def per_epoch_values(objective: str, alpha: float | None, result: Mapping[str, A
 
 # ------------------------------------------------------------------------------------ trainers
 
-def trainer_for(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The trainer function of a spec's ``trainer`` (``keras``, ``fake`` or ``module:function``)."""
+def trainer_for(name: str, source: str | None = None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The trainer function of a spec's ``trainer`` (``keras``, ``fake`` or ``module:function``).
+
+    Raises:
+        PGDLError: a trainer that cannot be imported (naming the spec `source`).
+    """
     if name == "keras":
         return keras_trial
     if name == "fake":
         return fake_trial
     module, _, attr = name.partition(":")
     try:
-        return getattr(importlib.import_module(module), attr)
+        function = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise PGDLError(f"cannot import the trainer {name!r}: {exc}") from None
+        raise PGDLError(("" if source is None else f"{source}: ") + f"trainer: cannot import {name!r}: {exc}") \
+            from None
+    if not callable(function):
+        raise PGDLError(("" if source is None else f"{source}: ") + f"trainer: {name!r} is not a function")
+    return function
+
+
+#: errors of writing a trial's folder that stop the search (a full disk is not a divergence)
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
     """What a Dask worker runs: the task's trainer; an exception from the training itself is
     returned as a diverged result with its message (the search goes on), so that only a lost
-    worker makes Dask retry."""
-    trainer = trainer_for(task["spec"]["trainer"])
+    worker makes Dask retry. A spec error (PGDLError: a model that does not fit its data) comes
+    back as ``spec_error`` and a failed write (a full disk) as ``write_error``: the driver stops
+    with their one line (raised here, Dask would log each try as "Compute Failed" and retry)."""
     start = time.perf_counter()
     try:
-        result = trainer(task)
-    except PGDLError:
-        raise
+        result = trainer_for(task["spec"]["trainer"])(task)
+    except PGDLError as exc:
+        return {"spec_error": str(exc), "worker_pid": os.getpid()}
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        return {"write_error": f"{exc.strerror or exc}{where}", "worker_pid": os.getpid()}
     except (ArithmeticError, ValueError, RuntimeError, MemoryError) as exc:
         result = {"diverged": True, "error": f"{type(exc).__name__}: {exc}", "epochs_run": 0}
     result.setdefault("seconds", time.perf_counter() - start)

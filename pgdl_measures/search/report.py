@@ -44,11 +44,14 @@ def _acc(final: dict[str, Any]) -> str:
 
 
 def collect(out: str | Path, storage: str | None = None) -> dict[str, Any]:
-    """The report's data from the output folder (and the study storage)."""
-    import optuna
-    from optuna.trial import TrialState
+    """The report's data from the output folder and the storage the search recorded
+    (``storage.json``; `storage`, when given, must be that one).
 
-    from pgdl_measures.search.driver import default_storage, final_results, open_storage
+    Raises:
+        PGDLError: not a search folder, a storage other than the recorded one, a missing or
+            damaged storage (naming the file), a storage holding none of the search's studies.
+    """
+    from pgdl_measures.search.driver import open_storage, search_storage, sqlite_file, storage_failure
 
     out = Path(out)
     spec_file = out / "spec.json"
@@ -57,13 +60,35 @@ def collect(out: str | Path, storage: str | None = None) -> dict[str, Any]:
     from scoring.files import read_json
 
     spec = validate(read_json(spec_file, "the search spec"), str(spec_file))
+    url, _ = search_storage(out, storage)
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():  # opening it would create an empty database
+        raise PGDLError("no study database: the search has not started, or it used another storage", path)
+    try:
+        data = _collect(out, spec, open_storage(url), (out / "storage.json").is_file())
+    except Exception as exc:
+        reason = storage_failure(exc)
+        if reason is None:
+            raise
+        raise PGDLError(f"cannot read the Optuna storage: {reason}", path or url) from None
+    if not data["rows"]:
+        raise PGDLError(f"the storage {url} holds none of this search's studies; nothing to report", out)
+    return data
+
+
+def _collect(out: Path, spec, store, named_by_digest: bool) -> dict[str, Any]:
+    import optuna
+    from optuna.trial import TrialState
+
+    from pgdl_measures.search.driver import final_results
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = open_storage(storage or default_storage(out))
     full = int(spec.raw["epochs"])
     rows = []
     for cell in spec.cells:
-        try:
-            study = optuna.load_study(study_name=cell.name, storage=store)
+        try:  # a folder of an older version (no storage.json) named its studies by the cell alone
+            study = optuna.load_study(study_name=spec.study_name(cell) if named_by_digest else cell.name,
+                                      storage=store)
         except KeyError:
             continue
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -29,6 +29,7 @@ Keys (the ``paper`` preset's values, An et al. Tables 1, 2 and 4):
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
@@ -165,6 +166,15 @@ class SearchSpec:
     def to_json(self) -> str:
         return json.dumps(self.raw, indent=1, sort_keys=True)
 
+    @property
+    def digest(self) -> str:
+        """12 hex digits of the SHA-256 of the spec's JSON: names the search's studies."""
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()[:12]
+
+    def study_name(self, cell: Cell) -> str:
+        """The Optuna study of `cell` in this search: ``<cell>@<digest>`` (``random-val_loss@3f2a...``)."""
+        return f"{cell.name}@{self.digest}"
+
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
@@ -213,95 +223,226 @@ def _finite_number(value: Any) -> bool:
         return False
 
 
+def _integer(value: Any, low: int = 0, high: int | None = None) -> bool:
+    """A JSON integer (not a boolean) in ``[low, high]``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low \
+        and (high is None or value <= high)
+
+
+MAX_SEED = 2 ** 32 - 1  # numpy's and Optuna's samplers take seeds below 2**32
+_KEYS = {"data": ("dataset", "options", "train_fraction", "validation", "seed"), "model": ("name", "options"),
+         "bohb": ("eta", "min_epochs"), "space": ("low", "high", "log", "int")}
+#: a training parameter -> (its lowest value, whether the lowest is excluded) wherever it is given
+_PARAM_FLOOR = {"batch_size": (1, False), "learning_rate": (0, True), "momentum": (0, False),
+                "weight_decay": (0, False)}
+
+
+def _object(raw: dict[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
+    """``raw[key]`` when it is an object with known keys (else a problem and {})."""
+    value = raw.get(key)
+    if not isinstance(value, dict):
+        problems.append(f"{key} must be an object")
+        return {}
+    unknown = sorted(set(value) - set(_KEYS[key])) if key in _KEYS else []
+    if unknown:
+        problems.append(f"{key}: unknown keys {', '.join(unknown)}; known: {', '.join(_KEYS[key])}")
+    return value
+
+
+def _names(raw: dict[str, Any], key: str, known: tuple[str, ...], problems: list[str]) -> None:
+    values = raw.get(key)
+    if not isinstance(values, list) or not values:
+        problems.append(f"{key} must be a non-empty list")
+        return
+    bad = [v for v in values if not isinstance(v, str) or v not in known]
+    if bad:
+        problems.append(f"{key}: unknown {key[:-1]} {', '.join(map(repr, bad))}; known: {', '.join(known)}")
+    twice = sorted({v for v in values if isinstance(v, str) and values.count(v) > 1})
+    if twice:
+        problems.append(f"{key}: {', '.join(twice)} given twice (each would share one study)")
+
+
+def _check_space(raw: dict[str, Any], problems: list[str]) -> list[Param]:
+    params: list[Param] = []
+    space = raw.get("space")
+    if not isinstance(space, dict) or not space:
+        problems.append("space must be a non-empty object")
+        return params
+    for name, rng in space.items():
+        where = f"space.{name}"
+        if name not in TRAINING_PARAMS:
+            problems.append(f"space: unknown parameter {name!r}; known: {', '.join(TRAINING_PARAMS)}")
+            continue
+        if not isinstance(rng, dict):
+            problems.append(f"{where} must be an object {{low, high, log, int}}")
+            continue
+        unknown = sorted(set(rng) - set(_KEYS["space"]))
+        if unknown:
+            problems.append(f"{where}: unknown keys {', '.join(unknown)}; known: {', '.join(_KEYS['space'])}")
+            continue
+        flags = [f for f in ("log", "int") if f in rng and not isinstance(rng[f], bool)]
+        if flags:
+            problems.append(f"{where}.{flags[0]} must be true or false")
+            continue
+        low, high = rng.get("low"), rng.get("high")
+        if not _finite_number(low) or not _finite_number(high):
+            problems.append(f"{where} needs numbers low and high")
+            continue
+        low, high = float(low), float(high)
+        if not low < high:
+            problems.append(f"{where} is an empty range [{low:g}, {high:g}]")
+            continue
+        if rng.get("log") and low <= 0:
+            problems.append(f"{where} is log-scaled and needs low > 0")
+            continue
+        if rng.get("int") and not (low.is_integer() and high.is_integer()):
+            problems.append(f"{where} is an integer range and needs whole low and high")
+            continue
+        floor, strict = _PARAM_FLOOR[name]
+        if low < floor or (strict and low <= floor):
+            problems.append(f"{where}.low must be {'>' if strict else '>='} {floor}")
+            continue
+        params.append(Param(name, low, high, bool(rng.get("log")), bool(rng.get("int"))))
+    return params
+
+
+def _check_points(raw: dict[str, Any], params: list[Param], problems: list[str]) -> None:
+    by_name = {p.name: p for p in params}
+    for key in ("start", "default"):
+        point = raw.get(key)
+        if not isinstance(point, dict):
+            problems.append(f"{key} must be an object {{parameter: value}}")
+            continue
+        unknown = sorted(set(point) - set(TRAINING_PARAMS))
+        if unknown:
+            problems.append(f"{key}: unknown parameters {', '.join(unknown)}; known: {', '.join(TRAINING_PARAMS)}")
+        for name in TRAINING_PARAMS:
+            if name not in point:
+                continue
+            value, floor, strict = point[name], *_PARAM_FLOOR[name]
+            if not _finite_number(value):
+                problems.append(f"{key}.{name} must be a number")
+            elif value < floor or (strict and value <= floor):
+                problems.append(f"{key}.{name} must be {'>' if strict else '>='} {floor}")
+            elif key == "start" and name in by_name and not by_name[name].low <= value <= by_name[name].high:
+                p = by_name[name]
+                problems.append(f"start.{name} = {value} is outside [{p.low:g}, {p.high:g}]")
+        missing = [name for name in TRAINING_PARAMS if name not in point]
+        if missing:
+            problems.append(f"{key} lacks {', '.join(missing)}")
+
+
+def _check_alphas(raw: dict[str, Any], problems: list[str]) -> None:
+    alphas = raw.get("alphas")
+    objectives = raw.get("objectives") if isinstance(raw.get("objectives"), list) else []
+    needed = any(o in AGN_OBJECTIVES for o in objectives)
+    if not isinstance(alphas, list) or (needed and not alphas) \
+            or not all(_finite_number(a) and a >= 0 for a in alphas):
+        problems.append("alphas must be a " + ("non-empty " if needed else "") + "list of numbers >= 0")
+        return
+    seen: dict[str, Any] = {}
+    for a in alphas:
+        label = f"{float(a):g}"  # what names the alpha's cells (and studies)
+        if label in seen:
+            same = "given twice" if seen[label] == a else f"and {seen[label]} name the same cells (a{label})"
+            problems.append(f"alphas: {a} {same}; each alpha must be distinct")
+            return
+        seen[label] = a
+
+
+def _check_data_model(raw: dict[str, Any], problems: list[str]) -> None:
+    data, model = _object(raw, "data", problems), _object(raw, "model", problems)
+    keras = raw.get("trainer") == "keras"
+    if isinstance(raw.get("data"), dict):
+        dataset = data.get("dataset")
+        if not isinstance(dataset, str) or not dataset:
+            problems.append("data.dataset must be a dataset name")
+        elif keras:
+            from pgdl_measures.training.datasets import DATASETS
+
+            if dataset not in DATASETS:
+                problems.append(f"data.dataset: unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+        if not isinstance(data.get("options", {}), dict):
+            problems.append("data.options must be an object")
+        fraction = data.get("train_fraction", 1.0)
+        if not _finite_number(fraction) or not 0 < fraction <= 1:
+            problems.append("data.train_fraction must be a number in (0, 1]")
+        validation = data.get("validation", 0)
+        if not _finite_number(validation) or validation < 0 \
+                or (isinstance(validation, float) and validation >= 1):
+            problems.append("data.validation must be a count of examples (integer >= 0) or a fraction in [0, 1)")
+        if not _integer(data.get("seed", 0), 0, MAX_SEED):
+            problems.append(f"data.seed must be an integer in [0, {MAX_SEED}]")
+    if isinstance(raw.get("model"), dict):
+        name = model.get("name")
+        if not isinstance(name, str) or not name:
+            problems.append("model.name must be a model name")
+        elif keras:
+            from pgdl_measures.training.models import MODELS
+
+            if name not in MODELS:
+                problems.append(f"model.name: unknown model {name!r}; known: {', '.join(MODELS)}")
+        if not isinstance(model.get("options", {}), dict):
+            problems.append("model.options must be an object")
+
+
+def _check_bohb(raw: dict[str, Any], problems: list[str]) -> None:
+    bohb = _object(raw, "bohb", problems)
+    if not isinstance(raw.get("bohb"), dict):
+        return
+    eta, low = bohb.get("eta"), bohb.get("min_epochs")
+    if not _integer(eta, 2):
+        problems.append("bohb.eta must be an integer >= 2")
+    if not _integer(low, 1):
+        problems.append("bohb.min_epochs must be an integer >= 1")
+    if not _integer(eta, 2) or not _integer(low, 1):
+        return
+    if isinstance(raw.get("algorithms"), list) and "bohb" in raw["algorithms"] and _integer(raw.get("epochs"), 1):
+        b = low
+        while b < raw["epochs"]:
+            b *= eta
+        if b != raw["epochs"]:
+            problems.append(f"bohb.min_epochs {low} x bohb.eta^k must reach epochs {raw['epochs']} exactly")
+
+
 def validate(raw: dict[str, Any], source: str = "<spec>") -> SearchSpec:
-    """Checks every key of `raw`; raises PGDLError listing the problems (prefixed by `source`)."""
+    """Checks every key of `raw` (types, ranges, duplicates; every field a worker reads is
+    checked here, before anything runs); raises PGDLError listing the problems (prefixed by
+    `source`)."""
     problems: list[str] = []
     unknown = sorted(set(raw) - set(PAPER))
     if unknown:
         problems.append(f"unknown keys {', '.join(unknown)}")
-    for key, known in (("algorithms", ALGORITHMS), ("objectives", tuple(OBJECTIVES))):
-        values = raw.get(key)
-        if not isinstance(values, list) or not values:
-            problems.append(f"{key} must be a non-empty list")
-            continue
-        bad = [v for v in values if v not in known]
-        if bad:
-            problems.append(f"unknown {key[:-1]} {', '.join(map(repr, bad))}; known: {', '.join(known)}")
-    objectives = raw.get("objectives")
-    if isinstance(objectives, list) and any(o in AGN_OBJECTIVES for o in objectives):
-        alphas = raw.get("alphas")
-        if not isinstance(alphas, list) or not alphas or not all(_finite_number(a) and a >= 0 for a in alphas):
-            problems.append("alphas must be a non-empty list of numbers >= 0")
-    params = []
-    space = raw.get("space")
-    if not isinstance(space, dict) or not space:
-        problems.append("space must be a non-empty object")
-        space = {}
-    for name, rng in space.items():
-        if name not in TRAINING_PARAMS:
-            problems.append(f"space: unknown parameter {name!r}; known: {', '.join(TRAINING_PARAMS)}")
-            continue
-        try:
-            low, high = float(rng["low"]), float(rng["high"])
-        except (KeyError, TypeError, ValueError, OverflowError):
-            problems.append(f"space.{name} needs numbers low and high")
-            continue
-        if not low < high:
-            problems.append(f"space.{name} is an empty range [{low:g}, {high:g}]")
-            continue
-        if rng.get("log") and low <= 0:
-            problems.append(f"space.{name} is log-scaled and needs low > 0")
-            continue
-        params.append(Param(name, low, high, bool(rng.get("log")), bool(rng.get("int"))))
-    for key in ("start", "default"):
-        point = raw.get(key) or {}
-        if not isinstance(point, dict):
-            problems.append(f"{key} must be an object {{parameter: value}}")
-            continue
-        for p in params:
-            if p.name in point and not _finite_number(point[p.name]):
-                problems.append(f"{key}.{p.name} must be a number")
-            elif p.name in point and not p.low <= point[p.name] <= p.high and key == "start":
-                problems.append(f"start.{p.name} = {point[p.name]} is outside [{p.low:g}, {p.high:g}]")
-        missing = [name for name in TRAINING_PARAMS if name not in point]
-        if missing:
-            problems.append(f"{key} lacks {', '.join(missing)}")
+    if not isinstance(raw.get("name"), str) or not raw["name"]:
+        problems.append("name must be a non-empty string")
+    _names(raw, "algorithms", ALGORITHMS, problems)
+    _names(raw, "objectives", tuple(OBJECTIVES), problems)
+    _check_alphas(raw, problems)
+    params = _check_space(raw, problems)
+    _check_points(raw, params, problems)
     for key in ("epochs", "budget", "round_size"):
-        if not isinstance(raw.get(key), int) or raw[key] < 1:
+        if not _integer(raw.get(key), 1):
             problems.append(f"{key} must be a positive integer")
     if not problems and raw["budget"] < raw["epochs"]:
         problems.append(f"budget {raw['budget']} GPU x epochs is smaller than one configuration "
                         f"({raw['epochs']} epochs)")
-    bohb = raw.get("bohb") or {}
-    if not isinstance(bohb, dict):
-        problems.append("bohb must be an object {eta, min_epochs}")
-    if "bohb" in (raw.get("algorithms") or []) and not problems:
-        eta, low = bohb.get("eta"), bohb.get("min_epochs")
-        if not isinstance(eta, int) or eta < 2 or not isinstance(low, int) or low < 1:
-            problems.append("bohb needs an integer eta >= 2 and min_epochs >= 1")
-        else:
-            b = low
-            while b < raw["epochs"]:
-                b *= eta
-            if b != raw["epochs"]:
-                problems.append(f"bohb: min_epochs {low} x eta^k must reach epochs {raw['epochs']} exactly")
-    for key in ("final_seeds",):
-        if not isinstance(raw.get(key), list) or not all(isinstance(s, int) for s in raw[key]):
-            problems.append(f"{key} must be a list of integers")
+    _check_bohb(raw, problems)
+    seeds = raw.get("final_seeds")
+    if not isinstance(seeds, list) or not all(_integer(s, 0, MAX_SEED) for s in seeds):
+        problems.append(f"final_seeds must be a list of integers in [0, {MAX_SEED}]")
+    elif len(set(seeds)) != len(seeds):
+        problems.append("final_seeds: a seed is given twice")
+    if not _integer(raw.get("seed"), 0, MAX_SEED):
+        problems.append(f"seed must be an integer in [0, {MAX_SEED}]")
+    if not _finite_number(raw.get("diverge_loss")) or raw["diverge_loss"] <= 0:
+        problems.append("diverge_loss must be a number > 0")
     if raw.get("agn") not in ("online", "exact"):
         problems.append("agn must be 'online' or 'exact'")
     trainer = raw.get("trainer")
-    if not isinstance(trainer, str) or not (trainer in ("keras", "fake") or ":" in trainer):
+    module, _, function = trainer.partition(":") if isinstance(trainer, str) else ("", "", "")
+    if not isinstance(trainer, str) or not (trainer in ("keras", "fake") or (module and function.isidentifier())):
         problems.append("trainer must be 'keras', 'fake' or 'module:function'")
-    data, model = raw.get("data") or {}, raw.get("model") or {}
-    data, model = (data if isinstance(data, dict) else {}), (model if isinstance(model, dict) else {})
-    fraction = data.get("train_fraction", 1.0)
-    if not isinstance(data.get("dataset"), str):
-        problems.append("data.dataset must be a dataset name")
-    elif not _finite_number(fraction) or not 0 < fraction <= 1:
-        problems.append("data.train_fraction must be in (0, 1]")
-    if not isinstance(model.get("name"), str):
-        problems.append("model.name must be a model name")
+    _check_data_model(raw, problems)
     if problems:
         raise PGDLError(f"{source}: invalid search spec: " + "; ".join(problems))
     return SearchSpec(raw=raw, source=source, params=params)

@@ -50,3 +50,9 @@ class SyncEngine:
 @pytest.fixture
 def sync_engine():
     return SyncEngine()
+
+
+@pytest.fixture(scope="session")
+def sync_engine_class():
+    """The class itself, for module-scoped fixtures and forked children."""
+    return SyncEngine

@@ -35,7 +35,7 @@ def _runs(out: Path) -> dict[int, int]:
 
 
 def _study(out: Path):
-    return optuna.load_study(study_name=CELL, storage=f"sqlite:///{out / 'study.db'}")
+    return optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")  # the one study
 
 
 def test_worker_killed_mid_trial_is_retried(tmp_path, monkeypatch):
