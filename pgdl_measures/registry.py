@@ -50,6 +50,7 @@ BUILTINS: dict[str, str] = {
     "inverse_margin": "pgdl_measures.measures.inverse_margin:InverseMargin",
     "power_law_alpha": "pgdl_measures.measures.power_law_alpha:PowerLawAlpha",
     "weighted_power_law_alpha": "pgdl_measures.measures.power_law_alpha:WeightedPowerLawAlpha",
+    "power_law_alpha_sliced": "pgdl_measures.measures.power_law_alpha:PowerLawAlphaSliced",
 }
 
 #: Built-ins that ``pgdl evaluate`` computes only when asked for (by name, or ``--measure all``):
@@ -59,6 +60,7 @@ OPT_IN: frozenset[str] = frozenset({
     "perturbed_margin", "augment_robustness", "label_variation", "pacbayes_mag_flatness", "sum_of_fro",
     "log_prod_of_spec", "log_prod_of_spec_over_margin", "sum_of_spec", "sum_of_spec_over_margin",
     "log_path_norm", "inverse_margin", "power_law_alpha", "weighted_power_law_alpha",
+    "power_law_alpha_sliced",
 })
 
 #: the ``--measure`` name that selects every registered measure (built-ins and plugins)
