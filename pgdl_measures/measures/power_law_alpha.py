@@ -29,6 +29,7 @@ import numpy as np
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common, _norms
 from pgdl_measures.measures._power_law import SMALL_SAMPLE, fit_power_law, fit_power_law_weightwatcher
+from pgdl_measures.measures.base import Measure
 
 #: eigenvalues at or below this are left out of a fit (WeightWatcher's ``EVALS_THRESH``)
 EIGENVALUE_FLOOR = 1e-5
@@ -36,7 +37,7 @@ EIGENVALUE_FLOOR = 1e-5
 
 class SmallSpectrumWarning(UserWarning):
     """A layer's spectrum has too few eigenvalues for its power-law exponent to mean much."""
-from pgdl_measures.measures.base import Measure
+
 
 
 def layer_matrices(model) -> list[np.ndarray]:
