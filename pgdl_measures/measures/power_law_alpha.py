@@ -39,7 +39,6 @@ class SmallSpectrumWarning(UserWarning):
     """A layer's spectrum has too few eigenvalues for its power-law exponent to mean much."""
 
 
-
 def layer_matrices(model) -> list[np.ndarray]:
     """The weight matrices Martin & Mahoney analyse, in layer order (float64): a Dense kernel
     ``[in, out]``; a convolution kernel ``[k_1, ..., c_in, c_out]`` as its ``k_1 ... k_m``

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from pgdl_measures.measures.power_law_alpha import (
     esd,
     layer_matrices,
     layer_spectra,
+    pooled_alphas,
 )
 from pgdl_measures.tasks.task import Task
 from pgdl_measures.testing import tiny_trained_model
@@ -29,6 +31,7 @@ MNIST_CONV = Path(__file__).resolve().parents[2] / "data" / "mnist_conv" / "inpu
 #: models with one conv layer (9 eigenvalues) and with two (the second with 72 or 144), and the
 #: two whose 9-eigenvalue fit picks a different x_min under WeightWatcher's KS choice than under
 #: its small-sample objective (40, 56)
+REFERENCE = Path(__file__).parent / "reference" / "weightwatcher" / "mnist_conv.json"
 WW_MODELS = ("model_0", "model_8", "model_24", "model_32", "model_40", "model_48", "model_56", "model_63")
 
 
@@ -126,6 +129,19 @@ def mnist_conv_models():
         pytest.skip("data/mnist_conv is absent")
     task = Task("mnist_conv", MNIST_CONV)
     return {m: task.load_model(m, with_data=False) for m in WW_MODELS}
+
+
+def test_layers_equal_the_committed_weightwatcher_values(mnist_conv_models):
+    """Per layer, against weightwatcher 0.7.7's analyze() on the same models, committed with its
+    command (runs without weightwatcher installed)."""
+    reference = json.loads(REFERENCE.read_text())["models"]
+    for model_id, trained in mnist_conv_models.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SmallSpectrumWarning)
+            alphas, peaks = pooled_alphas(trained.model, 8)
+        np.testing.assert_allclose(alphas, reference[model_id]["alpha"], rtol=1e-9)
+        np.testing.assert_allclose(alphas * np.log10(peaks), reference[model_id]["alpha_weighted"], rtol=1e-9)
+        assert [len(s) for s in layer_spectra(trained.model)] == reference[model_id]["num_evals"]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
