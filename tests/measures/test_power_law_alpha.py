@@ -163,3 +163,11 @@ def test_small_spectra_are_reported(mnist_conv_models):
     """mnist_conv's layers have 9 and 10 eigenvalues: the value comes with a warning saying so."""
     with pytest.warns(SmallSpectrumWarning, match="fewer than 20 eigenvalues .*layer 0: 9, layer 1: 10"):
         PowerLawAlpha()(mnist_conv_models["model_0"])
+
+
+def test_layers_too_small_for_a_fit_are_refused_in_one_line():
+    """The tiny dense model's layers have 6 and 3 eigenvalues: under WeightWatcher's minimum of 8."""
+    from pgdl_measures.measures.base import MeasureError
+
+    with pytest.raises(MeasureError, match="no layer has 8 or more eigenvalues for a power-law fit"):
+        PowerLawAlpha()(tiny_trained_model("dense"))
