@@ -122,12 +122,19 @@ def ours(reference):
 
 
 def test_agrees_with_the_authors_as_their_reruns_agree(reference, ours):
-    """Their examples, mixup partners and weights are unseeded: two runs of their code agree only
-    to the rank correlation the reference file records (on the test's models, averaged over
-    the two runs). Ours (seed 0) must agree with the mean of their two runs at least as well as
-    one of their runs agrees with the other, less 0.1; and the values must be on their scale."""
+    """Their examples, mixup partners and weights are unseeded and drawn afresh for every model, so
+    two runs of their code differ per model about as much as the models differ from one another:
+    on these 12 models the two runs' rank correlation is only ``rerun_spearman_test_models``
+    (0.24; 0.43 on all 64). A rank correlation of 0.99 cannot be asked of anyone's values, so:
+
+    * per model, ours (seed 0) is no farther from the mean of their two runs than their two runs
+      are from each other (mean absolute difference);
+    * our ranking agrees with the mean of their runs at least as well as one of their runs with
+      the other (rank correlation), less 0.1.
+    """
     models = reference["test_models"]
-    theirs = np.mean([[run[m] for m in models] for run in reference["runs"]], axis=0)
+    runs = np.array([[run[m] for m in models] for run in reference["runs"]])
+    theirs = runs.mean(axis=0)
     mine = np.array([ours[m] for m in models])
+    assert np.mean(np.abs(mine - theirs)) <= reference["rerun_mean_abs_difference_test_models"]
     assert spearmanr(mine, theirs).statistic >= reference["rerun_spearman_test_models"] - 0.1
-    np.testing.assert_allclose(np.mean(mine), np.mean(theirs), rtol=0.05)
