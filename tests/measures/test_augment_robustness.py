@@ -20,8 +20,6 @@ from pgdl_measures.tasks.task import Task
 ROOT = Path(__file__).resolve().parents[2]
 MNIST_CONV = ROOT / "data" / "mnist_conv" / "input_data" / "mnist_conv"
 REFERENCE = Path(__file__).parent / "reference" / "runner_up" / "mnist_conv.json"
-#: the models checked here (every fifth of the 64)
-MODELS = [f"model_{k}" for k in range(0, 60, 5)]
 
 
 @pytest.fixture(scope="module")
@@ -91,22 +89,27 @@ def reference():
 
 
 @pytest.fixture(scope="module")
-def ours():
+def ours(reference):
     if not MNIST_CONV.is_dir():
         pytest.skip("data/mnist_conv is absent")
     task = Task("mnist_conv", MNIST_CONV)
     measure = AugmentRobustness()
-    return {m: measure.direction * measure(task.load_model(m)) for m in MODELS}
+    return {m: measure.direction * measure(task.load_model(m)) for m in reference["test_models"]}
 
 
 def test_equals_the_authors_values(reference, ours):
     """``direction * value`` is what their complexity() returned (they negate the penalty).
 
-    Their random erasing is unseeded, and they sum in float32 (terms under half a unit in the
-    last place of the running sum are lost): the reference file records how far their own two
-    runs differ; ours is held to a relative 0.5% and a rank correlation of 0.99 with each run."""
+    Their random erasing is unseeded, so their own two runs differ, per model, by up to
+    ``rerun_max_relative_difference_test_models`` (0.53%), and rank these 12 models with a
+    correlation of only ``rerun_spearman_test_models`` (0.979; our values and their first run, on
+    all 64 models: 0.998). Ours (seed 0) must be within twice that relative difference of each
+    run, and rank the models as each run does at least as well as their runs agree with each
+    other, less 0.01."""
+    models = reference["test_models"]
+    mine = np.array([ours[m] for m in models])
+    tolerance = 2 * reference["rerun_max_relative_difference_test_models"]
     for run in reference["runs"]:
-        theirs = np.array([run[m] for m in MODELS])
-        mine = np.array([ours[m] for m in MODELS])
-        np.testing.assert_allclose(mine, theirs, rtol=5e-3)
-        assert spearmanr(mine, theirs).statistic >= 0.99
+        theirs = np.array([run[m] for m in models])
+        np.testing.assert_allclose(mine, theirs, rtol=tolerance)
+        assert spearmanr(mine, theirs).statistic >= min(0.99, reference["rerun_spearman_test_models"]) - 0.01
