@@ -11,12 +11,15 @@ matrices ``[c_in, c_out]`` and their eigenvalues are pooled; the tail is then fi
 Clauset et al.'s method (:func:`_power_law.fit_power_law`).
 
 Small spectra. A layer of ``M`` eigenvalues (``M = min(c_in, c_out)`` times the kernel offsets)
-gives a tail fit from ``M`` points; WeightWatcher skips layers with fewer than 8 and fits those
-with fewer than 20 by a bias-corrected small-sample rule. On small networks (a 3x3 convolution
-with one input channel: 9 eigenvalues; a Dense layer with 10 outputs: 10) such a fit says little
-about a heavy tail, and its alpha is mostly noise: the measures warn
-(:class:`SmallSpectrumWarning`) when a layer they average has fewer than
-:data:`_power_law.SMALL_SAMPLE` eigenvalues.
+gives a tail fit from ``M`` points; WeightWatcher fits those with fewer than 20 by a
+bias-corrected small-sample rule and skips those with fewer than 8 (its ``min_evals``). On small
+networks (a 3x3 convolution with one input channel: 9 eigenvalues; a Dense layer with 10
+outputs: 10) such a fit says little about a heavy tail, and its alpha is mostly noise: the
+measures warn (:class:`SmallSpectrumWarning`) when a layer they average has fewer than
+:data:`_power_law.SMALL_SAMPLE` eigenvalues. By default they average every layer that admits a
+fit (``min_eigenvalues=2``), so that a small network still gets a (marked) value;
+``min_eigenvalues=8`` keeps WeightWatcher's layer set exactly, and refuses a model none of whose
+layers has 8.
 """
 
 from __future__ import annotations
@@ -134,14 +137,17 @@ class PowerLawAlpha(Measure):
 
         power_law_alpha = (1/L) sum_l alpha_l
 
-    over the ``L`` layers of at least `min_eigenvalues` eigenvalues. This is the mean of the
-    ``alpha`` column of ``weightwatcher.WeightWatcher(model).analyze()``. Martin & Mahoney find
+    over the ``L`` layers of at least `min_eigenvalues` eigenvalues. With ``min_eigenvalues=8``
+    (or any layers of 8 or more) this is the mean of the ``alpha`` column of
+    ``weightwatcher.WeightWatcher(model).analyze()``. Martin & Mahoney find
     heavier tails (smaller alpha, typically 2 to 4 in well-trained layers) in better-trained
     networks; larger values predict a larger gap. Data-free. A layer of fewer than 20
     eigenvalues raises a :class:`SmallSpectrumWarning` (see the module docstring).
 
     Args:
-        min_eigenvalues: layers with fewer eigenvalues are skipped (WeightWatcher's ``min_evals``).
+        min_eigenvalues: layers with fewer eigenvalues are skipped (WeightWatcher's
+            ``min_evals`` is 8; the default 2 keeps every layer that admits a fit, marked by a
+            :class:`SmallSpectrumWarning` below 20).
 
     Raises:
         PGDLError: no layer has `min_eigenvalues` eigenvalues.
@@ -163,7 +169,7 @@ class PowerLawAlpha(Measure):
                                 "arXiv:1810.01075: mean_l alpha_l, a layer's pooled ESD tail fitted as "
                                 "WeightWatcher 0.7.7")
 
-    def __init__(self, *, min_eigenvalues: int = 8):
+    def __init__(self, *, min_eigenvalues: int = 2):
         _common.check_count(self.name, "min_eigenvalues", min_eigenvalues)
         self.min_eigenvalues = min_eigenvalues
 

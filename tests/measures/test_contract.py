@@ -19,20 +19,10 @@ with warnings.catch_warnings():  # third-party plugins that fail to load are not
     warnings.simplefilter("ignore")
     _AVAILABLE = available_measures()
 
-#: parameters a built-in needs on the contract's tiny models: the power-law fits skip layers of
-#: fewer than 8 eigenvalues by default (as WeightWatcher), and the tiny dense model has 6 and 3
-_CONTRACT_PARAMS = {"power_law_alpha": {"min_eigenvalues": 3}, "weighted_power_law_alpha": {"min_eigenvalues": 3}}
-
-
-def _make_measure(params):
-    return lambda self: self.measure_class(**params)
-
-
 for _name in BUILTINS:
     if _name in _AVAILABLE:
         _test_class = type(f"TestContract_{_name}", (MeasureContract,), {
             "measure_class": _AVAILABLE[_name],
-            "make_measure": _make_measure(_CONTRACT_PARAMS.get(_name, {})),
             "__doc__": f"The measure contract for the built-in {_name!r}.",
             "__module__": __name__,
         })

@@ -138,7 +138,7 @@ def test_layers_equal_the_committed_weightwatcher_values(mnist_conv_models):
     for model_id, trained in mnist_conv_models.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SmallSpectrumWarning)
-            alphas, peaks = pooled_alphas(trained.model, 8)
+            alphas, peaks = pooled_alphas(trained.model, 2)
         np.testing.assert_allclose(alphas, reference[model_id]["alpha"], rtol=1e-9)
         np.testing.assert_allclose(alphas * np.log10(peaks), reference[model_id]["alpha_weighted"], rtol=1e-9)
         assert [len(s) for s in layer_spectra(trained.model)] == reference[model_id]["num_evals"]
@@ -155,8 +155,10 @@ def test_measures_equal_weightwatchers_alpha(mnist_conv_models):
             frame = weightwatcher.WeightWatcher(model=trained.model).analyze()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SmallSpectrumWarning)
-            assert PowerLawAlpha()(trained) == pytest.approx(frame["alpha"].mean(), rel=1e-9)
-            assert WeightedPowerLawAlpha()(trained) == pytest.approx(frame["alpha_weighted"].mean(), rel=1e-9)
+            for min_eigenvalues in (2, 8):  # the default, and WeightWatcher's min_evals (same layers here)
+                measures = PowerLawAlpha(min_eigenvalues=min_eigenvalues), WeightedPowerLawAlpha(min_eigenvalues=min_eigenvalues)
+                assert measures[0](trained) == pytest.approx(frame["alpha"].mean(), rel=1e-9)
+                assert measures[1](trained) == pytest.approx(frame["alpha_weighted"].mean(), rel=1e-9)
 
 
 def test_small_spectra_are_reported(mnist_conv_models):
@@ -165,9 +167,13 @@ def test_small_spectra_are_reported(mnist_conv_models):
         PowerLawAlpha()(mnist_conv_models["model_0"])
 
 
-def test_layers_too_small_for_a_fit_are_refused_in_one_line():
-    """The tiny dense model's layers have 6 and 3 eigenvalues: under WeightWatcher's minimum of 8."""
+def test_small_layers_are_marked_or_refused_in_one_line():
+    """The tiny dense model's layers have 6 and 3 eigenvalues: by default a value marked as
+    fitted on too few; with WeightWatcher's minimum of 8, a refusal naming it."""
     from pgdl_measures.measures.base import MeasureError
 
+    trained = tiny_trained_model("dense")
+    with pytest.warns(SmallSpectrumWarning, match="layer 0: 6, layer 1: 3"):
+        assert np.isfinite(PowerLawAlpha()(trained))
     with pytest.raises(MeasureError, match="no layer has 8 or more eigenvalues for a power-law fit"):
-        PowerLawAlpha()(tiny_trained_model("dense"))
+        PowerLawAlpha(min_eigenvalues=8)(trained)
