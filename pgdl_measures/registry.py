@@ -38,7 +38,9 @@ BUILTINS: dict[str, str] = {
     "augment_margin": "pgdl_measures.measures.augment_margin:AugmentMargin",
     "perturbed_margin": "pgdl_measures.measures.perturbed_margin:PerturbedMargin",
     "augment_robustness": "pgdl_measures.measures.augment_robustness:AugmentRobustness",
+    "augment_change_rate": "pgdl_measures.measures.augment_robustness:AugmentChangeRate",
     "label_variation": "pgdl_measures.measures.label_variation:LabelVariation",
+    "label_variation_knn": "pgdl_measures.measures.label_variation:LabelVariationKNN",
     # Jiang et al. 2019's strongest, and Martin & Mahoney's heavy-tail exponents
     "pacbayes_mag_flatness": "pgdl_measures.measures.pacbayes_mag_flatness:PacBayesMagFlatness",
     "sum_of_fro": "pgdl_measures.measures.sum_of_fro:SumOfFro",
@@ -50,6 +52,7 @@ BUILTINS: dict[str, str] = {
     "inverse_margin": "pgdl_measures.measures.inverse_margin:InverseMargin",
     "power_law_alpha": "pgdl_measures.measures.power_law_alpha:PowerLawAlpha",
     "weighted_power_law_alpha": "pgdl_measures.measures.power_law_alpha:WeightedPowerLawAlpha",
+    "power_law_alpha_sliced": "pgdl_measures.measures.power_law_alpha:PowerLawAlphaSliced",
 }
 
 #: Built-ins that ``pgdl evaluate`` computes only when asked for (by name, or ``--measure all``):
@@ -59,6 +62,7 @@ OPT_IN: frozenset[str] = frozenset({
     "perturbed_margin", "augment_robustness", "label_variation", "pacbayes_mag_flatness", "sum_of_fro",
     "log_prod_of_spec", "log_prod_of_spec_over_margin", "sum_of_spec", "sum_of_spec_over_margin",
     "log_path_norm", "inverse_margin", "power_law_alpha", "weighted_power_law_alpha",
+    "power_law_alpha_sliced", "augment_change_rate", "label_variation_knn",
 })
 
 #: the ``--measure`` name that selects every registered measure (built-ins and plugins)

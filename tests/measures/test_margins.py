@@ -9,7 +9,7 @@ import pytest
 from pgdl_measures.measures import _augment
 from pgdl_measures.measures import _representations as rep
 from pgdl_measures.measures.augment_margin import AugmentMargin
-from pgdl_measures.measures.augment_robustness import AugmentRobustness, prediction_change_rate
+from pgdl_measures.measures.augment_robustness import AugmentChangeRate, AugmentRobustness, prediction_change_rate
 from pgdl_measures.measures.base import MeasureError
 from pgdl_measures.measures.perturbed_margin import PerturbedMargin
 from pgdl_measures.tasks.data import ArrayDataset
@@ -44,7 +44,7 @@ def test_unknown_augmentation_is_refused():
 
 def test_image_measures_refuse_feature_vectors():
     trained = tiny_trained_model("dense")
-    for measure in (AugmentMargin(), AugmentRobustness()):
+    for measure in (AugmentMargin(), AugmentRobustness(), AugmentChangeRate()):
         with pytest.raises(MeasureError, match=r"needs image inputs \[height, width, channels\].*\(6,\)"):
             measure(trained)
 
@@ -63,7 +63,7 @@ def _flip_invariant_model():
 
 def test_flip_invariant_model_keeps_its_predictions_and_margins():
     trained, x, y = _flip_invariant_model()
-    assert AugmentRobustness(augmentations=("flip",), repeats=3)(trained) == 0.0
+    assert AugmentChangeRate(augmentations=("flip",), repeats=3)(trained) == 0.0
     plain = np.percentile(rep.output_margins(np.asarray(trained.model.predict_on_batch(x)), y), 50)
     assert AugmentMargin(augmentations=("flip",))(trained) == pytest.approx(plain, rel=1e-5)
 
