@@ -118,3 +118,15 @@ def test_schema_1_store_is_migrated_and_its_rows_kept(tmp_path):
     with ResultStore(path) as store:  # reopening does not migrate again
         assert len(store) == 2
     assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0] == "2"
+
+
+def test_a_measure_revision_keys_results_apart():
+    """A measure whose computation changed with the same parameters does not reuse old values."""
+    from pgdl_measures.evaluate.store import REVISION_KEY, measure_key
+    from pgdl_measures.registry import get_measure
+
+    measure = get_measure("augment_robustness")
+    assert measure.revision == 2
+    assert f'"{REVISION_KEY}":2' in measure_key(measure)
+    unchanged = get_measure("vc_dimension")
+    assert measure_key(unchanged) == canonical_params(unchanged.params)  # revision 1: keys as before

@@ -43,7 +43,16 @@ from typing import Any
 
 from pgdl_measures import __version__
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.evaluate.store import ERROR, OK, STATUS_EXCEEDED, Key, ResultStore, Row, canonical_params
+from pgdl_measures.evaluate.store import (
+    ERROR,
+    OK,
+    STATUS_EXCEEDED,
+    Key,
+    ResultStore,
+    Row,
+    canonical_params,
+    measure_key,
+)
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.tasks import Task, find_tasks, select_models
 from scoring.files import atomic_write
@@ -277,7 +286,7 @@ def _plan(tasks, measures, store, backend, selected, retry_errors, contents):
             digest = contents[(task.name, model)]
             pending, credit = [], 0.0
             for measure in measures:
-                params = canonical_params(measure.params)
+                params = measure_key(measure)
                 row = existing.get(Key(task.name, model, measure.name, params, backend, digest))
                 if row is None:
                     stale = by_content.get((model, measure.name, params), set()) - {digest}
@@ -345,7 +354,7 @@ def compute_measures(tasks: Sequence[Task | str | os.PathLike], measures: Sequen
     runner = _Runner(Path(log_path) if log_path else store.path.parent / WORKER_LOG, backend, progress)
 
     def put(task, model, measure, status, *, value=None, error=None, seconds=0.0):
-        row = Row(task.name, model, measure.name, canonical_params(measure.params), backend, status,
+        row = Row(task.name, model, measure.name, measure_key(measure), backend, status,
                   value=value, error=error, seconds=float(seconds), version=__version__,
                   contents=contents[(task.name, model)])
         store.put(row)
@@ -447,7 +456,7 @@ def collect_results(store: ResultStore, tasks: Sequence[Task], measures: Sequenc
         digests = task.model_digests()
         rows = {row.key: row for row in store.rows(task=task.name, backend=backend)
                 if digests.get(row.model) == row.contents}
-        keys = {measure.name: canonical_params(measure.params) for measure in measures}
+        keys = {measure.name: measure_key(measure) for measure in measures}
         stored = {key.model for key in rows if keys.get(key.measure) == key.params}
         chosen = set(selected[task.name]) | stored
         for measure in measures:

@@ -89,6 +89,24 @@ def canonical_params(params: dict[str, Any]) -> str:
         raise PGDLError(f"measure parameters {params!r} cannot be recorded as JSON: {exc}") from None
 
 
+REVISION_KEY = "__revision__"
+"""The parameter a measure's :attr:`~pgdl_measures.measures.base.Measure.revision` is stored under."""
+
+
+def measure_key(measure: Any) -> str:
+    """What the store keys a measure's results on: its parameters, and its revision when above 1.
+
+    A measure whose computation changed with the same parameters bumps its ``revision``, so that
+    values stored by the earlier computation are not reused (revision 1 adds nothing: keys of
+    measures that never changed stay as they were).
+    """
+    params = dict(measure.params)
+    revision = int(getattr(measure, "revision", 1))
+    if revision != 1:
+        params[REVISION_KEY] = revision
+    return canonical_params(params)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

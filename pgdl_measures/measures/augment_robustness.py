@@ -87,6 +87,7 @@ class AugmentRobustness(Measure):
     """
 
     name: ClassVar[str] = "augment_robustness"
+    revision: ClassVar[int] = 2  # the authors' computation; values of revision 1 are not reused
     summary: ClassVar[str] = ("Aithal et al. (PGDL runner-up): prediction-change penalty under seven fixed"
                               " transforms of training images, as submitted")
     direction: ClassVar[int] = -1

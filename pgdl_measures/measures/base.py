@@ -57,6 +57,9 @@ class Measure:
     needs_images: ClassVar[bool] = False
     backends: ClassVar[tuple[str, ...]] = BACKENDS
     reference: ClassVar[str] = ""
+    #: Raised when the computation changes with the same parameters, so that results stored by
+    #: the earlier computation are not reused (see ``evaluate.store.measure_key``).
+    revision: ClassVar[int] = 1
 
     def __init__(self):
         """A measure without parameters needs no ``__init__`` of its own (object's takes

@@ -177,6 +177,7 @@ class LabelVariation(Measure):
     """
 
     name: ClassVar[str] = "label_variation"
+    revision: ClassVar[int] = 2  # the authors' computation; values of revision 1 are not reused
     summary: ClassVar[str] = ("Lassance et al. (PGDL third place, VPM): label variation of mixup examples on a"
                               " 1-NN RBF graph of the logits layer's input, as submitted")
     direction: ClassVar[int] = 1

@@ -160,6 +160,7 @@ class PowerLawAlpha(Measure):
     """
 
     name: ClassVar[str] = "power_law_alpha"
+    revision: ClassVar[int] = 2  # the authors' computation; values of revision 1 are not reused
     summary: ClassVar[str] = ("Martin & Mahoney: mean power-law exponent alpha of the layers' eigenvalue spectra"
                               " (WeightWatcher 0.7.7)")
     direction: ClassVar[int] = 1

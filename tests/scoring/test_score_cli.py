@@ -229,3 +229,25 @@ def test_duplicate_model_ids_in_the_reference_are_refused(cli, submission):
     first = text[1:text.index(', "1":')]  # '"0": {...}'
     (ref / "task1" / "model_configs.json").write_text("{" + first + ", " + text[1:])
     assert_bad(cli, ref, res, ref / "task1" / "model_configs.json", "appears twice")
+
+
+def test_rankers_add_every_ranker_with_intervals_and_p_values(cli, submission):
+    ref, res, specs, predictions = submission
+    result = cli(["score", str(ref), str(res), "--rankers", "--resamples", "100", "--permutations", "100"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[2].startswith("task_average_score:")  # the competition's lines come first, unchanged
+    table = "\n".join(lines[3:])
+    for name in ("competition_cmi (x100)", "jiang_cmi_2", "kendall_tau", "granulated_kendall", "robust_sign_error"):
+        assert name in table
+    assert "p null" in table
+    result = cli(["score", str(ref), str(res), "--json", "--rankers", "--resamples", "100", "--permutations", "100"])
+    data = json.loads(result.stdout)
+    kendall = data["rankers"]["kendall_tau"]["scores"]["prediction"]
+    want = reference_cmi(predictions["task1"], specs["task1"])
+    assert data["rankers"]["competition_cmi"]["scores"]["prediction"]["task1"]["value"] == pytest.approx(100 * want)
+    for task in ("task1", "task2"):
+        low, high = kendall[task]["ci"]
+        assert low <= kendall[task]["value"] <= high
+        assert 0 < kendall[task]["p_null"] <= 1
+    assert data["rankers"]["kendall_tau"]["average_ci"]["prediction"][0] <= data["rankers"]["kendall_tau"]["average"]["prediction"]
