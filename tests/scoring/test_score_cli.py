@@ -250,4 +250,5 @@ def test_rankers_add_every_ranker_with_intervals_and_p_values(cli, submission):
         low, high = kendall[task]["ci"]
         assert low <= kendall[task]["value"] <= high
         assert 0 < kendall[task]["p_null"] <= 1
-    assert data["rankers"]["kendall_tau"]["average_ci"]["prediction"][0] <= data["rankers"]["kendall_tau"]["average"]["prediction"]
+    kendall_ranker = data["rankers"]["kendall_tau"]
+    assert kendall_ranker["average_ci"]["prediction"][0] <= kendall_ranker["average"]["prediction"]
