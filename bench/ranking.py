@@ -35,8 +35,8 @@ from pgdl_measures.evaluate.store import OK, ResultStore  # noqa: E402
 from pgdl_measures.registry import list_measures  # noqa: E402
 from pgdl_measures.tasks import find_tasks  # noqa: E402
 from scoring.predictions import load_reference  # noqa: E402
-from scoring.ranking import TaskValues, rank_measures  # noqa: E402
 from scoring.rankers import RANKERS, bootstrap_ci_grid, prepare_values  # noqa: E402
+from scoring.ranking import TaskValues, rank_measures  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MEASURES = ["agn", "gradient_norm", "vc_dimension", "jacobian_norm", "distance_from_init", "sharpness",
