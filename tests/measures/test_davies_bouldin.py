@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import davies_bouldin_score
 
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.davies_bouldin import DaviesBouldin
+from pgdl_measures.measures.davies_bouldin import DaviesBouldin, mean_davies_bouldin, random_draws
 from pgdl_measures.measures.davies_bouldin_mixup import DaviesBouldinMixup, combine
 from pgdl_measures.measures.mixup_accuracy import MixupAccuracy
 from pgdl_measures.tasks.data import ArrayDataset
@@ -39,20 +39,61 @@ def test_class_balanced_sample_takes_the_first_examples_of_each_class():
     assert xs[:, 0].tolist() == [0, 2, 1, 5, 4, 8]
 
 
-@pytest.mark.parametrize("layer", [0, 3, -2])
-def test_measure_equals_scikit_learn_on_the_layer_representations(layer):
+def _representation(model, x, layer):
+    """Layer `layer`'s output, built independently: the model's layers called one by one."""
     import keras
 
-    trained = tiny_trained_model("conv")
-    x, y = trained.train.take()
-    model = trained.model
-    # the representation, built independently: the model's layers called one by one
     h = keras.ops.convert_to_tensor(x)
     for item in model.layers[:layer % len(model.layers) + 1]:
         h = item(h, training=False) if isinstance(item, keras.layers.BatchNormalization) else item(h)
-    features = keras.ops.convert_to_numpy(h).reshape(len(x), -1)
+    return keras.ops.convert_to_numpy(h)
+
+
+def _max_pool(h, p):
+    """``p x p`` max-pooling with stride ``p``, no padding, of maps ``[n, height, width, c]``."""
+    n, height, width, c = h.shape
+    h = h[:, :height // p * p, :width // p * p]
+    return h.reshape(n, height // p, p, width // p, p, c).max(axis=(2, 4))
+
+
+@pytest.mark.parametrize("layer", [0, 3, -2])
+def test_measure_equals_scikit_learn_on_the_layer_representations(layer):
+    trained = tiny_trained_model("conv")
+    x, y = trained.train.take()
+    features = _representation(trained.model, x, layer).reshape(len(x), -1)
     expected = davies_bouldin_score(features, y)
-    assert DaviesBouldin(layer=layer, examples_per_class=100)(trained) == pytest.approx(expected, rel=1e-5)
+    # one draw of every example (in another order, which the index ignores), nothing pooled
+    measure = DaviesBouldin(layer=layer, pool_size=1, draws=1, examples_per_draw=len(x), sample_from=len(x))
+    assert measure(trained) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("pool_size, used", [(2, 2), (4, 4), (50, 8)])
+def test_first_layer_maps_are_max_pooled_before_clustering(pool_size, used):
+    trained = tiny_trained_model("conv")
+    x, y = trained.train.take()
+    h = _representation(trained.model, x, 0)
+    assert h.shape[1:3] == (8, 8)  # a window larger than the map is the map's size
+    expected = davies_bouldin_score(_max_pool(h, used).reshape(len(x), -1), y)
+    measure = DaviesBouldin(layer=0, pool_size=pool_size, draws=1, examples_per_draw=len(x), sample_from=len(x))
+    assert measure(trained) == pytest.approx(expected, rel=1e-5)
+
+
+def test_measure_is_the_mean_over_draws_of_the_index():
+    trained = tiny_trained_model("conv")
+    x, y = trained.train.take()
+    draws = random_draws(x, y, 3, 20, np.random.default_rng(5))
+    assert all(len(dx) == 20 for dx, _ in draws) and not np.array_equal(draws[0][0], draws[1][0])
+    pooled = [davies_bouldin_score(_max_pool(_representation(trained.model, dx, 0), 4).reshape(len(dx), -1), dy)
+              for dx, dy in draws]
+    assert mean_davies_bouldin(trained.model, draws, 0, 4, 256) == pytest.approx(np.mean(pooled), rel=1e-5)
+
+
+def test_samples_read_a_small_training_set_over_again():
+    x = np.arange(7, dtype=np.float32)[:, None]
+    y = np.array([0, 1, 2, 0, 1, 2, 0])
+    xs, ys = rep.cycled_examples(ArrayDataset(x, y), 16, batch_size=3)
+    assert xs[:, 0].tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6, 0, 1]
+    assert ys.tolist() == y[np.arange(16) % 7].tolist()
 
 
 def test_layer_out_of_range_is_a_measure_error():
@@ -64,8 +105,9 @@ def test_layer_out_of_range_is_a_measure_error():
 
 def test_combined_measure_is_the_index_times_the_mixup_error():
     trained = tiny_trained_model("dense")
-    combined = DaviesBouldinMixup(layer=0, lam=0.5, examples_per_class=10, seed=3)(trained)
-    dbi = DaviesBouldin(layer=0, examples_per_class=10)(trained)
-    accuracy = MixupAccuracy(lam=0.5, examples_per_class=10, seed=3)(trained)
+    combined = DaviesBouldinMixup(layer=0, draws=4, examples_per_draw=30, seed=3, per_class_in_batch=5)(trained)
+    dbi = DaviesBouldin(layer=0, draws=4, examples_per_draw=30, seed=3)(trained)
+    accuracy = MixupAccuracy(per_class_in_batch=5)(trained)
+    assert 0 < accuracy < 1
     assert combined == pytest.approx(combine(dbi, accuracy), rel=1e-9)
     assert combine(2.0, 0.75) == 0.5
