@@ -37,6 +37,21 @@ def random_draws(x: np.ndarray, y: np.ndarray, draws: int, size: int, rng: np.ra
     return [(x[p], y[p]) for p in picks]
 
 
+def sampled_davies_bouldin(trained, *, layer: int, pool_size: int, draws: int, examples_per_draw: int,
+                           sample_from: int, seed: int, batch_size: int) -> float:
+    """:class:`DaviesBouldin`'s value on `trained` (shared with ``davies_bouldin_mixup``)."""
+    x, y = rep.cycled_examples(trained.train, sample_from)
+    _common.check_labels(y, trained.num_classes)
+    samples = random_draws(x, y, draws, examples_per_draw, np.random.default_rng(seed))
+    return mean_davies_bouldin(trained.model, samples, layer, pool_size, batch_size)
+
+
+def check_layer(measure: str, layer) -> None:
+    """Raise PGDLError unless `layer` is an integer."""
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        raise PGDLError(f"measure {measure!r}: parameter layer must be an integer, got {layer!r}")
+
+
 class DaviesBouldin(Measure):
     """Davies-Bouldin index of the per-class clusters of one layer's representations, as the
     PGDL winners computed it.
@@ -114,17 +129,3 @@ class DaviesBouldin(Measure):
                                       examples_per_draw=self.examples_per_draw, sample_from=self.sample_from,
                                       seed=self.seed, batch_size=self.batch_size)
 
-
-def sampled_davies_bouldin(trained, *, layer: int, pool_size: int, draws: int, examples_per_draw: int,
-                           sample_from: int, seed: int, batch_size: int) -> float:
-    """:class:`DaviesBouldin`'s value on `trained` (shared with ``davies_bouldin_mixup``)."""
-    x, y = rep.cycled_examples(trained.train, sample_from)
-    _common.check_labels(y, trained.num_classes)
-    samples = random_draws(x, y, draws, examples_per_draw, np.random.default_rng(seed))
-    return mean_davies_bouldin(trained.model, samples, layer, pool_size, batch_size)
-
-
-def check_layer(measure: str, layer) -> None:
-    """Raise PGDLError unless `layer` is an integer."""
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        raise PGDLError(f"measure {measure!r}: parameter layer must be an integer, got {layer!r}")
