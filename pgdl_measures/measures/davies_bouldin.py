@@ -25,8 +25,10 @@ def layer_davies_bouldin(model, x: np.ndarray, y: np.ndarray, layer: int, batch_
 
 
 def mean_davies_bouldin(model, draws, layer: int, pool_size: int, batch_size: int) -> float:
-    """The mean of :func:`layer_davies_bouldin` over `draws`, a sequence of ``(x, y)`` samples."""
-    return float(np.mean([layer_davies_bouldin(model, x, y, layer, batch_size, pool_size) for x, y in draws]))
+    """The mean of :func:`layer_davies_bouldin` over `draws`, a sequence of ``(x, y)`` samples
+    (each small: its representations are computed in one pass)."""
+    features = rep.pooled_representation_model(model, layer, pool_size)
+    return float(np.mean([rep.davies_bouldin(rep.predict(features, x, batch_size), y) for x, y in draws]))
 
 
 def random_draws(x: np.ndarray, y: np.ndarray, draws: int, size: int, rng: np.random.Generator):
