@@ -37,11 +37,13 @@ TF_DEFAULT_SEED = 87654321
 #: alone: 10 draws of 120 examples leave a noise comparable to the models' differences (our
 #: seeds 0, 1, 2 give 0.98, 0.98, 0.95 here; two of our seeds agree to 0.98 on all 64 models)
 RANK_DBI = 0.95
-#: the product and the margins: the mixup error and the margins separate the models far more
-#: than their draw's noise (1.0 for seeds 0, 1, 2)
+#: the product and the plain margin: the mixup error and the margins separate the models far
+#: more than their draw's noise (1.0 for seeds 0, 1, 2)
 RANK_DBI_MIXUP = 0.99
 RANK_MARGIN = 0.99
-RANK_MIXUP_MARGIN = 0.99
+#: the mixup margin: its Tukey summary moves by 1-4% with the draw of 5,000 examples, which some
+#: of these models' values are closer than (0.97 for seed 0)
+RANK_MIXUP_MARGIN = 0.95
 
 
 def reference(task: str, run: str) -> dict[str, float]:
