@@ -67,11 +67,13 @@ class MixupAccuracy(Measure):
         a_{k,b} = mean over the pairs of class k in batch b of [argmax_j f(x~)_j = k]
         acc = mean_k mean_b a_{k,b}
 
-    A network whose class regions are convex and robust keeps these interpolations in their
-    class; Natekar & Sharma found higher label-wise mixup accuracy in networks that generalise
-    better, so larger values predict a smaller gap (direction -1). Their submission's single
-    ``'Mixup'`` returns the accuracy itself, and their combined measure multiplies the
-    Davies-Bouldin index by ``1 - acc`` (``davies_bouldin_mixup``).
+    Natekar & Sharma's paper reads higher label-wise mixup accuracy as better generalisation,
+    but their submission's single ``'Mixup'`` returns the accuracy itself as its complexity
+    (``complexity.py``, ``complexity``), i.e. a larger accuracy predicts a larger gap, and so
+    do the data here: on ``data/mnist_conv`` and ``data/mini`` the accuracy's rank correlation
+    with the gap is +0.66 and +0.10. This measure follows the code and the data (direction +1).
+    Their combined measure multiplies the Davies-Bouldin index by ``1 - acc``
+    (``davies_bouldin_mixup``), the other orientation.
 
     This follows the authors' code (``complexitymeasures.py``, ``complexityMixup``: 10
     unshuffled batches of ``10 x K`` examples, every same-class pair, ``alpha=0.5``, accuracy
@@ -93,7 +95,7 @@ class MixupAccuracy(Measure):
 
     name: ClassVar[str] = "mixup_accuracy"
     summary: ClassVar[str] = "Natekar & Sharma: accuracy on mixtures of every same-class pair of training examples"
-    direction: ClassVar[int] = -1
+    direction: ClassVar[int] = 1
     needs_train_data: ClassVar[bool] = True
     needs_initial_weights: ClassVar[bool] = False
     reference: ClassVar[str] = ("Natekar & Sharma, arXiv:2012.02775, label-wise mixup, and their code "
