@@ -125,16 +125,6 @@ def tukey_summary(d: np.ndarray) -> np.ndarray:
     return np.array([f_l, q1, q2, q3, f_u])
 
 
-def shuffled_stream(dataset, count: int, sample_from: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """`count` examples in random order: the first `sample_from` examples of the training set
-    read over and over (:func:`~pgdl_measures.measures._representations.cycled_examples`),
-    permuted with `rng`, read over again when `count` is larger."""
-    x, y = rep.cycled_examples(dataset, sample_from)
-    order = rng.permutation(len(x))
-    rows = order[np.arange(count) % len(order)]
-    return x[rows], y[rows]
-
-
 def labelwise_mixup_batch(x: np.ndarray, y: np.ndarray, lam: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The authors' label-wise mixup of one batch (``batchMixupLabelwise``): for each class
     ``k`` with ``n_k >= 2`` examples, ``n_k`` mixtures drawn with replacement from its pairwise

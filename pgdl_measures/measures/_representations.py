@@ -305,3 +305,35 @@ def pairwise_mixtures(x: np.ndarray, lam: float) -> np.ndarray:
     x = np.asarray(x, np.float32)
     i, j = np.triu_indices(len(x), 1)
     return (lam * x[j] + (1.0 - lam) * x[i]).astype(np.float32)
+
+
+def shuffle_buffer_order(n: int, count: int, buffer: int, rng: np.random.Generator) -> np.ndarray:
+    """Which of `n` examples a shuffle buffer of `buffer` over the repeated set yields first,
+    `count` of them: the buffer holds the stream ``0, 1, ..., n - 1, 0, 1, ...``; each output is a
+    uniformly drawn slot of it, refilled with the stream's next example (what
+    ``tf.data.Dataset.repeat(-1).shuffle(buffer)`` does, with NumPy's generator: the same law,
+    not TensorFlow's draws). Early examples of the set come out a little more often than late
+    ones, as there.
+
+    Returns:
+        int64 indices into the set, ``[count]``.
+    """
+    slots = np.arange(buffer, dtype=np.int64) % n
+    picks = rng.integers(0, buffer, size=count)
+    out = np.empty(count, np.int64)
+    following = buffer
+    for k, slot in enumerate(picks):
+        out[k] = slots[slot]
+        slots[slot] = following % n
+        following += 1
+    return out
+
+
+def shuffled_examples(dataset, count: int, buffer: int, rng: np.random.Generator,
+                      batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """`count` training examples in the order a shuffle buffer of `buffer` over the repeated
+    training set yields them (:func:`shuffle_buffer_order`), as ``(x float32, y int64)``; reads at
+    most the first ``buffer + count`` examples."""
+    x, y = first_examples(dataset, buffer + count, batch_size)
+    rows = shuffle_buffer_order(len(x), count, buffer, rng)
+    return x[rows], y[rows]

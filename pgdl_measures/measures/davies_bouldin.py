@@ -31,20 +31,15 @@ def mean_davies_bouldin(model, draws, layer: int, pool_size: int, batch_size: in
     return float(np.mean([rep.davies_bouldin(rep.predict(features, x, batch_size), y) for x, y in draws]))
 
 
-def random_draws(x: np.ndarray, y: np.ndarray, draws: int, size: int, rng: np.random.Generator):
-    """`draws` samples of `size` examples of ``(x, y)`` (each without replacement, all of them
-    when there are fewer), drawn independently with `rng`."""
-    size = min(size, len(x))
-    picks = [rng.choice(len(x), size=size, replace=False) for _ in range(draws)]
-    return [(x[p], y[p]) for p in picks]
-
-
 def sampled_davies_bouldin(trained, *, layer: int, pool_size: int, draws: int, examples_per_draw: int,
-                           sample_from: int, seed: int, batch_size: int) -> float:
-    """:class:`DaviesBouldin`'s value on `trained` (shared with ``davies_bouldin_mixup``)."""
-    x, y = rep.cycled_examples(trained.train, sample_from)
+                           shuffle_buffer: int, seed: int, batch_size: int) -> float:
+    """:class:`DaviesBouldin`'s value on `trained` (shared with ``davies_bouldin_mixup``): the
+    index averaged over `draws` consecutive samples of a shuffled stream of the training set."""
+    x, y = rep.shuffled_examples(trained.train, draws * examples_per_draw, shuffle_buffer,
+                                 np.random.default_rng(seed))
     _common.check_labels(y, trained.num_classes)
-    samples = random_draws(x, y, draws, examples_per_draw, np.random.default_rng(seed))
+    samples = [(x[k:k + examples_per_draw], y[k:k + examples_per_draw])
+               for k in range(0, draws * examples_per_draw, examples_per_draw)]
     return mean_davies_bouldin(trained.model, samples, layer, pool_size, batch_size)
 
 
@@ -58,9 +53,9 @@ class DaviesBouldin(Measure):
     """Davies-Bouldin index of the per-class clusters of one layer's representations, as the
     PGDL winners computed it.
 
-    Take ``draws`` random samples of ``examples_per_draw`` training examples, drawn with `seed`
-    from the first ``sample_from`` examples of the training set read over and over (a set of
-    1,000 examples is read 5 times for 5,000, so a sample can hold an example twice); for each, the representations ``h(x)`` at
+    Read the training set over and over through a shuffle buffer of ``shuffle_buffer``
+    examples (drawn with `seed`) and cut the first ``draws x examples_per_draw`` examples it
+    yields into ``draws`` samples; for each, the representations ``h(x)`` at
     layer `layer` (inference mode), max-pooled ``pool_size x pool_size`` (stride
     ``pool_size``, no padding) when they are feature maps, flattened; with ``c_k`` the mean of
     class ``k``'s representations and ``s_k`` their mean distance to ``c_k``::
@@ -76,10 +71,11 @@ class DaviesBouldin(Measure):
     ``complexity.py``'s ``complexity``): the first layer's output after its activation,
     max-pooled 4x4, 10 draws of 3 x 40 = 120 examples, DB averaged. Their draws come from
     TensorFlow's ``shuffle(5000, seed=1)`` of the repeated training set, which NumPy cannot
-    reproduce; ours are NumPy draws from the same 5,000 examples a shuffle buffer of that size
-    holds. On the authors' own draws (rebuilt with ``tf.data`` in
-    ``tests/measures/test_winners_reference.py``) our index equals theirs; with our draws the
-    two rank mnist_conv's models alike up to the noise of 10 draws of 120 examples.
+    reproduce; ours come from the same shuffle buffer, with NumPy's generator
+    (:func:`~pgdl_measures.measures._representations.shuffle_buffer_order`). On the authors'
+    own draws (rebuilt with ``tf.data`` in ``tests/measures/test_winners_reference.py``) our
+    index equals theirs; with our draws the two rank mnist_conv's models alike up to the noise
+    of 10 draws of 120 examples.
     Pooling a map smaller than ``pool_size`` uses the map's size.
 
     Args:
@@ -89,8 +85,7 @@ class DaviesBouldin(Measure):
         pool_size: the max-pooling window and stride (1: no pooling).
         draws: how many random samples the index is averaged over.
         examples_per_draw: training examples per sample.
-        sample_from: the samples are drawn from this many examples, the training set read in
-            order and over again when it has fewer.
+        shuffle_buffer: the size of the shuffle buffer the samples are drawn through.
         seed: the seed of the draws.
         batch_size: examples per forward pass.
 
@@ -113,21 +108,21 @@ class DaviesBouldin(Measure):
                                 "DB = (1/K) sum_k max_l (s_k + s_l)/||c_k - c_l|| on 4x4-max-pooled first-layer maps")
 
     def __init__(self, *, layer: int = 0, pool_size: int = 4, draws: int = 10, examples_per_draw: int = 120,
-                 sample_from: int = 5000, seed: int = 0, batch_size: int = 256):
+                 shuffle_buffer: int = 5000, seed: int = 0, batch_size: int = 256):
         check_layer(self.name, layer)
         for name, value in (("pool_size", pool_size), ("draws", draws), ("examples_per_draw", examples_per_draw),
-                            ("sample_from", sample_from), ("batch_size", batch_size)):
+                            ("shuffle_buffer", shuffle_buffer), ("batch_size", batch_size)):
             _common.check_count(self.name, name, value)
         self.layer = layer
         self.pool_size = pool_size
         self.draws = draws
         self.examples_per_draw = examples_per_draw
-        self.sample_from = sample_from
+        self.shuffle_buffer = shuffle_buffer
         self.seed = seed
         self.batch_size = batch_size
 
     def compute(self, trained) -> float:
         return sampled_davies_bouldin(trained, layer=self.layer, pool_size=self.pool_size, draws=self.draws,
-                                      examples_per_draw=self.examples_per_draw, sample_from=self.sample_from,
+                                      examples_per_draw=self.examples_per_draw, shuffle_buffer=self.shuffle_buffer,
                                       seed=self.seed, batch_size=self.batch_size)
 

@@ -35,7 +35,7 @@ class DaviesBouldinMixup(Measure):
     scores 0 (a tie with every such model).
 
     Args:
-        layer, pool_size, draws, examples_per_draw, sample_from, seed: the Davies-Bouldin
+        layer, pool_size, draws, examples_per_draw, shuffle_buffer, seed: the Davies-Bouldin
             index's (see ``davies_bouldin``).
         lam, batches, per_class_in_batch: the mixup accuracy's (see ``mixup_accuracy``).
         batch_size: examples per forward pass.
@@ -55,19 +55,19 @@ class DaviesBouldinMixup(Measure):
                                 "code (complexity.py): DB(pooled h_layer) * (1 - label-wise mixup accuracy)")
 
     def __init__(self, *, layer: int = 0, pool_size: int = 4, draws: int = 10, examples_per_draw: int = 120,
-                 sample_from: int = 5000, seed: int = 0, lam: float = 0.5, batches: int = 10,
+                 shuffle_buffer: int = 5000, seed: int = 0, lam: float = 0.5, batches: int = 10,
                  per_class_in_batch: int = 10, batch_size: int = 256):
         check_layer(self.name, layer)
         rep.check_fraction(self.name, "lam", lam)
         for name, value in (("pool_size", pool_size), ("draws", draws), ("examples_per_draw", examples_per_draw),
-                            ("sample_from", sample_from), ("batches", batches),
+                            ("shuffle_buffer", shuffle_buffer), ("batches", batches),
                             ("per_class_in_batch", per_class_in_batch), ("batch_size", batch_size)):
             _common.check_count(self.name, name, value)
         self.layer = layer
         self.pool_size = pool_size
         self.draws = draws
         self.examples_per_draw = examples_per_draw
-        self.sample_from = sample_from
+        self.shuffle_buffer = shuffle_buffer
         self.seed = seed
         self.lam = lam
         self.batches = batches
@@ -76,7 +76,7 @@ class DaviesBouldinMixup(Measure):
 
     def compute(self, trained) -> float:
         dbi = sampled_davies_bouldin(trained, layer=self.layer, pool_size=self.pool_size, draws=self.draws,
-                                     examples_per_draw=self.examples_per_draw, sample_from=self.sample_from,
+                                     examples_per_draw=self.examples_per_draw, shuffle_buffer=self.shuffle_buffer,
                                      seed=self.seed, batch_size=self.batch_size)
         accuracy = winners_mixup_accuracy(trained, batches=self.batches, per_class_in_batch=self.per_class_in_batch,
                                           lam=self.lam, batch_size=self.batch_size)

@@ -32,8 +32,8 @@ class MixupMargin(Measure):
     """The normalised margins of a model on label-wise mixtures of its training examples,
     summarised, as the PGDL winners' final margin submission computed them.
 
-    Draw ``examples`` training examples in random order (with `seed`, from the first
-    ``sample_from`` examples read over and over) and cut them into batches of
+    Read ``examples`` training examples through a shuffle buffer of ``shuffle_buffer`` over the
+    repeated training set (drawn with `seed`) and cut them into batches of
     ``min(10 K, 100)`` (``K`` classes). In each batch, replace the ``n_k`` examples of class
     ``k`` by ``n_k`` mixtures ``(x_i + x_j)/2`` drawn with replacement from all its pairs
     ``i < j``. With ``h`` the first conv/dense layer's output, ``z`` the logits, ``(a, b)`` the
@@ -49,15 +49,17 @@ class MixupMargin(Measure):
     ``augment='mixup'``, and ``computecomplexityfinal.py``, ``CustomComplexityFinal`` with
     ``computeOver=5000``, of their commit 8e1134e "Final Solutions"). Their batches come from
     TensorFlow's ``shuffle(5000, seed=1)`` of the repeated training set, which NumPy cannot
-    reproduce; on the authors' own batches our value is theirs
+    reproduce; ours come from the same shuffle buffer with NumPy's generator
+    (:func:`~pgdl_measures.measures._representations.shuffle_buffer_order`); on the authors' own
+    batches our value is theirs
     (``tests/measures/test_winners_reference.py``). The pairs drawn in each batch are theirs
     (NumPy's legacy generator reseeded with 1 per batch).
 
     Args:
         lam: the mixing coefficient (the authors': 0.5).
         examples: training examples drawn (the authors': 5,000).
-        sample_from: the examples are drawn from this many, the training set read in order
-            and over again when it has fewer.
+        shuffle_buffer: the size of the shuffle buffer the examples are drawn through (the
+            training set read over and over, as the authors' ``shuffle(5000)``).
         seed: the seed of the draw.
         mix_seed: the seed of the legacy NumPy generator that picks each batch's pairs.
         batch_size: examples per forward and backward pass.
@@ -79,20 +81,20 @@ class MixupMargin(Measure):
                                 "complexity_but_simple, CustomComplexityFinal): mean of the quartiles and Tukey fences of "
                                 "(z_a - z_b)/||grad_h(z_a - z_b)|| / sqrt(trimmed mean var h) on label-wise mixtures")
 
-    def __init__(self, *, lam: float = 0.5, examples: int = 5000, sample_from: int = 5000, seed: int = 0,
+    def __init__(self, *, lam: float = 0.5, examples: int = 5000, shuffle_buffer: int = 5000, seed: int = 0,
                  mix_seed: int = 1, batch_size: int = 250):
         rep.check_fraction(self.name, "lam", lam)
-        for name, value in (("examples", examples), ("sample_from", sample_from), ("batch_size", batch_size)):
+        for name, value in (("examples", examples), ("shuffle_buffer", shuffle_buffer), ("batch_size", batch_size)):
             _common.check_count(self.name, name, value)
         self.lam = lam
         self.examples = examples
-        self.sample_from = sample_from
+        self.shuffle_buffer = shuffle_buffer
         self.seed = seed
         self.mix_seed = mix_seed
         self.batch_size = batch_size
 
     def compute(self, trained) -> float:
-        x, y = md.shuffled_stream(trained.train, self.examples, self.sample_from, np.random.default_rng(self.seed))
+        x, y = rep.shuffled_examples(trained.train, self.examples, self.shuffle_buffer, np.random.default_rng(self.seed))
         _common.check_labels(y, trained.num_classes)
         batch = min(10 * trained.num_classes, MAX_MIXUP_BATCH)
         return mixup_margin_summary(trained.model, x, y, batch=batch, lam=self.lam, mix_seed=self.mix_seed,

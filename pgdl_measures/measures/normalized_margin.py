@@ -9,6 +9,7 @@ import numpy as np
 
 from pgdl_measures.measures import _common
 from pgdl_measures.measures import _margin_distribution as md
+from pgdl_measures.measures import _representations as rep
 from pgdl_measures.measures.base import Measure
 
 
@@ -22,8 +23,8 @@ class NormalizedMargin(Measure):
     """The mean normalised margin of training examples at the first layer, as the PGDL winners'
     ``'Margin'`` computed it.
 
-    Draw ``examples`` training examples (with `seed`, from the first ``sample_from``
-    examples read over and over). With ``h`` the output of the model's first conv/dense layer
+    Read ``examples`` training examples through a shuffle buffer of ``shuffle_buffer`` over the
+    repeated training set (drawn with `seed`). With ``h`` the output of the model's first conv/dense layer
     (after its activation), ``z`` the logits and ``(a, b)`` the top two classes (the label
     and the top class when the example is misclassified, so its margin is negative)::
 
@@ -39,14 +40,15 @@ class NormalizedMargin(Measure):
     ``augment=None``, as ``complexity.py``'s ``measure='Margin'`` calls it;
     ``computecomplexityfinal.py``, ``CustomComplexityFinal.computeMargins`` and
     ``distancefromMargin``: 10 batches of 50). Their examples come from TensorFlow's
-    ``shuffle(5000, seed=1)`` of the repeated training set, which NumPy cannot reproduce; on
-    their own examples our value is theirs (``tests/measures/test_winners_reference.py``).
+    ``shuffle(5000, seed=1)`` of the repeated training set, which NumPy cannot reproduce (ours
+    come from the same shuffle buffer with NumPy's generator); on their own examples our value
+    is theirs (``tests/measures/test_winners_reference.py``).
     ``perturbed_margin`` (raw margins on noisy inputs) is our own measure, not this one.
 
     Args:
         examples: training examples drawn (the authors': 500).
-        sample_from: the examples are drawn from this many, the training set read in order
-            and over again when it has fewer.
+        shuffle_buffer: the size of the shuffle buffer the examples are drawn through (the
+            training set read over and over, as the authors' ``shuffle(5000)``).
         seed: the seed of the draw.
         batch_size: examples per forward and backward pass.
 
@@ -66,15 +68,15 @@ class NormalizedMargin(Measure):
     reference: ClassVar[str] = ("Natekar & Sharma, arXiv:2012.02775, and their code (complexityMargin, "
                                 "CustomComplexityFinal): mean of (z_a - z_b)/||grad_h(z_a - z_b)|| / sqrt(trimmed mean var h)")
 
-    def __init__(self, *, examples: int = 500, sample_from: int = 5000, seed: int = 0, batch_size: int = 250):
-        for name, value in (("examples", examples), ("sample_from", sample_from), ("batch_size", batch_size)):
+    def __init__(self, *, examples: int = 500, shuffle_buffer: int = 5000, seed: int = 0, batch_size: int = 250):
+        for name, value in (("examples", examples), ("shuffle_buffer", shuffle_buffer), ("batch_size", batch_size)):
             _common.check_count(self.name, name, value)
         self.examples = examples
-        self.sample_from = sample_from
+        self.shuffle_buffer = shuffle_buffer
         self.seed = seed
         self.batch_size = batch_size
 
     def compute(self, trained) -> float:
-        x, y = md.shuffled_stream(trained.train, self.examples, self.sample_from, np.random.default_rng(self.seed))
+        x, y = rep.shuffled_examples(trained.train, self.examples, self.shuffle_buffer, np.random.default_rng(self.seed))
         _common.check_labels(y, trained.num_classes)
         return mean_normalized_margin(trained.model, x, y, self.batch_size)

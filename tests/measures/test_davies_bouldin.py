@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import davies_bouldin_score
 
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.davies_bouldin import DaviesBouldin, mean_davies_bouldin, random_draws
+from pgdl_measures.measures.davies_bouldin import DaviesBouldin, mean_davies_bouldin
 from pgdl_measures.measures.davies_bouldin_mixup import DaviesBouldinMixup, combine
 from pgdl_measures.measures.mixup_accuracy import MixupAccuracy
 from pgdl_measures.tasks.data import ArrayDataset
@@ -62,9 +62,8 @@ def test_measure_equals_scikit_learn_on_the_layer_representations(layer):
     x, y = trained.train.take()
     features = _representation(trained.model, x, layer).reshape(len(x), -1)
     expected = davies_bouldin_score(features, y)
-    # one draw of every example (in another order, which the index ignores), nothing pooled
-    measure = DaviesBouldin(layer=layer, pool_size=1, draws=1, examples_per_draw=len(x), sample_from=len(x))
-    assert measure(trained) == pytest.approx(expected, rel=1e-5)
+    assert mean_davies_bouldin(trained.model, [(x, y)], layer, pool_size=1, batch_size=256) == \
+        pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("pool_size, used", [(2, 2), (4, 4), (50, 8)])
@@ -74,18 +73,44 @@ def test_first_layer_maps_are_max_pooled_before_clustering(pool_size, used):
     h = _representation(trained.model, x, 0)
     assert h.shape[1:3] == (8, 8)  # a window larger than the map is the map's size
     expected = davies_bouldin_score(_max_pool(h, used).reshape(len(x), -1), y)
-    measure = DaviesBouldin(layer=0, pool_size=pool_size, draws=1, examples_per_draw=len(x), sample_from=len(x))
-    assert measure(trained) == pytest.approx(expected, rel=1e-5)
+    assert mean_davies_bouldin(trained.model, [(x, y)], 0, pool_size=pool_size, batch_size=256) == \
+        pytest.approx(expected, rel=1e-5)
 
 
 def test_measure_is_the_mean_over_draws_of_the_index():
     trained = tiny_trained_model("conv")
     x, y = trained.train.take()
-    draws = random_draws(x, y, 3, 20, np.random.default_rng(5))
-    assert all(len(dx) == 20 for dx, _ in draws) and not np.array_equal(draws[0][0], draws[1][0])
+    rng = np.random.default_rng(5)
+    draws = [(x[p], y[p]) for p in (rng.choice(len(x), 20, replace=False) for _ in range(3))]
     pooled = [davies_bouldin_score(_max_pool(_representation(trained.model, dx, 0), 4).reshape(len(dx), -1), dy)
               for dx, dy in draws]
     assert mean_davies_bouldin(trained.model, draws, 0, 4, 256) == pytest.approx(np.mean(pooled), rel=1e-5)
+
+
+def test_plugin_averages_the_index_over_consecutive_samples_of_the_shuffled_stream():
+    trained = tiny_trained_model("conv")
+    x, y = rep.shuffled_examples(trained.train, 3 * 16, 100, np.random.default_rng(2))
+    draws = [(x[k:k + 16], y[k:k + 16]) for k in (0, 16, 32)]
+    expected = mean_davies_bouldin(trained.model, draws, 0, pool_size=4, batch_size=256)
+    measure = DaviesBouldin(draws=3, examples_per_draw=16, shuffle_buffer=100, seed=2)
+    assert measure(trained) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_shuffle_buffer_of_one_keeps_the_order():
+    assert rep.shuffle_buffer_order(4, 10, 1, np.random.default_rng(0)).tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+
+
+def test_shuffle_buffer_order_has_tf_datas_law():
+    tf = pytest.importorskip("tensorflow")
+    tf.random.set_seed(0)
+    # 5,000 outputs of a buffer of 5,000 over a set of 1,000 read over and over, four times
+    stream = tf.data.Dataset.range(1000).repeat(-1)
+    theirs = [next(iter(stream.shuffle(5000, seed=s).batch(5000))).numpy() for s in range(4)]
+    ours = [rep.shuffle_buffer_order(1000, 5000, 5000, np.random.default_rng(s)) for s in range(4)]
+    for name, stat in (("count spread", lambda o: np.bincount(o, minlength=1000).std()),  # not 5 each
+                       ("first quarter", lambda o: np.mean(o < 250)),
+                       ("last half", lambda o: np.mean(o >= 500))):
+        assert np.mean([stat(o) for o in ours]) == pytest.approx(np.mean([stat(o) for o in theirs]), rel=0.1), name
 
 
 def test_samples_read_a_small_training_set_over_again():
