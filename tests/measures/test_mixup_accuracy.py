@@ -1,4 +1,4 @@
-"""mixup_accuracy and mixup_margin: within-class partners, and lam = 1 giving the plain values."""
+"""mixup_accuracy: within-class partners, every same-class pair, a loop over batches, classes and pairs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 
 from pgdl_measures.measures import _representations as rep
 from pgdl_measures.measures.mixup_accuracy import MixupAccuracy
-from pgdl_measures.measures.mixup_margin import MixupMargin
 from pgdl_measures.testing import tiny_trained_model
 
 
@@ -20,15 +19,6 @@ def test_partners_come_from_the_same_class():
         same = x[y == y[i], 0]
         partner = 2 * mixed[i, 0] - x[i, 0]
         assert partner in same
-
-
-def test_mixup_margin_with_lam_one_gives_plain_margins():
-    trained = tiny_trained_model("dense")
-    x, y = rep.class_balanced_sample(trained.train, 3, 8)
-    z = np.asarray(trained.model.predict_on_batch(x))
-    margins = rep.output_margins(z, y)
-    assert MixupMargin(lam=1.0, percentile=25.0, examples_per_class=8)(trained) == \
-        pytest.approx(np.percentile(margins, 25.0), rel=1e-5, abs=1e-6)
 
 
 def test_pairwise_mixtures_mix_every_pair_once():
