@@ -37,6 +37,7 @@ BUILTINS: dict[str, str] = {
     "mixup_margin": "pgdl_measures.measures.mixup_margin:MixupMargin",
     "augment_margin": "pgdl_measures.measures.augment_margin:AugmentMargin",
     "perturbed_margin": "pgdl_measures.measures.perturbed_margin:PerturbedMargin",
+    "normalized_margin": "pgdl_measures.measures.normalized_margin:NormalizedMargin",
     "augment_robustness": "pgdl_measures.measures.augment_robustness:AugmentRobustness",
     "augment_change_rate": "pgdl_measures.measures.augment_robustness:AugmentChangeRate",
     "label_variation": "pgdl_measures.measures.label_variation:LabelVariation",
@@ -59,7 +60,7 @@ BUILTINS: dict[str, str] = {
 #: the measures of issue 12, kept out of the default run so the main job's time stays as it was.
 OPT_IN: frozenset[str] = frozenset({
     "davies_bouldin", "mixup_accuracy", "davies_bouldin_mixup", "mixup_margin", "augment_margin",
-    "perturbed_margin", "augment_robustness", "label_variation", "pacbayes_mag_flatness", "sum_of_fro",
+    "perturbed_margin", "normalized_margin", "augment_robustness", "label_variation", "pacbayes_mag_flatness", "sum_of_fro",
     "log_prod_of_spec", "log_prod_of_spec_over_margin", "sum_of_spec", "sum_of_spec_over_margin",
     "log_path_norm", "inverse_margin", "power_law_alpha", "weighted_power_law_alpha",
     "power_law_alpha_sliced", "augment_change_rate", "label_variation_knn",

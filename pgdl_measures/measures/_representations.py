@@ -251,3 +251,89 @@ def margin_percentile(model, x: np.ndarray, y: np.ndarray, percentile: float, ba
     """The `percentile`-th percentile of the output margins of `model` on ``(x, y)``."""
     margins = output_margins(logits(model, x, batch_size), y)
     return float(np.percentile(margins, percentile))
+
+
+# ----------------------------------------------------------------------------- the winners' sampling
+
+def pooled_representation_model(model, layer: int, pool_size: int):
+    """Like :func:`representation_model`, but an image-shaped output ``[h, w, c]`` is max-pooled
+    first: windows of ``p x p`` with stride ``p``, no padding, ``p = min(pool_size, h, w)``
+    (Natekar & Sharma pool the first layer's maps 4x4 before clustering them,
+    ``complexitymeasures.py``, ``complexityDB``, ``pool=True``). Other outputs, and
+    ``pool_size`` 1, are only flattened.
+
+    Raises:
+        PGDLError: `layer` is out of range, or the model is not a chain of layers.
+    """
+    import keras
+
+    plain = representation_model(model, layer)  # checks `layer`; the result when nothing is pooled
+    if pool_size <= 1:
+        return plain
+    parts = model_graph.logit_layers(model)
+    index = layer % len(parts.layers)
+
+    def build():
+        spec = model.inputs[0]
+        x = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype)
+        h = x
+        for item in parts.layers[:index + 1]:
+            h = item(h)
+        if len(h.shape) == 4:
+            size = max(1, min(int(pool_size), int(h.shape[1]), int(h.shape[2])))
+            h = keras.layers.MaxPooling2D(pool_size=(size, size), strides=(size, size), padding="valid")(h)
+        if len(h.shape) > 2:
+            h = keras.ops.reshape(h, (-1, math.prod(h.shape[1:])))
+        return keras.Model(x, h, name=f"{model.name}_layer_{index}_pool_{pool_size}")
+
+    return cached(model, ("pooled_representation_model", index, int(pool_size)), build, backend="any")
+
+
+def cycled_examples(dataset, count: int, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` training examples in dataset order, starting over from the first one
+    when the data has fewer (as ``dataset.repeat(-1)`` reads it), as ``(x float32, y int64)``."""
+    x, y = first_examples(dataset, count, batch_size)
+    if len(x) < count:
+        rows = np.arange(count) % len(x)
+        x, y = x[rows], y[rows]
+    return x, y
+
+
+def pairwise_mixtures(x: np.ndarray, lam: float) -> np.ndarray:
+    """Every pair ``i < j`` of the examples `x`, mixed: ``lam x_j + (1 - lam) x_i``, pairs in
+    row-major order of ``(i, j)`` (``n (n - 1) / 2`` mixtures; none when ``n < 2``)."""
+    x = np.asarray(x, np.float32)
+    i, j = np.triu_indices(len(x), 1)
+    return (lam * x[j] + (1.0 - lam) * x[i]).astype(np.float32)
+
+
+def shuffle_buffer_order(n: int, count: int, buffer: int, rng: np.random.Generator) -> np.ndarray:
+    """Which of `n` examples a shuffle buffer of `buffer` over the repeated set yields first,
+    `count` of them: the buffer holds the stream ``0, 1, ..., n - 1, 0, 1, ...``; each output is a
+    uniformly drawn slot of it, refilled with the stream's next example (what
+    ``tf.data.Dataset.repeat(-1).shuffle(buffer)`` does, with NumPy's generator: the same law,
+    not TensorFlow's draws). Early examples of the set come out a little more often than late
+    ones, as there.
+
+    Returns:
+        int64 indices into the set, ``[count]``.
+    """
+    slots = np.arange(buffer, dtype=np.int64) % n
+    picks = rng.integers(0, buffer, size=count)
+    out = np.empty(count, np.int64)
+    following = buffer
+    for k, slot in enumerate(picks):
+        out[k] = slots[slot]
+        slots[slot] = following % n
+        following += 1
+    return out
+
+
+def shuffled_examples(dataset, count: int, buffer: int, rng: np.random.Generator,
+                      batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """`count` training examples in the order a shuffle buffer of `buffer` over the repeated
+    training set yields them (:func:`shuffle_buffer_order`), as ``(x float32, y int64)``; reads at
+    most the first ``buffer + count`` examples."""
+    x, y = first_examples(dataset, buffer + count, batch_size)
+    rows = shuffle_buffer_order(len(x), count, buffer, rng)
+    return x[rows], y[rows]

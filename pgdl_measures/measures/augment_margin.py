@@ -34,6 +34,11 @@ class AugmentMargin(Measure):
         seed: the seed of the augmentations' random parameters.
         batch_size: examples per forward pass.
 
+    Natekar & Sharma's augmented margin (``complexityMargin`` with ``augment='standard'``)
+    normalises each margin as ``normalized_margin`` does and augments with flips, colour
+    jitter and zoom crops (TensorFlow's ``tf.image`` random ops, unseeded per example); this
+    measure keeps raw logit margins and seeded NumPy flips and shifts, our own variant.
+
     Raises:
         MeasureError: the model does not take images ``[height, width, channels]``.
 

@@ -31,7 +31,9 @@ class PerturbedMargin(Measure):
     Larger values predict a smaller gap (direction -1). Natekar & Sharma list a perturbed
     margin among their margin variants; the perturbation here is isotropic input noise (no
     gradient needed, any input shape), a documented choice rather than a reproduction of the
-    paper's exact perturbation.
+    paper's exact perturbation. The authors' own margin (their submission's ``'Margin'``:
+    unperturbed margins normalised by their gradient norm at the first layer and by that
+    layer's spread) is ``normalized_margin``.
 
     Args:
         noise: the noise's standard deviation relative to the inputs'.
