@@ -97,6 +97,7 @@ class DaviesBouldin(Measure):
     """
 
     name: ClassVar[str] = "davies_bouldin"
+    revision: ClassVar[int] = 2  # the authors' computation; values of revision 1 are not reused
     summary: ClassVar[str] = ("Natekar & Sharma: Davies-Bouldin index of the per-class clusters of a layer's"
                               " max-pooled representations")
     direction: ClassVar[int] = 1

@@ -47,6 +47,7 @@ class DaviesBouldinMixup(Measure):
     """
 
     name: ClassVar[str] = "davies_bouldin_mixup"
+    revision: ClassVar[int] = 2  # the authors' computation; values of revision 1 are not reused
     summary: ClassVar[str] = "Natekar & Sharma (PGDL winners): Davies-Bouldin index x label-wise mixup error"
     direction: ClassVar[int] = 1
     needs_train_data: ClassVar[bool] = True

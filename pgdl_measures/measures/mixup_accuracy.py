@@ -94,6 +94,7 @@ class MixupAccuracy(Measure):
     """
 
     name: ClassVar[str] = "mixup_accuracy"
+    revision: ClassVar[int] = 2  # the authors' computation; values of revision 1 are not reused
     summary: ClassVar[str] = "Natekar & Sharma: accuracy on mixtures of every same-class pair of training examples"
     direction: ClassVar[int] = 1
     needs_train_data: ClassVar[bool] = True

@@ -72,6 +72,7 @@ class MixupMargin(Measure):
     """
 
     name: ClassVar[str] = "mixup_margin"
+    revision: ClassVar[int] = 2  # the authors' computation; values of revision 1 are not reused
     summary: ClassVar[str] = ("Natekar & Sharma: Tukey summary of the gradient- and spread-normalised margins on"
                               " label-wise mixup examples")
     direction: ClassVar[int] = -1
