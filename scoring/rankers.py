@@ -501,6 +501,8 @@ class Ranker:
     scale: ClassVar[float] = 1.0
     #: Whether a larger score means a better measure (every ranker but error rates).
     larger_is_better: ClassVar[bool] = True
+    #: The range of the score; intervals are kept inside it.
+    bounds: ClassVar[tuple[float, float]] = (-math.inf, math.inf)
 
     def score_grid(self, values: np.ndarray, grid: ScoringGrid) -> float:
         """The score from an array of values in grid order."""
@@ -574,6 +576,7 @@ class CompetitionCMI(Ranker):
                    "shown x100 as the competition's scores")
     sign_dependent = True
     scale = 100.0
+    bounds = (0.0, 1.0)
     reference = "Jiang et al., NeurIPS 2020 PGDL competition (arXiv:2012.07976)"
 
     def score_grid(self, values, grid):
@@ -603,6 +606,7 @@ class JiangCMI(Ranker):
 
     sign_dependent = False
     reference = JIANG_2019
+    bounds = (0.0, 1.0)
 
     def __init__(self, *, size: int = 2):
         if size not in (0, 1, 2):
@@ -635,6 +639,7 @@ class KendallTau(Ranker):
     name = "kendall_tau"
     description = "Kendall's rank correlation between measure and gap over all pairs of models"
     sign_dependent = True
+    bounds = (-1.0, 1.0)
     reference = JIANG_2019 + ", eq. (3)"
 
     def score_grid(self, values, grid):
@@ -650,6 +655,7 @@ class GranulatedKendall(Ranker):
     name = "granulated_kendall"
     description = "mean over hyper-parameters of Kendall's tau among models differing only in it"
     sign_dependent = True
+    bounds = (-1.0, 1.0)
     reference = JIANG_2019 + ", eq. (4)"
 
     def score_grid(self, values, grid):
@@ -698,6 +704,7 @@ class RobustSignError(Ranker):
     sign_dependent = True
     larger_is_better = False
     intervals = False
+    bounds = (0.0, 1.0)
     reference = DZIUGAITE_2020
 
     def __init__(self, *, tolerance: float = 0.0):
@@ -758,7 +765,8 @@ def centred_half_samples(ranker: Ranker, value: float, resampled: np.ndarray, gr
 
         theta_r = theta_hat + c (theta*_r - median(theta*))
 
-    with c from :func:`half_sample_spread`. The spread is the half-samples'; the centre is the
+    with c from :func:`half_sample_spread`, kept inside the score's range (``bounds``: a mutual
+    information is not negative, a Kendall coefficient not below -1). The spread is the half-samples'; the centre is the
     task's own score: a half-sample's score is shifted from it by what the smaller size does to the
     score (a mutual information estimated from fewer pairs is larger; a minimum over sets
     estimated more noisily is smaller), a shift the task's score has at its own size, so the
@@ -768,7 +776,8 @@ def centred_half_samples(ranker: Ranker, value: float, resampled: np.ndarray, gr
     if not finite.any():
         return resampled
     c = half_sample_spread(ranker, grid, weights)
-    return value + c * (resampled - np.median(resampled[finite]))
+    low, high = getattr(ranker, "bounds", (-math.inf, math.inf))
+    return np.clip(value + c * (resampled - np.median(resampled[finite])), low, high)
 
 
 RANKERS: dict[str, Ranker] = {

@@ -543,21 +543,23 @@ def _p(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def ranking_rows(ranking: Ranking, ranker: str, *, with_ci: bool = True,
-                 with_tests: bool = True) -> tuple[list[str], list[list[str]]]:
+def ranking_rows(ranking: Ranking, ranker: str, *, with_ci: bool = True, with_tests: bool = True,
+                 task_tests: bool = True) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the measure x task table of one ranker (plus the average column), on the
     ranker's scale (see :func:`ranker_label`), best first.
 
     With `with_tests`, each task column is followed by ``p null`` (the permutation p-value,
     :attr:`Score.p_null`) and ``grp`` (``a`` when the measure is not distinguishable from the
     task's leader by a paired test, Holm-adjusted: :meth:`Ranking.leader_group`), and the average
-    by its interval and its ``grp``.
+    by its interval and its ``grp`` (``task_tests=False``: on the average only, for narrow
+    terminals).
     """
     tasks = ranking.ranked_tasks
     tests = with_tests and (ranking.n_resamples > 0 or ranking.n_permutations > 0)
+    per_task = tests and task_tests
     header = ["measure"]
     for t in tasks:
-        header += [t] + (["p null", "grp"] if tests else [])
+        header += [t] + (["p null", "grp"] if per_task else [])
     header += ["average"] + (["grp"] if tests else [])
     groups = {scope: ranking.leader_group(ranker, scope) for scope in tasks + [AVERAGE]} if tests else {}
     rows = []
@@ -567,7 +569,7 @@ def ranking_rows(ranking: Ranking, ranker: str, *, with_ci: bool = True,
         row = [measure]
         for t in tasks:
             row.append(format_score(by_task.get(t), with_ci=with_ci, scale=scale))
-            if tests:
+            if per_task:
                 row += [_p(by_task[t].p_null) if t in by_task else "-", _group_mark(groups[t].get(measure))]
         average = _num(ranking.average(ranker, measure), scale) if by_task else "-"
         low, high = ranking.average_ci.get(ranker, {}).get(measure, (math.nan, math.nan))

@@ -13,7 +13,8 @@ __all__ = ["ranking_table", "summary_table"]
 
 def ranking_table(ranking: Ranking, ranker: str = MAIN_RANKER, *, with_ci: bool = True) -> Table:
     """Measure x task (and average) scores of one ranker, with intervals, on the ranker's scale."""
-    header, rows = ranking_rows(ranking, ranker, with_ci=with_ci)
+    # one task: its tests beside it; more: the tests of the average only (the report has them all)
+    header, rows = ranking_rows(ranking, ranker, with_ci=with_ci, task_tests=len(ranking.ranked_tasks) == 1)
     table = Table(title=Text(f"{ranker_label(ranking, ranker)}: score per task "
                              f"[{ranking.confidence:.0%} {ranking.scheme} interval]"))
     for i, h in enumerate(header):
