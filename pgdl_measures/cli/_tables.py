@@ -14,14 +14,15 @@ __all__ = ["ranking_table", "summary_table"]
 def ranking_table(ranking: Ranking, ranker: str = MAIN_RANKER, *, with_ci: bool = True) -> Table:
     """Measure x task (and average) scores of one ranker, with intervals, on the ranker's scale."""
     # one task: its tests beside it; more: the tests of the average only (the report has them all)
-    header, rows = ranking_rows(ranking, ranker, with_ci=with_ci, task_tests=len(ranking.ranked_tasks) == 1)
+    one_task = len(ranking.ranked_tasks) == 1
+    header, rows = ranking_rows(ranking, ranker, with_ci=with_ci, task_tests=one_task)
     table = Table(title=Text(f"{ranker_label(ranking, ranker)}: score per task "
                              f"[{ranking.confidence:.0%} {ranking.scheme} interval]"))
     for i, h in enumerate(header):
         table.add_column(Text(h), justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
-    legend = "\n".join(x for x in (tests_legend(ranking), ties_legend(ranking)) if x)
+    legend = "\n".join(x for x in (tests_legend(ranking, with_p=one_task), ties_legend(ranking)) if x)
     if legend:
         table.caption = Text(legend)
     return table

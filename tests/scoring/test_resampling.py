@@ -179,3 +179,19 @@ def test_rankings_repeat_exactly_and_do_not_depend_on_workers(ranked):
         warnings.simplefilter("ignore", CMIWarning)
         again = rank_measures(tasks, directions, n_resamples=300, n_permutations=300, workers=2)
     assert again.to_dict() == ranked.to_dict()
+
+
+def test_every_committed_point_estimate_lies_in_its_interval():
+    """The committed ranking of every measure on the two bundled tasks (results/ranking)."""
+    import json
+
+    saved = json.loads((ROOT / "results" / "ranking" / "ranking.json").read_text())
+    checked = 0
+    for ranker in saved["rankers"].values():
+        for by_task in ranker["scores"].values():
+            for score in by_task.values():
+                low, high = score["ci"]
+                if low is not None and score["value"] is not None:
+                    assert low - 1e-9 <= score["value"] <= high + 1e-9
+                    checked += 1
+    assert checked >= 300
