@@ -102,7 +102,7 @@ def test_outputs(full_run):
     slow = json.loads((out / "test_slow" / "pgdl_toy_data.predict").read_text())
     assert all(v < 0 for v in slow.values())  # direction -1: predictions are negated values
     report = (out / "report.md").read_text()
-    assert "| measure | pgdl_toy_data | average |" in report
+    assert "| measure | pgdl_toy_data | p null | grp | average | grp |" in report
     assert "breakdown by conditioning set" in report and "plots/pgdl_toy_data.png" in report
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 1 and "<table>" in page and "distance_from_init" in page
