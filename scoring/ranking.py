@@ -206,7 +206,8 @@ class Ranking:
 
     def leader_group(self, ranker: str, scope: str = AVERAGE, *, alpha: float | None = None) -> dict[str, str]:
         """Measure -> ``"leader"``, ``"tied"`` (not distinguishable from the leader: Holm-adjusted
-        paired p-value >= alpha, 1 - confidence by default) or ``"worse"``, on a task or the average."""
+        paired p-value >= alpha, 1 - confidence by default), ``"worse"``, or ``"untested"`` (a ranker
+        without resamples, the robust sign-error), on a task or the average."""
         alpha = 1.0 - self.confidence if alpha is None else alpha
         if scope == AVERAGE:
             points = {m: self.average(ranker, m) for m in self.measures}
@@ -222,8 +223,9 @@ class Ranking:
             if leader in (c.a, c.b):
                 other = c.b if c.a == leader else c.a
                 out[other] = "tied" if not c.p_holm < alpha else "worse"
-        for m in points:
-            out.setdefault(m, "tied")  # no paired test (other models): not shown to differ
+        tested = bool(self.comparisons.get(ranker, {}).get(scope))
+        for m in points:  # no paired test: with other models "tied" (not shown to differ); without resamples unknown
+            out.setdefault(m, "tied" if tested else "untested")
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -171,6 +171,7 @@ def test_robust_sign_error_is_ordered_smaller_first_and_has_no_interval(ranked):
     assert ranked.ordered_measures("robust_sign_error")[0] in ("gap", "gap_copy")
     score = ranked.scores["robust_sign_error"]["gap"]["mnist_conv"]
     assert score.value == 0 and math.isnan(score.low)
+    assert ranked.leader_group("robust_sign_error", "mnist_conv")["unrelated"] == "untested"  # no paired test
 
 
 def test_rankings_repeat_exactly_and_do_not_depend_on_workers(ranked):
