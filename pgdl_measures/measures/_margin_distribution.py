@@ -41,11 +41,7 @@ def _split_models(model, index: int):
     parts = model_graph.logit_layers(model)
 
     def build():
-        spec = model.inputs[0]
-        x = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype)
-        h = x
-        for item in parts.layers[:index + 1]:
-            h = item(h)
+        x, h = rep.layers_upto(model, parts, index)
         head = keras.Model(x, h, name=f"{model.name}_head_{index}")
         h_in = keras.Input(shape=tuple(h.shape[1:]))
         z = h_in

@@ -104,6 +104,19 @@ def predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate(outs)
 
 
+def layers_upto(model, parts, index: int):
+    """A fresh input and the output of the model's layers up to and including ``parts.layers[index]``
+    (``parts``: :func:`pgdl_measures.backend.model_graph.logit_layers`), for building a sub-model."""
+    import keras
+
+    spec = model.inputs[0]
+    x = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype)
+    h = x
+    for item in parts.layers[:index + 1]:
+        h = item(h)
+    return x, h
+
+
 def representation_model(model, layer: int):
     """A model sharing `model`'s layers whose output is layer `layer`'s output, flattened.
 
@@ -124,11 +137,7 @@ def representation_model(model, layer: int):
     index = layer % count
 
     def build():
-        spec = model.inputs[0]
-        x = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype)
-        h = x
-        for item in parts.layers[:index + 1]:
-            h = item(h)
+        x, h = layers_upto(model, parts, index)
         if len(h.shape) > 2:
             h = keras.ops.reshape(h, (-1, math.prod(h.shape[1:])))
         return keras.Model(x, h, name=f"{model.name}_layer_{index}")
@@ -274,11 +283,7 @@ def pooled_representation_model(model, layer: int, pool_size: int):
     index = layer % len(parts.layers)
 
     def build():
-        spec = model.inputs[0]
-        x = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype)
-        h = x
-        for item in parts.layers[:index + 1]:
-            h = item(h)
+        x, h = layers_upto(model, parts, index)
         if len(h.shape) == 4:
             size = max(1, min(int(pool_size), int(h.shape[1]), int(h.shape[2])))
             h = keras.layers.MaxPooling2D(pool_size=(size, size), strides=(size, size), padding="valid")(h)
