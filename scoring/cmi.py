@@ -30,9 +30,10 @@ from scoring.predictions import (
 from scoring.predictions import (
     check_grid as _check_grid,
 )
+from scoring.resampling import IdentityCache, chunks, greater, group_pair_sums_many, one_hot
 
 _EPS = 1e-12  # the competition's guard inside log2 in its entropy
-_GT_CACHE = None  # the gap's pair counts of the last resamples: the same for every measure
+_GT_CACHE = IdentityCache()  # the gap's pair counts of the last resamples: the same for every measure
 
 PAIR_STATS = ("gt", "mt", "gt_mt", "gt_ml")
 
@@ -471,11 +472,6 @@ def conditional_mutual_information_batch(values: np.ndarray, grid: ScoringGrid, 
     Returns:
         (R,) scores.
     """
-    from scoring.resampling import IdentityCache, chunks, greater, group_pair_sums_many, one_hot
-
-    global _GT_CACHE
-    if _GT_CACHE is None:
-        _GT_CACHE = IdentityCache()
 
     values = np.asarray(values, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)

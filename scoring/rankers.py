@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from scoring import resampling
+from scoring import resampling, robust
 from scoring.cmi import (
     CMIWarning,
     cmi_breakdown_grid,
@@ -124,12 +124,6 @@ def untied_fraction_grid(values: np.ndarray, grid: ScoringGrid) -> float:
     return float((block["gt_mt"][0, 0] + block["gt_ml"][0, 0]) / pairs) if pairs else math.nan
 
 
-def _present_groups(gid: np.ndarray) -> tuple[np.ndarray, int]:
-    """Group ids renumbered 0..k-1 over the groups that have a model, and k."""
-    present, inverse = np.unique(np.asarray(gid), return_inverse=True)
-    return inverse.ravel().astype(np.intp), len(present)
-
-
 def jiang_cmi_breakdown_grid(values: np.ndarray, grid: ScoringGrid, *,
                              max_size: int = 2) -> dict[tuple[str, ...], float]:
     """Jiang et al.'s normalized conditional mutual information for every set S, |S| <= 2.
@@ -178,7 +172,7 @@ def jiang_cmi_breakdown_grid(values: np.ndarray, grid: ScoringGrid, *,
                 partitions.append((codes[:, a] * sizes[b] + codes[:, b], sizes[a] * sizes[b]))
     # Number the groups present (at most one per model): empty cells are weightless, so this
     # changes nothing but the work, which no longer grows with the product of value counts.
-    partitions = [_present_groups(gid) for gid, _ in partitions]
+    partitions = [resampling.present_groups(gid) for gid, _ in partitions]
     counts = pair_counts_by_group(grid.gaps, values, partitions, ("gt", "gt_mt", "gt_ml"))
     return {key: _normalized_cmi(_jiang_cells(block)) for key, block in zip(sets, counts)}
 
@@ -328,15 +322,10 @@ def granulated_kendall_breakdown_grid(values: np.ndarray, grid: ScoringGrid
     References:
         Jiang et al. 2019, Sec. 6.1, eq. (4).
     """
-    codes = _value_index(grid)
+    _value_index(grid)
     out = {}
     for h, name in enumerate(grid.hparams):
-        others = np.delete(codes, h, axis=1)
-        if others.shape[1]:
-            _, gid = np.unique(others, axis=0, return_inverse=True)
-            gid = gid.ravel()
-        else:
-            gid = np.zeros(grid.n_models, dtype=np.intp)
+        gid, _ = resampling.others_groups(grid, h)
         taus = _within_group_tau(grid.gaps, values, gid)
         taus = taus[~np.isnan(taus)]
         out[(name,)] = float(taus.mean()) if len(taus) else math.nan
@@ -409,72 +398,6 @@ def granulated_kendall_batch(values: np.ndarray, grid: ScoringGrid, weights: np.
             scores[sl] = np.where(defined.any(axis=1), np.where(defined, psi, 0.0).sum(axis=1) / defined.sum(axis=1),
                                   math.nan)
     return scores
-
-
-DZIUGAITE_2020 = ('Dziugaite, Drouin, Neal, Rajkumar, Caballero, Wang, Mitliagkas, Roy, "In search of robust '
-                  'measures of generalization", NeurIPS 2020 (arXiv:2010.11924), Sec. 3-4')
-
-
-def environment_sign_errors(values: np.ndarray, grid: ScoringGrid, weights: np.ndarray, *,
-                            tolerance: float = 0.0, gaps: np.ndarray | None = None) -> list[np.ndarray]:
-    """The sign-error of the measure in every environment of coupled networks, per resample.
-
-    An environment e = (h, theta_{-h}) holds the models that share every hyper-parameter but h
-    (Dziugaite et al.'s coupled networks: pairs that differ in one hyper-parameter). Its
-    sign-error is the mean over its pairs (i, j) whose gaps differ by more than `tolerance` of
-
-        SE(i, j) = (1 - sign(mu_i - mu_j) sign(g_i - g_j)) / 2
-
-    (1 when the measure orders the two gaps wrongly, 1/2 when it ties them, 0 when right). Pairs
-    whose gaps are within `tolerance` are left out, as the paper leaves out pairs whose gap
-    difference is within its noise: a PGDL task has one seed per configuration and no noise
-    estimate, so the default keeps every pair with different gaps.
-
-    Args:
-        values: (n,) or (R, n) measure values.
-        grid: the task's grid.
-        weights: (R, n) whole numbers (resample r holds model i w_ri times).
-        tolerance: the smallest gap difference a pair counts with.
-
-    Returns:
-        Per hyper-parameter h (grid order), an (R, environments of h) array, NaN for an
-        environment with no pair left.
-    """
-    _value_index(grid)
-    values = np.asarray(values, dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
-    r_total, n = weights.shape
-    groups = [resampling.WithinGroupPairs(resampling.others_groups(grid, h)[0]) for h in range(len(grid.hparams))]
-    gaps = grid.gaps if gaps is None else np.asarray(gaps, dtype=np.float64)
-    out = [np.empty((r_total, g.k)) for g in groups]
-    for sl in resampling.chunks(r_total, n):
-        w = weights[sl]
-        y = values[sl] if values.ndim == 2 else values
-        g_ = gaps[sl] if gaps.ndim == 2 else gaps
-        gap_diff = g_[..., :, None] - g_[..., None, :]
-        kept = (np.abs(gap_diff) > tolerance).astype(np.float64)
-        error = 0.5 * (kept - np.sign(gap_diff) * kept * resampling.signs(y))
-        for h, g in enumerate(groups):
-            num = g.sums(error, w)
-            den = g.sums(kept, w)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out[h][sl] = np.where(den > 0, num / den, np.nan)
-    return out
-
-
-def _nanmax_rows(arrays: list[np.ndarray]) -> np.ndarray:
-    stacked = np.concatenate(arrays, axis=1) if arrays else np.empty((0, 0))
-    finite = np.isfinite(stacked)
-    return np.where(finite.any(axis=1), np.max(np.where(finite, stacked, -np.inf), axis=1), math.nan)
-
-
-def robust_sign_error_batch(values: np.ndarray, grid: ScoringGrid, weights: np.ndarray, *,
-                            tolerance: float = 0.0, gaps: np.ndarray | None = None) -> np.ndarray:
-    """The robust sign-error (the worst environment's, :func:`environment_sign_errors`) per resample."""
-    errors = environment_sign_errors(values, grid, weights, tolerance=tolerance, gaps=gaps)
-    if not errors:
-        return np.full(len(weights), math.nan)
-    return _nanmax_rows(errors)
 
 
 # ----------------------------------------------------------------------------- the interface
@@ -681,18 +604,14 @@ class GranulatedKendall(Ranker):
         return kept / full if full else float(np.mean(weights.sum(axis=1)) / grid.n_models)
 
 
-QUANTILE_PREFIX = "environments: "
-"""Breakdown keys of :class:`RobustSignError` that hold the distribution over environments."""
-
-
 class RobustSignError(Ranker):
     """Dziugaite et al.'s robust sign-error: the worst sign-error over environments of coupled
-    networks (models differing in one hyper-parameter; :func:`environment_sign_errors`).
+    networks (models differing in one hyper-parameter; :func:`scoring.robust.environment_sign_errors`).
 
     Smaller is better (0: the measure orders the gaps of every coupled pair rightly; 1: some
     environment is ordered wrongly throughout). The breakdown is, per hyper-parameter h, the
-    worst environment among those that vary h; :func:`sign_error_quantiles` gives the
-    distribution over environments, which the paper reports beside the worst case.
+    worst environment among those that vary h, then the distribution over environments, which the
+    paper reports beside the worst case.
 
     Args:
         tolerance: pairs whose gaps differ by at most this are left out.
@@ -705,7 +624,7 @@ class RobustSignError(Ranker):
     larger_is_better = False
     intervals = False
     bounds = (0.0, 1.0)
-    reference = DZIUGAITE_2020
+    reference = robust.DZIUGAITE_2020
 
     def __init__(self, *, tolerance: float = 0.0):
         if not tolerance >= 0:
@@ -716,34 +635,24 @@ class RobustSignError(Ranker):
         return float(self.score_batch(values, grid, np.ones((1, grid.n_models)))[0])
 
     def score_batch(self, values, grid, weights, gaps=None):
-        return robust_sign_error_batch(values, grid, weights, tolerance=self.tolerance, gaps=gaps)
+        _value_index(grid)
+        return robust.worst(robust.environment_sign_errors(values, grid, weights, tolerance=self.tolerance, gaps=gaps))
 
     def breakdown_grid(self, values, grid):
         """Per hyper-parameter h, the worst environment among those varying h; then the
         distribution over every environment (``environments: median``, ``75%``, ``90%``)."""
-        errors = environment_sign_errors(values, grid, np.ones((1, grid.n_models)), tolerance=self.tolerance)
-        out = {(name,): float(_nanmax_rows([e])[0]) for name, e in zip(grid.hparams, errors)}
-        quantiles = sign_error_quantiles(values, grid, tolerance=self.tolerance, quantiles=(0.5, 0.75, 0.9))
-        out.update({(f"{QUANTILE_PREFIX}{label}",): quantiles[key]
+        _value_index(grid)
+        errors = robust.environment_sign_errors(values, grid, np.ones((1, grid.n_models)), tolerance=self.tolerance)
+        out = {(name,): float(robust.worst([e])[0]) for name, e in zip(grid.hparams, errors)}
+        quantiles = robust.environment_quantiles(errors, (0.5, 0.75, 0.9))
+        out.update({(f"{robust.QUANTILE_PREFIX}{label}",): quantiles[key]
                     for label, key in (("median", "q0.5"), ("75%", "q0.75"), ("90%", "q0.9"))})
         return out
 
     def selected_set(self, breakdown):
         finite = [(v, -i, k) for i, (k, v) in enumerate(breakdown.items())
-                  if not math.isnan(v) and not str(k[0]).startswith(QUANTILE_PREFIX)]
+                  if not math.isnan(v) and not str(k[0]).startswith(robust.QUANTILE_PREFIX)]
         return max(finite)[2] if finite else None
-
-
-def sign_error_quantiles(values: np.ndarray, grid: ScoringGrid, *, tolerance: float = 0.0,
-                         quantiles: tuple[float, ...] = (0.5, 0.75, 0.9, 1.0)) -> dict[str, float]:
-    """The distribution of the sign-error over environments: its quantiles (1.0 is the robust
-    sign-error) and the number of environments with a pair."""
-    errors = environment_sign_errors(values, grid, np.ones((1, grid.n_models)), tolerance=tolerance)
-    every = np.concatenate([e[0] for e in errors]) if errors else np.empty(0)
-    every = every[np.isfinite(every)]
-    out = {f"q{q:g}": (float(np.quantile(every, q)) if len(every) else math.nan) for q in quantiles}
-    out["environments"] = float(len(every))
-    return out
 
 
 def half_sample_spread(ranker: Ranker, grid: ScoringGrid, weights: np.ndarray) -> float:
@@ -751,9 +660,9 @@ def half_sample_spread(ranker: Ranker, grid: ScoringGrid, weights: np.ndarray) -
 
     A statistic averaging over N units, of which a half-sample keeps a fraction f (without
     replacement), varies about the full value with variance sigma^2 (1 - f) / (f N); at the
-    task's size it varies with sigma^2 / N. So the resampled values theta* are used as
-    theta_hat + c (theta* - theta_hat) with c = sqrt(f / (1 - f)): c = 1 when f = 1/2 (models, n
-    even), c = 0.58 for the granulated Kendall coefficient of a 2-valued grid (f about 1/4).
+    task's size it varies with sigma^2 / N. So the deviations of the resampled values theta* are
+    multiplied by c = sqrt(f / (1 - f)) (:func:`centred_half_samples`): c = 1 when f = 1/2 (models,
+    n even), c = 0.58 for the granulated Kendall coefficient of a 2-valued grid (f about 1/4).
     """
     f = ranker.retained_fraction(grid, weights)
     return float(math.sqrt(f / (1.0 - f))) if 0 < f < 1 else 1.0
@@ -766,11 +675,12 @@ def centred_half_samples(ranker: Ranker, value: float, resampled: np.ndarray, gr
         theta_r = theta_hat + c (theta*_r - median(theta*))
 
     with c from :func:`half_sample_spread`, kept inside the score's range (``bounds``: a mutual
-    information is not negative, a Kendall coefficient not below -1). The spread is the half-samples'; the centre is the
-    task's own score: a half-sample's score is shifted from it by what the smaller size does to the
-    score (a mutual information estimated from fewer pairs is larger; a minimum over sets
-    estimated more noisily is smaller), a shift the task's score has at its own size, so the
-    interval is about the expected score of a task of this size, and holds the point estimate.
+    information is not negative, a Kendall coefficient not below -1). The spread is the
+    half-samples'; the centre is the task's own score: a half-sample's score is shifted from it by
+    what the smaller size does to the score (a mutual information estimated from fewer pairs is
+    larger; a minimum over sets estimated more noisily is smaller), a shift the task's score has at
+    its own size, so the interval is about the expected score of a task of this size, and holds the
+    point estimate.
     """
     finite = np.isfinite(resampled)
     if not finite.any():

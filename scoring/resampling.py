@@ -30,8 +30,8 @@ Resampling schemes (:func:`resample_weights`):
   kept for comparison (it duplicates models, which inflates the competition's CMI and deflates
   the granulated Kendall coefficient).
 
-Tests from the same resamples (:func:`paired_test`, :func:`permutation_pvalue`) are in
-:mod:`scoring.ranking`'s tables.
+The tests built on the same resamples (:func:`two_sided_pvalue`, :func:`holm`,
+:func:`permutation_pvalue`) are used by :mod:`scoring.ranking`.
 """
 
 from __future__ import annotations
@@ -113,22 +113,17 @@ def _exact_dtype(weights: np.ndarray) -> type:
     return np.float32 if total * total < 2.0 ** 24 else np.float64
 
 
-def group_pair_sums(pair: np.ndarray, weights: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """S[r, A, B] = sum_{i in A, j in B} w_ri w_rj pair[(r,) i, j] (exact for whole numbers).
+def group_pair_sums_many(pair: np.ndarray, weights: np.ndarray, groups: list[np.ndarray]) -> list[np.ndarray]:
+    """S[r, A, B] = sum_{i in A, j in B} w_ri w_rj pair[(r,) i, j] for several partitions of the same
+    models (exact for whole-number weights and a pair statistic in {-1, 0, 1}).
 
     Args:
-        pair: (n, n) pair statistic in {-1, 0, 1}, or (R, n, n) one per resample.
+        pair: (n, n) pair statistic, or (R, n, n) one per resample.
         weights: (R, n) whole numbers.
-        groups: (n, k) one-hot groups.
+        groups: per partition, its (n, k) one-hot groups.
 
     Returns:
-        (R, k, k) float64.
-    """
-    return group_pair_sums_many(pair, weights, [groups])[0]
-
-
-def group_pair_sums_many(pair: np.ndarray, weights: np.ndarray, groups: list[np.ndarray]) -> list[np.ndarray]:
-    """:func:`group_pair_sums` for several partitions of the same models.
+        Per partition, (R, k, k) float64.
 
     The weighted pair matrices of the resamples are built once; one matrix product with the
     groups of every partition side by side sums their columns by group, then the rows are

@@ -15,7 +15,7 @@ import pytest
 
 from scoring.cmi import CMIWarning
 from scoring.predictions import load_reference, scoring_grid
-from scoring.rankers import RANKERS, bootstrap_ci_grid, environment_sign_errors, half_sample_spread
+from scoring.rankers import RANKERS, bootstrap_ci_grid, half_sample_spread
 from scoring.ranking import AVERAGE, TaskValues, rank_measures
 from scoring.resampling import (
     holm,
@@ -25,6 +25,7 @@ from scoring.resampling import (
     two_sided_pvalue,
     weights_to_indices,
 )
+from scoring.robust import environment_sign_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCES = {
