@@ -26,9 +26,8 @@ import numpy as np
 from scoring.errors import PGDLError
 from scoring.files import atomic_write
 from scoring.predictions import normalize_model_id
-from scoring.ranking import (
-    Ranking,
-    TaskValues,
+from scoring.ranking import Ranking, TaskValues
+from scoring.tables import (
     breakdown_rows,
     ranker_label,
     ranking_rows,

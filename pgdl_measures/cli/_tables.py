@@ -1,12 +1,13 @@
 """Terminal tables of a ranking (rich), drawn by ``pgdl evaluate``; the numbers come from
-:mod:`scoring.ranking`. Every cell is plain text (a task or measure name may hold ``[/x]``)."""
+:mod:`scoring.ranking` and :mod:`scoring.tables`. Every cell is plain text (a task or measure name may hold ``[/x]``)."""
 
 from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
 
-from scoring.ranking import MAIN_RANKER, Ranking, ranker_label, ranking_rows, summary_rows, tests_legend, ties_legend
+from scoring.ranking import MAIN_RANKER, Ranking
+from scoring.tables import ranker_label, ranking_rows, summary_rows, tests_legend, ties_legend
 
 __all__ = ["ranking_table", "summary_table"]
 

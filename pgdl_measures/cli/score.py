@@ -75,7 +75,7 @@ def score(reference_dir, prediction_dir, as_json, with_rankers, n_resamples, n_p
             click.echo(f"task_{name}_score: {value:0.12f}")
     click.echo(f"task_average_score: {result.average:0.12f}")
     if ranking is not None:
-        from scoring.ranking import ranker_rows, tests_legend
+        from scoring.tables import ranker_rows, tests_legend
 
         header, rows = ranker_rows(ranking, _MEASURE)
         widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]

@@ -13,15 +13,9 @@ import pytest
 
 from scoring.predictions import generalization_gap, load_model_specs, normalize_model_id
 from scoring.rankers import RANKERS
-from scoring.ranking import (
-    TaskValues,
-    breakdown_rows,
-    format_score,
-    rank_measures,
-    ranking_rows,
-    summary_rows,
-)
+from scoring.ranking import TaskValues, rank_measures
 from scoring.report import write_report
+from scoring.tables import breakdown_rows, format_score, ranking_rows, summary_rows
 
 
 @pytest.fixture(scope="module")

@@ -75,8 +75,9 @@ def test_the_jiang_cmi_is_still_unchanged_by_negating_the_measure():
 
 
 def test_tables_mark_scores_of_a_mostly_tied_measure(tmp_path):
-    from scoring.ranking import FEW_UNTIED, TaskValues, rank_measures, ranking_rows, ties_legend
+    from scoring.ranking import FEW_UNTIED, TaskValues, rank_measures
     from scoring.report import write_report
+    from scoring.tables import ranking_rows, ties_legend
 
     specs, gaps = specs_and_gaps()
     task = TaskValues("t", specs, {"flat": nearly_constant(gaps), "good": dict(gaps)}, len(gaps))
