@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scoring.cmi import conditional_mutual_information_grid
 from scoring.errors import PGDLError
@@ -38,6 +40,10 @@ class SubmissionScore:
     tasks: dict[str, float | None]
     average: float
     exceeded: tuple[str, ...] = ()
+    inputs: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = field(default_factory=dict, repr=False,
+                                                                            compare=False)
+    """Task name -> (its ``model_configs.json`` mapping, its prediction) as read, for the tasks
+    scored (the ones holding ``"EXCEEDED"`` left out): what further rankers work on."""
 
 
 def score_submission(reference_dir: str | os.PathLike,
@@ -67,8 +73,9 @@ def score_submission(reference_dir: str | os.PathLike,
         raise PGDLError("prediction folder not found", pred_root)
     scores: dict[str, float | None] = {}
     exceeded: list[str] = []
+    inputs: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
     for name, config_path in find_tasks(reference_dir).items():
-        _, grid = load_reference(config_path)
+        specs, grid = load_reference(config_path)
         check_grid(grid, config_path)
         predict_path = pred_root / f"{name}.predict"
         prediction = load_prediction(predict_path)
@@ -77,6 +84,7 @@ def score_submission(reference_dir: str | os.PathLike,
             scores[name] = None
             continue
         values = align_prediction(prediction, grid, predict_path, strict_keys=True)
+        inputs[name] = (specs, prediction)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             scores[name] = conditional_mutual_information_grid(values, grid)
@@ -87,4 +95,4 @@ def score_submission(reference_dir: str | os.PathLike,
         average = 0.0
     else:
         average = sum(done) / float(len(done)) * 100.0
-    return SubmissionScore(tasks=scores, average=average, exceeded=tuple(exceeded))
+    return SubmissionScore(tasks=scores, average=average, exceeded=tuple(exceeded), inputs=inputs)

@@ -100,16 +100,20 @@ def ranking_rows(ranking: Ranking, ranker: str, *, with_ci: bool = True, with_te
     return header, rows
 
 
-def tests_legend(ranking: Ranking, *, with_p: bool = True) -> str:
-    """What ``p null`` (unless `with_p` is False) and ``grp`` mean, for a table's caption ("" without
-    resamples)."""
+def tests_legend(ranking: Ranking, *, with_p: bool = True, with_grp: bool = True) -> str:
+    """What the ``p null`` (with `with_p`) and ``grp`` (with `with_grp`) columns mean, for a table's
+    caption ("" without resamples and permutations)."""
     if not ranking.n_resamples and not ranking.n_permutations:
         return ""
     level = 1.0 - ranking.confidence
-    p_null = (f"p null: permutation p-value ({ranking.n_permutations} permutations of the values) of 'no better "
-              "than a measure unrelated to the gap'; ") if with_p else ""
-    return (p_null + f"grp a: not distinguishable from the leader (paired test on the same {ranking.n_resamples} "
-            f"{ranking.scheme} resamples, Holm-adjusted over every pair, level {level:g})")
+    parts = []
+    if with_p:
+        parts.append(f"p null: permutation p-value ({ranking.n_permutations} permutations of the values) of 'no "
+                     "better than a measure unrelated to the gap'")
+    if with_grp:
+        parts.append(f"grp a: not distinguishable from the leader (paired test on the same {ranking.n_resamples} "
+                     f"{ranking.scheme} resamples, Holm-adjusted over every pair, level {level:g})")
+    return "; ".join(parts)
 
 
 def ranker_rows(ranking: Ranking, measure: str) -> tuple[list[str], list[list[str]]]:

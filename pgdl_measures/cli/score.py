@@ -60,7 +60,7 @@ def score(reference_dir, prediction_dir, as_json, with_rankers, n_resamples, n_p
     for name in result.exceeded:
         click.echo(f'Note: {name}.predict holds "EXCEEDED" (time budget exceeded): the '
                    "competition scored the whole submission 0", err=True)
-    ranking = _rank(reference_dir, prediction_dir, result, n_resamples, n_permutations) if with_rankers else None
+    ranking = _rank(result, n_resamples, n_permutations) if with_rankers else None
     if as_json:
         payload = {"scale": 100,
                    "tasks": {name: _finite_or_none(None if value is None else 100 * value)
@@ -82,27 +82,21 @@ def score(reference_dir, prediction_dir, as_json, with_rankers, n_resamples, n_p
         click.echo("")
         for row in [header] + rows:
             click.echo("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
-        click.echo(tests_legend(ranking).split("; grp")[0])
+        click.echo(tests_legend(ranking, with_grp=False))
 
 
 _MEASURE = "prediction"
 
 
-def _rank(reference_dir, prediction_dir, result, n_resamples, n_permutations):
-    """Every ranker's scores of the predictions (tasks whose prediction holds EXCEEDED left out)."""
+def _rank(result, n_resamples, n_permutations):
+    """Every ranker's scores of the predictions `score_submission` read (tasks whose prediction holds
+    EXCEEDED left out)."""
     import warnings
-    from pathlib import Path
 
-    from scoring.predictions import find_tasks, load_prediction, load_reference
     from scoring.ranking import TaskValues, rank_measures
 
-    tasks = []
-    for name, config_path in find_tasks(reference_dir).items():
-        if name in result.exceeded:
-            continue
-        specs = load_reference(config_path)[0]
-        prediction = load_prediction(Path(prediction_dir) / f"{name}.predict")
-        tasks.append(TaskValues(name, specs, {_MEASURE: {k: float(v) for k, v in prediction.items()}}, len(specs)))
+    tasks = [TaskValues(name, specs, {_MEASURE: {k: float(v) for k, v in prediction.items()}}, len(specs))
+             for name, (specs, prediction) in result.inputs.items()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return rank_measures(tasks, {_MEASURE: 1}, n_resamples=n_resamples, n_permutations=n_permutations)
