@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,37 @@ def fresh_registry():
     available_measures.cache_clear()
     yield available_measures
     available_measures.cache_clear()
+
+
+class TmpfsMounts:
+    """Small tmpfs file systems for full-disk tests (:func:`tmpfs`)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.mounted: list[Path] = []
+
+    def mount(self, size: str) -> Path:
+        """A fresh folder with a tmpfs of `size` (``"160k"``, ``"4m"``) mounted on it."""
+        disk = self.root / f"disk{len(self.mounted)}"
+        disk.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
+                          capture_output=True).returncode != 0:
+            pytest.skip("mounting a tmpfs is not allowed here")
+        self.mounted.append(disk)
+        return disk
+
+    def resize(self, disk: Path, size: str) -> None:
+        """Grow (or shrink) a mounted tmpfs, keeping its files."""
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True, capture_output=True)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mounts small tmpfs file systems (root only: skipped otherwise, or where mount is not
+    allowed); each is unmounted lazily at the end, so a file still open cannot keep it mounted."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounts = TmpfsMounts(tmp_path)
+    yield mounts
+    for disk in mounts.mounted:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -201,26 +201,11 @@ def test_spec_error_on_a_worker_is_one_line(tmp_path):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(tmpfs):
     """A 160 KiB tmpfs (root only; skipped where mounting is not allowed), grown by calling the
     returned function."""
-    import subprocess
-
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mount is not allowed here")
-
-    def grow():
-        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True, capture_output=True)
-
-    try:
-        yield disk, grow
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+    disk = tmpfs.mount("160k")
+    return disk, lambda: tmpfs.resize(disk, "16m")
 
 
 def test_a_full_disk_is_one_line_and_the_search_resumes(cli, tmp_path, small_disk, sync_engine, monkeypatch):
