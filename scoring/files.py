@@ -3,9 +3,11 @@ and writing files atomically (the one implementation of both in the project)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +112,61 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class FolderBusy(PGDLError):
+    """Another process holds the folder's lock (:func:`folder_lock`); ``holder`` is its pid as the
+    lock file says it ("?" when unknown)."""
+
+    def __init__(self, message: str, path: Path, holder: str):
+        super().__init__(message, path)
+        self.holder = holder
+
+
+_HELD: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, name: str, *,
+                on_wait: Callable[[Path], None] | None = None) -> Iterator[None]:
+    """Hold the exclusive lock of a folder: ``flock`` on ``folder/name``, holding the holder's pid.
+
+    The kernel releases the lock when its holder exits, killed included, so a stale lock file
+    never blocks. When another process holds it: with `on_wait`, that is told (the folder) and
+    the lock waited for; without, :class:`FolderBusy` is raised. A process that holds the lock
+    already holds it again at once.
+
+    Raises:
+        PGDLError: the lock file cannot be created.
+        FolderBusy: another process holds the lock and `on_wait` is None.
+    """
+    import fcntl
+
+    path = Path(folder) / name
+    key = str(path.resolve())
+    if key in _HELD:
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise PGDLError(f"cannot create the folder's lock: {exc.strerror or exc}", path) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is None:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+                raise FolderBusy("another process holds the folder's lock", path, holder) from None
+            on_wait(Path(folder))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # the lock holds without the pid
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        _HELD[key] = fd
+        try:
+            yield
+        finally:
+            del _HELD[key]
+    finally:
+        os.close(fd)

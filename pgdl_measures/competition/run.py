@@ -691,33 +691,16 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
 LOCK_NAME = ".pgdl-run-submission.lock"
 
 
-@contextlib.contextmanager
-def output_lock(folder: Path, on_wait: Callable[[Path], None] | None = None) -> Iterator[None]:
-    """Hold the exclusive lock of an output folder (``flock`` on :data:`LOCK_NAME` in it).
-
-    The kernel releases the lock when its holder exits, killed included, so a stale lock file
-    never blocks. Another holder is waited for (`on_wait` is told first).
+def output_lock(folder: Path, on_wait: Callable[[Path], None] | None = None):
+    """Hold the exclusive lock of an output folder (:func:`scoring.files.folder_lock` on
+    :data:`LOCK_NAME` in it); another holder is waited for (`on_wait` is told first).
 
     Raises:
         PGDLError: the lock file cannot be created.
     """
-    import fcntl
+    from scoring.files import folder_lock
 
-    path = folder / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise PGDLError(f"cannot create the folder's lock: {exc.strerror or exc}", path) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is not None:
-                on_wait(folder)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return folder_lock(folder, LOCK_NAME, on_wait=on_wait or (lambda _folder: None))
 
 
 class _ModelContents:

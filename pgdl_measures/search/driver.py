@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -156,46 +155,22 @@ def storage_failure(exc: BaseException) -> str | None:
     return text
 
 
-_HELD: dict[str, int] = {}
-
-
 @contextlib.contextmanager
 def folder_lock(out: Path):
-    """Holds ``out/.lock`` (``flock``, released by the kernel when the process dies, SIGKILL
-    included) while a driver writes the folder.
+    """Holds ``out/.lock`` (:func:`scoring.files.folder_lock`) while a driver writes the folder.
 
     Raises:
         PGDLError: another process holds it (another ``search run`` on the folder).
     """
-    import fcntl
+    from scoring.files import FolderBusy
+    from scoring.files import folder_lock as lock
 
-    key = str(Path(out).resolve())
-    if key in _HELD:  # this process holds it already
-        yield
-        return
-    path = Path(out) / ".lock"
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", out) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise PGDLError(f"another `pgdl search run` (pid {holder}) is writing this search folder; wait for it "
+        with lock(out, ".lock"):
+            yield
+    except FolderBusy as busy:
+        raise PGDLError(f"another `pgdl search run` (pid {busy.holder}) is writing this search folder; wait for it "
                         f"to end or use another --out", out) from None
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-    except OSError:
-        pass  # the lock holds without the pid
-    _HELD[key] = fd
-    try:
-        yield
-    finally:
-        del _HELD[key]
-        os.close(fd)
 
 
 def _optuna():
