@@ -7,5 +7,6 @@ a Dask cluster.
 * :mod:`~pgdl_measures.search.algorithms`: random search, CMA-ES, PSO, BOHB as step planners;
 * :mod:`~pgdl_measures.engine`: the Dask plumbing (the one module that knows the cluster);
 * :mod:`~pgdl_measures.search.driver`: ask a step, submit, gather, tell; budget; resume;
+* :mod:`~pgdl_measures.search.folder`: the output folder's JSON files, its recorded storage, its lock;
 * :mod:`~pgdl_measures.search.report`: tables and the best-so-far figure.
 """

@@ -2,8 +2,8 @@
 training task per trial to the engine, gather, tell; then train the best configuration (and the
 default hyper-parameters) on the full training set with the final seeds.
 
-The output folder holds everything, so a driver killed at any point and started again with the
-same command continues where it stopped:
+The output folder holds everything (its files, storage record and lock: :mod:`.folder`), so a
+driver killed at any point and started again with the same command continues where it stopped:
 
 * ``spec.json``: the spec (a folder holding another spec is refused);
 * ``storage.json``: the Optuna storage URL the search uses (null: the folder's ``study.db``) and
@@ -37,7 +37,6 @@ study is never told again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -51,142 +50,23 @@ import numpy as np
 
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.search import algorithms, objectives
+from pgdl_measures.search.folder import (
+    check_writable,
+    default_storage,
+    folder_lock,
+    normal_url,
+    open_storage,
+    optuna_module,
+    read,
+    search_storage,
+    sqlite_file,
+    storage_failure,
+    storage_record,
+    write,
+)
 from pgdl_measures.search.spec import AGN_OBJECTIVES, Cell, SearchSpec
 
 Progress = Callable[[str], None]
-
-
-def _write(path: Path, payload: Any) -> None:
-    from scoring.files import atomic_write
-
-    try:
-        atomic_write(path, json.dumps(payload, indent=1, default=_json_default))
-    except OSError as exc:
-        raise PGDLError(f"cannot write: {exc.strerror or exc} (results so far are kept in the study)", path) \
-            from None
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, set):
-        return sorted(value)
-    return str(value)
-
-
-def _read(path: Path) -> Any:
-    from scoring.files import read_json
-
-    return read_json(path, path.name)
-
-
-def check_writable(out: Path) -> None:
-    """Raises PGDLError when `out` cannot be created or written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".probe-{time.time_ns()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", out) from None
-
-
-def default_storage(out: Path) -> str:
-    return f"sqlite:///{(out / 'study.db').resolve()}"
-
-
-def _normal_url(url: str) -> str:
-    """A storage URL with a SQLite file's path resolved (for comparing two URLs)."""
-    if url.startswith("sqlite:///"):
-        return "sqlite:///" + str(Path(url[len("sqlite:///"):]).resolve())
-    return url
-
-
-def _record(out: Path) -> dict[str, Any] | None:
-    """``storage.json`` of a search folder (None in a folder of an older version)."""
-    path = out / "storage.json"
-    return _read(path) if path.is_file() else None
-
-
-def search_storage(out: Path, given: str | None) -> tuple[str, bool]:
-    """The storage URL of the search in `out` and whether the folder recorded it: the recorded
-    one (``storage.json``; for a folder of an older version, the ``storage`` of ``search.json``),
-    else `given`, else the folder's ``study.db``.
-
-    Raises:
-        PGDLError: `given` differs from the recorded storage.
-    """
-    record = _record(out)
-    if record is not None:
-        recorded = record.get("storage") or default_storage(out)
-    elif (out / "search.json").is_file():
-        recorded = _read(out / "search.json").get("storage")
-    else:
-        recorded = None
-    if recorded is None:
-        return given or default_storage(out), False
-    if given is not None and _normal_url(given) != _normal_url(recorded):
-        raise PGDLError(f"the search in this folder uses the storage {recorded}, not {given}; "
-                        f"give its storage or none", out / ("storage.json" if record is not None else "search.json"))
-    return recorded, True
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The file of a ``sqlite:///`` URL (None for other storages)."""
-    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
-
-
-def storage_failure(exc: BaseException) -> str | None:
-    """The innermost message of an Optuna or SQLAlchemy storage error (None for another error)."""
-    from optuna.exceptions import StorageInternalError
-
-    try:
-        from sqlalchemy.exc import SQLAlchemyError
-    except ImportError:  # pragma: no cover - sqlalchemy comes with optuna
-        SQLAlchemyError = StorageInternalError  # noqa: N806
-    if not isinstance(exc, (StorageInternalError, SQLAlchemyError)):
-        return None
-    inner = exc
-    while inner.__cause__ is not None or inner.__context__ is not None:
-        inner = inner.__cause__ or inner.__context__
-    text = str(getattr(inner, "orig", None) or inner).splitlines()[0]
-    return text
-
-
-@contextlib.contextmanager
-def folder_lock(out: Path):
-    """Holds ``out/.lock`` (:func:`scoring.files.folder_lock`) while a driver writes the folder.
-
-    Raises:
-        PGDLError: another process holds it (another ``search run`` on the folder).
-    """
-    from scoring.files import FolderBusy
-    from scoring.files import folder_lock as lock
-
-    try:
-        with lock(out, ".lock"):
-            yield
-    except FolderBusy as busy:
-        raise PGDLError(f"another `pgdl search run` (pid {busy.holder}) is writing this search folder; wait for it "
-                        f"to end or use another --out", out) from None
-
-
-def _optuna():
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-
-def open_storage(url: str):
-    """An Optuna storage for `url` (``:memory:``: in memory, for tests)."""
-    if url == ":memory:":
-        import optuna
-
-        return optuna.storages.InMemoryStorage()
-    return url
 
 
 @dataclass
@@ -227,7 +107,7 @@ class Driver:
         spec_file = self.out / "spec.json"
         existed = spec_file.is_file()
         if existed:
-            previous = _read(spec_file)
+            previous = read(spec_file)
             if previous != json.loads(self.spec.to_json()):
                 raise PGDLError("the folder holds a search with another spec; use a new --out folder or the "
                                 "same spec", spec_file)
@@ -238,11 +118,11 @@ class Driver:
                             "it, or start the search again in a new --out folder", database)
         try:
             self._storage_obj = open_storage(self.storage)
-            names = set(_optuna().get_all_study_names(self._storage_obj))  # reachable before anything is recorded
+            names = set(optuna_module().get_all_study_names(self._storage_obj))  # reachable before anything is recorded
         except Exception as exc:  # an Optuna storage error: a bad URL, an unreachable database, a damaged file
             raise PGDLError(f"cannot open the Optuna storage {self.storage}: "
                             f"{storage_failure(exc) or f'{type(exc).__name__}: {exc}'}") from None
-        record = _record(self.out)
+        record = storage_record(self.out)
         if record is None:
             old = sorted(names & {cell.name for cell in self.spec.cells})
             if existed and old:
@@ -250,11 +130,11 @@ class Driver:
                                 f"cell alone ({', '.join(old)}); this version does not continue them: finish the "
                                 f"search with the version that started it, or use a new --out folder", self.out)
             record = {"storage": None if self.given_storage is None
-                      or _normal_url(self.given_storage) == _normal_url(default_storage(self.out))
+                      or normal_url(self.given_storage) == normal_url(default_storage(self.out))
                       else self.given_storage, "search_id": uuid.uuid4().hex[:12]}
-            _write(self.out / "storage.json", record)
+            write(self.out / "storage.json", record)
         if not existed:
-            _write(spec_file, json.loads(self.spec.to_json()))
+            write(spec_file, json.loads(self.spec.to_json()))
         self.search_id = record["search_id"]
         try:
             self.runs = [CellRun(cell, algorithms.make(self.spec, cell, self._storage_obj,
@@ -278,7 +158,7 @@ class Driver:
 
         planned = set()
         for path in sorted((self.out / "plans" / run.cell.name).glob("step-*.json")):
-            planned.update(t["number"] for t in _read(path)["trials"])
+            planned.update(t["number"] for t in read(path)["trials"])
         storage = run.algo.study._storage
         for t in run.algo.study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             if t.number not in planned:
@@ -295,7 +175,7 @@ class Driver:
         while not run.done:
             path = self._plan_path(run, run.step)
             if path.is_file():
-                plan = _read(path)
+                plan = read(path)
             else:
                 self._fail_orphans(run)
                 if run.sampler_state is not None:  # where the last step left it (a restarted driver)
@@ -307,7 +187,7 @@ class Driver:
                     break
                 plan = {"step": run.step, "trials": entries, "epochs": sum(e["epochs"] for e in entries),
                         "sampler": run.algo.sampler_state()}
-                _write(path, plan)
+                write(path, plan)
             run.sampler_state = plan.get("sampler")
             run.spent += int(plan["epochs"])
             trials = run.algo.study.get_trials(deepcopy=False)
@@ -363,7 +243,7 @@ class Driver:
     def _submit_final_set(self, name: str, params: dict[str, Any], owner: Any) -> set:
         pending = set()
         folder = self._final_folder(name)
-        _write(folder / "params.json", params)
+        write(folder / "params.json", params)
         for seed in self.spec.raw["final_seeds"]:
             if (folder / f"seed-{seed}.json").is_file():
                 continue
@@ -376,7 +256,7 @@ class Driver:
     def _submit_finals(self, run: CellRun) -> None:
         best = self.best_trial(run)
         if best is None:
-            _write(self._final_folder(run.cell.name) / "params.json", None)
+            write(self._final_folder(run.cell.name) / "params.json", None)
             self.progress(f"{run.cell.name}: no finite trial; nothing to train on the full set")
             run.finished = True
             return
@@ -427,7 +307,7 @@ class Driver:
         name, seed = entry["name"], entry["seed"]
         keep = {k: result.get(k) for k in ("test_accuracy", "accuracy", "loss", "test_loss", "epochs_run",
                                            "diverged", "seconds", "error")}
-        _write(self._final_folder(name) / f"seed-{seed}.json", keep)
+        write(self._final_folder(name) / f"seed-{seed}.json", keep)
         acc = keep.get("test_accuracy")
         self.progress(f"final {name} seed {seed}: test accuracy "
                       f"{acc if acc is None else round(float(acc), 4)}")
@@ -491,7 +371,7 @@ class Driver:
             else:
                 self._record_final(owner, entry, result)
         summary = self.summary()
-        _write(self.out / "search.json", summary)
+        write(self.out / "search.json", summary)
         return summary
 
     def _raise_task_fault(self, result: dict[str, Any]) -> None:
@@ -533,10 +413,10 @@ def final_results(out: Path, name: str) -> dict[str, Any]:
     folder = Path(out) / "final" / name
     seeds = {}
     for path in sorted(folder.glob("seed-*.json")):
-        seeds[path.stem.split("-", 1)[1]] = _read(path)
+        seeds[path.stem.split("-", 1)[1]] = read(path)
     accs = [float(r["test_accuracy"]) for r in seeds.values() if r.get("test_accuracy") is not None
             and not r.get("diverged")]
-    params = _read(folder / "params.json") if (folder / "params.json").is_file() else None
+    params = read(folder / "params.json") if (folder / "params.json").is_file() else None
     return {"params": params, "seeds": seeds,
             "test_accuracy_mean": float(np.mean(accs)) if accs else None,
             "test_accuracy_std": float(np.std(accs)) if accs else None}

@@ -51,7 +51,7 @@ def collect(out: str | Path, storage: str | None = None) -> dict[str, Any]:
         PGDLError: not a search folder, a storage other than the recorded one, a missing or
             damaged storage (naming the file), a storage holding none of the search's studies.
     """
-    from pgdl_measures.search.driver import open_storage, search_storage, sqlite_file, storage_failure
+    from pgdl_measures.search.folder import open_storage, search_storage, sqlite_file, storage_failure
 
     out = Path(out)
     spec_file = out / "spec.json"
