@@ -136,10 +136,10 @@ def ranker_rows(ranking: Ranking, measure: str) -> tuple[list[str], list[list[st
     return header, rows
 
 
-def summary_rows(ranking: Ranking) -> tuple[list[str], list[list[str]]]:
+def summary_rows(ranking: Ranking, *, marks: bool = True) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the measure x ranker table of averages over tasks (each ranker on its
-    scale, named in the header: ``competition_cmi (x100)``); ``a`` marks the measures not
-    distinguishable from that ranker's leader."""
+    scale, named in the header: ``competition_cmi (x100)``); with `marks`, ``a`` marks the
+    measures not distinguishable from that ranker's leader (:meth:`Ranking.leader_group`)."""
     header = ["measure"] + [ranker_label(ranking, r) for r in ranking.rankers]
     groups = {r: ranking.leader_group(r) for r in ranking.rankers}
     rows = []
@@ -149,7 +149,7 @@ def summary_rows(ranking: Ranking) -> tuple[list[str], list[list[str]]]:
             if not ranking.scores.get(r, {}).get(measure):
                 cells.append("-")
                 continue
-            mark = _group_mark(groups[r].get(measure)) if ranking.n_resamples else ""
+            mark = _group_mark(groups[r].get(measure)) if marks and ranking.n_resamples else ""
             cells.append(_num(ranking.average(r, measure), ranking.scale(r)) + (f" {mark}" if mark else ""))
         rows.append(cells)
     return header, rows

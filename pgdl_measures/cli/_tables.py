@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -31,13 +32,17 @@ def ranking_table(ranking: Ranking, ranker: str = MAIN_RANKER, *, with_ci: bool 
 
 def summary_table(ranking: Ranking) -> Table:
     """The average over tasks of every ranker (each on its scale), per measure."""
-    header, rows = summary_rows(ranking)
-    table = Table(title="average over tasks, by ranker (a: not distinguishable from the ranker's leader)")
+    # 7 rankers in 80 columns: no vertical rules, and the leader groups in bold rather than a letter
+    header, rows = summary_rows(ranking, marks=False)
+    groups = [ranking.leader_group(r) for r in ranking.rankers]
+    table = Table(title="average over tasks, by ranker", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  caption="bold: not distinguishable from the ranker's leader" if ranking.n_resamples else None)
     for i, h in enumerate(header):
         if i == 0:
             table.add_column(Text(h), justify="left", no_wrap=True)
         else:  # let long ranker names wrap at their underscores
             table.add_column(Text(h.replace("_", " ")), justify="right", min_width=6)
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
+        styles = [""] + ["bold" if ranking.n_resamples and g.get(row[0]) in ("leader", "tied") else "" for g in groups]
+        table.add_row(*(Text(cell, style=style) for cell, style in zip(row, styles)))
     return table
