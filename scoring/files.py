@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,25 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_writable(folder: str | os.PathLike, what: str = "the output folder") -> Path:
+    """Create `folder` if needed and check that a file can be written in it.
+
+    Returns:
+        The folder as a Path.
+
+    Raises:
+        PGDLError: naming the folder, when it cannot be created or written to.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pgdl-write-check-"):
+            pass
+    except OSError as exc:
+        raise PGDLError(f"cannot write to {what}: {exc.strerror or exc}", folder) from None
+    return folder
 
 
 class FolderBusy(PGDLError):

@@ -346,7 +346,7 @@ def test_unwritable_output_folder_is_a_user_error(cli, toy_path, tmp_path):
     result = cli(["run-submission", str(SUBMISSIONS / "vc_dimension"), str(toy_path),
                   str(tmp_path / "file" / "out"), "--models", "0"])
     assert result.exit_code == 2, result.output
-    assert "cannot write the results here" in result.output
+    assert "cannot write to the results folder" in result.output
     assert "Traceback" not in result.output
     files = sub.TaskFiles("t", tmp_path / "file")
     with pytest.raises(PGDLError, match="cannot write the results"):  # mid-run (say, disk full)

@@ -59,7 +59,7 @@ from pathlib import Path
 from pgdl_measures._subprocess import read_tail, spawn, wait_readable
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.tasks import Task, find_tasks, select_models
-from scoring.files import atomic_write, read_json
+from scoring.files import atomic_write, check_writable, read_json
 from scoring.rules import COMPETITION_TIME_BUDGET, EXCEEDED, natural_key
 
 #: Keras implementations a submission can run on: legacy Keras 2 (tf_keras) or Keras 3
@@ -618,7 +618,7 @@ def run_submission(submission: str | os.PathLike, input_dir: str | os.PathLike,
             raise PGDLError("dataset_1/train is missing: a submission needs the task's training "
                             "data", task.dataset_dir)
     output_dir = Path(output_dir)
-    _check_writable(output_dir)
+    check_writable(output_dir, "the results folder")
     with prepared_submission(submission) as submission_dir, output_lock(output_dir, on_wait):
         identity = {"submission_sha256": submission_digest(submission_dir), "keras": keras,
                     "time_budget": time_budget, "budget_rule": budget_rule}
@@ -722,19 +722,6 @@ class _ModelContents:
                 self._digests[model_id] = self.task.model_digest(model_id, dataset=self._dataset)
         return self._digests[model_id]
 
-
-def _check_writable(folder: Path) -> None:
-    """Create `folder` if needed and check that a file can be written in it.
-
-    Raises:
-        PGDLError: naming the folder, when it cannot be created or written to.
-    """
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pgdl-write-check-"):
-            pass
-    except OSError as exc:
-        raise PGDLError(f"cannot write the results here: {exc.strerror or exc}", folder) from None
 
 
 def submission_digest(folder: str | os.PathLike) -> str:

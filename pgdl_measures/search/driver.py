@@ -51,7 +51,6 @@ import numpy as np
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.search import algorithms, objectives
 from pgdl_measures.search.folder import (
-    check_writable,
     default_storage,
     folder_lock,
     normal_url,
@@ -65,6 +64,7 @@ from pgdl_measures.search.folder import (
     write,
 )
 from pgdl_measures.search.spec import AGN_OBJECTIVES, Cell, SearchSpec
+from scoring.files import check_writable
 
 Progress = Callable[[str], None]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +47,6 @@ def read(path: Path) -> Any:
     """The JSON at `path` (:func:`scoring.files.read_json`: a malformed file is one PGDLError)."""
     return files.read_json(path, path.name)
 
-
-def check_writable(out: Path) -> None:
-    """Raises PGDLError when `out` cannot be created or written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".probe-{time.time_ns()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", out) from None
 
 
 def default_storage(out: Path) -> str:

@@ -36,6 +36,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from pgdl_measures.errors import PGDLError
+from scoring.files import check_writable
 
 
 @dataclass(frozen=True)
@@ -387,13 +388,7 @@ def run_experiment(name: str, preset: str | Preset, out_dir: str | os.PathLike, 
     if overrides:
         preset = replace(preset, **overrides)
     out = Path(out_dir)
-    try:
-        (out / name).mkdir(parents=True, exist_ok=True)
-        probe = out / name / ".write_probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", out) from None
+    check_writable(out / name)
     _claim_runs(out / name, label, preset)
     import keras
 

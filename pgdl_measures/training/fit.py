@@ -54,6 +54,7 @@ import numpy as np
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.training.datasets import TrainData, augment_batch
 from pgdl_measures.training.families import HParam, int_at_least, number_in, one_of
+from scoring.files import check_writable
 
 
 @contextlib.contextmanager
@@ -458,15 +459,6 @@ class FitResult:
         return out
 
 
-def _writable(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write_probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise PGDLError(f"cannot write to the output folder: {exc.strerror or exc}", out_dir) from None
-
 
 def _read_csv(path: Path) -> dict[str, list[float]]:
     """history.csv as key -> values, one row per epoch (a repeated epoch: its last row)."""
@@ -572,7 +564,7 @@ def train(model, data: TrainData, config: TrainConfig | None = None, *, out_dir:
     config.check()
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
-        _writable(out)
+        check_writable(out)
     backup = out / "backup" if out is not None else None
     start_epoch = _backup_epoch(backup) if backup is not None else 0
     if out is not None and start_epoch == 0 and (out / "history.csv").exists():
