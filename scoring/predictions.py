@@ -27,36 +27,16 @@ import numpy as np
 
 from scoring.errors import PGDLError
 from scoring.files import read_json
+from scoring.values import is_finite, is_finite_number, is_number, short_repr
 from scoring.rules import EXCEEDED, normalize_model_id
 
 _IGNORED_NAMES = ("__MACOSX", ".DS_Store")  # the competition's name_filter
-
-
-def _clip(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to `limit` characters (a malformed file may hold huge values)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int over Python's digit limit for str()
-        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _short_list(items: Sequence[Any], limit: int = 5) -> str:
     items = list(items)
     shown = ", ".join(str(item) for item in items[:limit])
     return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_finite(value: Any) -> bool:
-    """``math.isfinite`` that is False (not OverflowError) for an int too large for a float."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 def _is_scalar(value: Any) -> bool:
@@ -185,9 +165,9 @@ def scoring_grid(model_specs: Mapping[str, Any],
             raise PGDLError(f"model {raw_id!r} needs 'hparams' and 'metrics' objects", path)
         for key in ("train_acc", "test_acc"):
             value = spec["metrics"].get(key)
-            if not _is_number(value) or not _is_finite(value):
+            if not is_finite_number(value):
                 raise PGDLError(f"model {raw_id!r}: metrics.{key} must be a finite number, "
-                                f"got {_clip(value)}", path)
+                                f"got {short_repr(value)}", path)
     specs = list(model_specs.values())
     raw_ids = list(model_specs.keys())
     first = specs[0]["hparams"]
@@ -202,7 +182,7 @@ def scoring_grid(model_specs: Mapping[str, Any],
         wrong = [v for v in values if not _is_scalar(v)]
         if wrong:
             raise PGDLError(f"model {raw_ids[0]!r}: hparams.{name}.possible_values must hold "
-                            f"numbers, strings or booleans, got {_kind(wrong[0])} {_clip(wrong[0])}",
+                            f"numbers, strings or booleans, got {_kind(wrong[0])} {short_repr(wrong[0])}",
                             path)
         possible.append(values)
     n, h = len(specs), len(names)
@@ -220,7 +200,7 @@ def scoring_grid(model_specs: Mapping[str, Any],
             value = entry["current_value"]
             if not _is_scalar(value):
                 raise PGDLError(f"model {raw_id!r}: hparams.{name}.current_value must be a number, "
-                                f"string or boolean, got {_kind(value)} {_clip(value)}", path)
+                                f"string or boolean, got {_kind(value)} {short_repr(value)}", path)
             value_index[row, col] = _hparam_index(possible[col], value, name)
             str_codes[row, col] = classes[col].setdefault(str(value), len(classes[col]))
     gaps = np.array([generalization_gap(spec["metrics"]) for spec in specs], dtype=np.float64)
@@ -355,11 +335,11 @@ def load_prediction(path: str | os.PathLike) -> dict[str, float | str]:
     for mid, value in raw.items():
         if value == EXCEEDED:
             prediction[mid] = EXCEEDED
-        elif not _is_number(value):
-            raise PGDLError(f"model {mid!r}: expected a number or \"EXCEEDED\", got {_clip(value)}",
+        elif not is_number(value):
+            raise PGDLError(f"model {mid!r}: expected a number or \"EXCEEDED\", got {short_repr(value)}",
                             path)
-        elif not _is_finite(value):
-            raise PGDLError(f"model {mid!r}: value {_clip(value)} is not finite", path)
+        elif not is_finite(value):
+            raise PGDLError(f"model {mid!r}: value {short_repr(value)} is not finite", path)
         else:
             prediction[mid] = value
     return prediction
@@ -405,9 +385,9 @@ def align_prediction(prediction: Mapping[Any, Any], grid: ScoringGrid,
         if mid in values:
             raise PGDLError(f"keys {raw_of[mid]!r} and {raw_id!r} both name model {mid!r}", path)
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-            raise PGDLError(f"model {raw_id!r}: expected a number, got {_clip(value)}", path)
-        if not _is_finite(value):
-            raise PGDLError(f"model {raw_id!r}: value {_clip(value)} is not finite", path)
+            raise PGDLError(f"model {raw_id!r}: expected a number, got {short_repr(value)}", path)
+        if not is_finite(value):
+            raise PGDLError(f"model {raw_id!r}: value {short_repr(value)} is not finite", path)
         values[mid] = float(value)
         raw_of[mid] = raw_id
     known = set(grid.model_ids)

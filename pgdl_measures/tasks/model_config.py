@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.params import is_int
 from scoring.files import read_json
+from scoring.values import short_repr
 
 #: layer_name in config.json -> attribute of keras.layers. Only these names are accepted.
 LAYER_NAMES = (
@@ -85,10 +87,6 @@ def layer_spec(layer_name: str, **kwargs: Any) -> dict[str, Any]:
 MAX_PARAMETERS = 2 ** 31
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a model's config.json.
 
@@ -107,19 +105,14 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     shape = config.get("input_shape")
     if not isinstance(shape, list) or not shape:
         raise PGDLError('expected an "input_shape" list, e.g. [32, 32, 3]', path)
-    if not all(_is_int(d) and d > 0 for d in whole_floats_to_int(shape)):
+    if not all(is_int(d) and d > 0 for d in whole_floats_to_int(shape)):
         raise PGDLError(f"input_shape must be a list of positive integers, e.g. [32, 32, 3]; "
-                        f"got {_shorten(shape)}", path)
+                        f"got {short_repr(shape, 80)}", path)
     for index, layer_def in enumerate(config["model_config"]):
         if not isinstance(layer_def, dict) or not isinstance(layer_def.get("layer_name"), str):
             raise PGDLError(f"layer {index} of model_config must be an object with a string "
-                            f'"layer_name", got {_shorten(layer_def)}', path)
+                            f'"layer_name", got {short_repr(layer_def, 80)}', path)
     return config
-
-
-def _shorten(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _message(exc: BaseException, limit: int = 300) -> str:
@@ -180,7 +173,7 @@ def build_model(config: dict[str, Any], source: str | os.PathLike | None = None)
         name = layer_def["layer_name"]
         if name not in classes:
             raise PGDLError(
-                f"layer {index} has unknown layer_name {_shorten(name)}; supported layers: "
+                f"layer {index} has unknown layer_name {short_repr(name, 80)}; supported layers: "
                 + ", ".join(LAYER_NAMES),
                 source,
             )
@@ -188,19 +181,19 @@ def build_model(config: dict[str, Any], source: str | os.PathLike | None = None)
         try:
             layers.append(classes[name](**kwargs))
         except Exception as exc:  # noqa: BLE001 - Keras raises many types for bad arguments
-            raise PGDLError(f"layer {index} ({name}) has invalid arguments {_shorten(kwargs)}: "
+            raise PGDLError(f"layer {index} ({name}) has invalid arguments {short_repr(kwargs, 80)}: "
                             f"{_message(exc)}", source) from None
     count = _weight_count(layers, tuple(input_shape))
     if count is not None and count > MAX_PARAMETERS:
         raise PGDLError(f"the layers declare about 10^{int(count.bit_length() * math.log10(2))} "
-                        f"weights for input shape {_shorten(input_shape)}, more than the "
+                        f"weights for input shape {short_repr(input_shape, 80)}, more than the "
                         f"{MAX_PARAMETERS:,} the toolkit allocates; check the layer sizes", source)
     try:
         model = keras.Sequential([keras.Input(shape=tuple(input_shape))] + layers)
     except (TypeError, ValueError) as exc:
-        raise PGDLError(f"the layers do not fit together for input shape {_shorten(input_shape)}: "
+        raise PGDLError(f"the layers do not fit together for input shape {short_repr(input_shape, 80)}: "
                         f"{_message(exc)}", source) from None
     except Exception as exc:  # noqa: BLE001 - out of memory (MemoryError, ResourceExhaustedError), ...
-        raise PGDLError(f"cannot build the model for input shape {_shorten(input_shape)}: "
+        raise PGDLError(f"cannot build the model for input shape {short_repr(input_shape, 80)}: "
                         f"{type(exc).__name__}: {_message(exc)}", source) from None
     return model
