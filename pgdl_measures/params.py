@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 from pgdl_measures.errors import PGDLError
 from scoring.values import is_finite, is_finite_number, is_int, is_number, short_repr
@@ -167,7 +167,7 @@ class NameList(Constraint):
 
 
 #: A rule: a constraint, None (the value may be None), or a list of them (any one will do).
-Rule = Union[Constraint, None, Sequence[Union[Constraint, None]]]
+Rule = Constraint | None | Sequence[Constraint | None]
 
 INTEGER = Interval(int, None, None)
 POSITIVE_INT = Interval(int, 1, None, description="a positive integer")

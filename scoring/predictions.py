@@ -27,8 +27,8 @@ import numpy as np
 
 from scoring.errors import PGDLError
 from scoring.files import read_json
-from scoring.values import is_finite, is_finite_number, is_number, short_repr
 from scoring.rules import EXCEEDED, normalize_model_id
+from scoring.values import is_finite, is_finite_number, is_number, short_repr
 
 _IGNORED_NAMES = ("__MACOSX", ".DS_Store")  # the competition's name_filter
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pgdl_measures.errors import PGDLError
+from pgdl_measures.params import NameList
 
 SHIFT_FRACTION = 0.125
 BRIGHTNESS = 0.1
@@ -66,18 +66,8 @@ def contrast(x: np.ndarray, rng: np.random.Generator, amount: float = CONTRAST) 
 
 
 AUGMENTATIONS = {"flip": flip, "shift": shift, "brightness": brightness, "contrast": contrast}
-
-
-def check_names(measure: str, names) -> None:
-    """Raise PGDLError unless `names` is a non-empty list of known augmentation names."""
-    if (isinstance(names, str) or not isinstance(names, (list, tuple)) or not names
-            or not all(isinstance(n, str) for n in names)):
-        raise PGDLError(f"measure {measure!r}: parameter augmentations must be a non-empty list of names among "
-                        f"{', '.join(AUGMENTATIONS)}, got {names!r}")
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise PGDLError(f"measure {measure!r}: unknown augmentation {', '.join(map(repr, unknown))}; "
-                        f"known: {', '.join(AUGMENTATIONS)}")
+#: The rule of a measure's ``augmentations`` parameter.
+NAMES = NameList(tuple(AUGMENTATIONS), what="augmentation")
 
 
 def augment(x: np.ndarray, names, rng: np.random.Generator) -> np.ndarray:

@@ -30,15 +30,6 @@ def padded_batches(dataset, batch_size: int, limit: int | None = None
         yield x, y, n
 
 
-def check_count(measure: str, name: str, value, *, optional: bool = False) -> None:
-    """Raise PGDLError unless `value` is a positive int (or None when `optional`)."""
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        allowed = "a positive integer or None" if optional else "a positive integer"
-        raise PGDLError(f"measure {measure!r}: parameter {name} must be {allowed}, got {value!r}")
-
-
 def check_labels(y: np.ndarray, num_classes: int) -> None:
     """Raise PGDLError when a label is not an integer in ``[0, num_classes)``."""
     bad = (y < 0) | (y >= num_classes)

@@ -9,7 +9,8 @@ from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import PERCENTILE, POSITIVE, POSITIVE_INT
 
 
 def kernels(model) -> list[np.ndarray]:
@@ -81,12 +82,10 @@ class MarginMeasure(Measure):
     direction = 1
     needs_initial_weights = False
 
+    @validate_params({"percentile": PERCENTILE, "min_margin": POSITIVE, "max_examples": POSITIVE_INT,
+                      "batch_size": POSITIVE_INT})
     def __init__(self, *, percentile: float = 10.0, min_margin: float = 1e-3, max_examples: int = 5000,
                  batch_size: int = 256):
-        rep.check_percentile(self.name, percentile)
-        rep.check_positive(self.name, "min_margin", min_margin)
-        _common.check_count(self.name, "max_examples", max_examples)
-        _common.check_count(self.name, "batch_size", batch_size)
         self.percentile = percentile
         self.min_margin = min_margin
         self.max_examples = max_examples

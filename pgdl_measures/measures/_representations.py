@@ -239,23 +239,6 @@ def within_class_mixup(x: np.ndarray, y: np.ndarray, lam: float, rng: np.random.
     return (lam * x + (1.0 - lam) * x[partner]).astype(np.float32)
 
 
-def check_fraction(measure: str, name: str, value, *, low: float = 0.0, high: float = 1.0) -> None:
-    """Raise PGDLError unless `value` is a number in ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise PGDLError(f"measure {measure!r}: parameter {name} must be a number in [{low}, {high}], got {value!r}")
-
-
-def check_positive(measure: str, name: str, value) -> None:
-    """Raise PGDLError unless `value` is a positive number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-        raise PGDLError(f"measure {measure!r}: parameter {name} must be a positive number, got {value!r}")
-
-
-def check_percentile(measure: str, value) -> None:
-    """Raise PGDLError unless `value` is a number in ``[0, 100]``."""
-    check_fraction(measure, "percentile", value, low=0.0, high=100.0)
-
-
 def margin_percentile(model, x: np.ndarray, y: np.ndarray, percentile: float, batch_size: int) -> float:
     """The `percentile`-th percentile of the output margins of `model` on ``(x, y)``."""
     margins = output_margins(logits(model, x, batch_size), y)

@@ -9,7 +9,8 @@ import numpy as np
 from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import POSITIVE_INT
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -86,9 +87,8 @@ class AGN(Measure):
                                 "per-example identity (||h||^2 + 1)||softmax(z) - onehot(y)||^2 from Goodfellow, "
                                 "arXiv:1510.01799")
 
+    @validate_params({"max_examples": [POSITIVE_INT, None], "batch_size": POSITIVE_INT})
     def __init__(self, *, max_examples: int | None = None, batch_size: int = 256):
-        _common.check_count(self.name, "max_examples", max_examples, optional=True)
-        _common.check_count(self.name, "batch_size", batch_size)
         self.max_examples = max_examples
         self.batch_size = batch_size
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from pgdl_measures.measures import _augment, _common
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import PERCENTILE, POSITIVE_INT, SEED
 
 
 class AugmentMargin(Measure):
@@ -56,12 +57,10 @@ class AugmentMargin(Measure):
     reference: ClassVar[str] = ("Natekar & Sharma, arXiv:2012.02775, augment margin: percentile_q of "
                                 "f(a(x))_y - max_{j != y} f(a(x))_j over augmented training images a(x)")
 
+    @validate_params({"augmentations": _augment.NAMES, "percentile": PERCENTILE, "max_examples": POSITIVE_INT,
+                      "seed": SEED, "batch_size": POSITIVE_INT})
     def __init__(self, *, augmentations: tuple = ("flip", "shift"), percentile: float = 50.0,
                  max_examples: int = 5000, seed: int = 0, batch_size: int = 256):
-        _augment.check_names(self.name, augmentations)
-        rep.check_percentile(self.name, percentile)
-        _common.check_count(self.name, "max_examples", max_examples)
-        _common.check_count(self.name, "batch_size", batch_size)
         self.augmentations = tuple(augmentations)
         self.percentile = percentile
         self.max_examples = max_examples

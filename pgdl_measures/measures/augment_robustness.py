@@ -13,9 +13,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from pgdl_measures.measures import _augment, _common
+from pgdl_measures.measures import _augment
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import POSITIVE_INT, SEED
 
 #: the cost of a changed prediction under each of :func:`_augment.runner_up_transforms`'s seven
 #: transforms, in its order (flip, saturation, crop, Sobel, brightness, flip + saturation, erase)
@@ -98,9 +99,8 @@ class AugmentRobustness(Measure):
                                 "metric', arXiv:2101.06459; sumukhaithal6/pgdl runner_up_solution/complexity.py: "
                                 "sum_t sum_i (c_t if the prediction changes else |delta max softmax|)")
 
+    @validate_params({"max_examples": POSITIVE_INT, "seed": SEED, "batch_size": POSITIVE_INT})
     def __init__(self, *, max_examples: int = AUTHORS_EXAMPLES, seed: int = 0, batch_size: int = 256):
-        _common.check_count(self.name, "max_examples", max_examples)
-        _common.check_count(self.name, "batch_size", batch_size)
         self.max_examples = max_examples
         self.seed = seed
         self.batch_size = batch_size
@@ -161,12 +161,10 @@ class AugmentChangeRate(Measure):
     reference: ClassVar[str] = ("after Aithal, Kashyap & Subramanyam, arXiv:2101.06459: "
                                 "mean over r, i of [argmax f(a_r(x_i)) != argmax f(x_i)]")
 
+    @validate_params({"augmentations": _augment.NAMES, "repeats": POSITIVE_INT, "max_examples": POSITIVE_INT,
+                      "seed": SEED, "batch_size": POSITIVE_INT})
     def __init__(self, *, augmentations: tuple = ("flip", "shift", "brightness", "contrast"), repeats: int = 2,
                  max_examples: int = 5000, seed: int = 0, batch_size: int = 256):
-        _augment.check_names(self.name, augmentations)
-        _common.check_count(self.name, "repeats", repeats)
-        _common.check_count(self.name, "max_examples", max_examples)
-        _common.check_count(self.name, "batch_size", batch_size)
         self.augmentations = tuple(augmentations)
         self.repeats = repeats
         self.max_examples = max_examples

@@ -10,12 +10,15 @@ finite float afterwards, so a measure never hands back a silent NaN; ``compute``
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from pgdl_measures import backend as autodiff
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.params import Rule, check_params
 
 BACKENDS = ("tensorflow", "jax")
 
@@ -29,12 +32,48 @@ class MeasureError(PGDLError):
         super().__init__(f"measure {measure!r} on {model}: {problem}", path)
 
 
+def validate_params(rules: Mapping[str, Rule]) -> Callable[[Callable], Callable]:
+    """Decorate a measure's ``__init__`` so its arguments are checked against `rules` first.
+
+    Each rule is a :mod:`pgdl_measures.params` constraint (or None, or a list of them)::
+
+        @validate_params({"max_examples": [POSITIVE_INT, None], "batch_size": POSITIVE_INT})
+        def __init__(self, *, max_examples: int | None = None, batch_size: int = 256):
+
+    The signature (and so ``--param`` parsing by type) is the decorated function's; the rules
+    are recorded for :meth:`Measure.param_rules`.
+
+    Raises:
+        PGDLError: (when the measure is built) a value breaks its rule; the one-line message
+            names the measure and the parameter.
+        TypeError: (when decorating) a rule names no parameter of the function.
+    """
+    def decorate(init: Callable) -> Callable:
+        signature = inspect.signature(init)
+        unknown = sorted(set(rules) - set(signature.parameters))
+        if unknown:
+            raise TypeError(f"{init.__qualname__} has no parameter(s) {', '.join(unknown)} to validate")
+
+        @functools.wraps(init)
+        def checked(self, *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            check_params(rules, bound.arguments, where=f"measure {self.name!r}")
+            init(self, *args, **kwargs)
+
+        checked.param_rules = dict(rules)
+        return checked
+
+    return decorate
+
+
 class Measure:
     """Base class of complexity measures.
 
     Subclasses set the class attributes and implement :meth:`compute`. Their ``__init__``
     takes keyword-only parameters with defaults and stores each under the same attribute name
-    (the contract suite checks this), so :attr:`params` can record them.
+    (the contract suite checks this), so :attr:`params` can record them; it states what each
+    accepts with :func:`validate_params`.
 
     Attributes:
         name: the measure's registry name (snake_case noun, e.g. ``"agn"``).
@@ -70,6 +109,15 @@ class Measure:
         """The constructor's keyword parameters, in declaration order."""
         sig = inspect.signature(cls.__init__)
         return [p.name for p in sig.parameters.values() if p.name != "self"]
+
+    @classmethod
+    def param_rules(cls) -> dict[str, Rule]:
+        """The rule of each constructor parameter that has one (see :func:`validate_params`),
+        the most derived class's first."""
+        rules: dict[str, Rule] = {}
+        for klass in reversed(cls.__mro__):
+            rules.update(getattr(vars(klass).get("__init__"), "param_rules", {}))
+        return {name: rules[name] for name in cls.param_names() if name in rules}
 
     @property
     def params(self) -> dict[str, Any]:

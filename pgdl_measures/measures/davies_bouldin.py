@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import INTEGER, POSITIVE_INT, SEED
 
 
 def layer_davies_bouldin(model, x: np.ndarray, y: np.ndarray, layer: int, batch_size: int,
@@ -41,12 +41,6 @@ def sampled_davies_bouldin(trained, *, layer: int, pool_size: int, draws: int, e
     samples = [(x[k:k + examples_per_draw], y[k:k + examples_per_draw])
                for k in range(0, draws * examples_per_draw, examples_per_draw)]
     return mean_davies_bouldin(trained.model, samples, layer, pool_size, batch_size)
-
-
-def check_layer(measure: str, layer) -> None:
-    """Raise PGDLError unless `layer` is an integer."""
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        raise PGDLError(f"measure {measure!r}: parameter layer must be an integer, got {layer!r}")
 
 
 class DaviesBouldin(Measure):
@@ -108,12 +102,11 @@ class DaviesBouldin(Measure):
                                 "(complexitymeasures.py, complexityDB): mean over draws of "
                                 "DB = (1/K) sum_k max_l (s_k + s_l)/||c_k - c_l|| on 4x4-max-pooled first-layer maps")
 
+    @validate_params({"layer": INTEGER, "pool_size": POSITIVE_INT, "draws": POSITIVE_INT,
+                      "examples_per_draw": POSITIVE_INT, "shuffle_buffer": POSITIVE_INT, "seed": SEED,
+                      "batch_size": POSITIVE_INT})
     def __init__(self, *, layer: int = 0, pool_size: int = 4, draws: int = 10, examples_per_draw: int = 120,
                  shuffle_buffer: int = 5000, seed: int = 0, batch_size: int = 256):
-        check_layer(self.name, layer)
-        for name, value in (("pool_size", pool_size), ("draws", draws), ("examples_per_draw", examples_per_draw),
-                            ("shuffle_buffer", shuffle_buffer), ("batch_size", batch_size)):
-            _common.check_count(self.name, name, value)
         self.layer = layer
         self.pool_size = pool_size
         self.draws = draws

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pgdl_measures.measures import _common
-from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
-from pgdl_measures.measures.davies_bouldin import check_layer, sampled_davies_bouldin
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.measures.davies_bouldin import sampled_davies_bouldin
 from pgdl_measures.measures.mixup_accuracy import winners_mixup_accuracy
+from pgdl_measures.params import FRACTION, INTEGER, POSITIVE_INT, SEED
 
 
 def combine(dbi: float, accuracy: float) -> float:
@@ -55,15 +54,12 @@ class DaviesBouldinMixup(Measure):
     reference: ClassVar[str] = ("Natekar & Sharma, arXiv:2012.02775, the winning DBI x mixup measure, and their "
                                 "code (complexity.py): DB(pooled h_layer) * (1 - label-wise mixup accuracy)")
 
+    @validate_params({"layer": INTEGER, "pool_size": POSITIVE_INT, "draws": POSITIVE_INT,
+                      "examples_per_draw": POSITIVE_INT, "shuffle_buffer": POSITIVE_INT, "seed": SEED, "lam": FRACTION,
+                      "batches": POSITIVE_INT, "per_class_in_batch": POSITIVE_INT, "batch_size": POSITIVE_INT})
     def __init__(self, *, layer: int = 0, pool_size: int = 4, draws: int = 10, examples_per_draw: int = 120,
                  shuffle_buffer: int = 5000, seed: int = 0, lam: float = 0.5, batches: int = 10,
                  per_class_in_batch: int = 10, batch_size: int = 256):
-        check_layer(self.name, layer)
-        rep.check_fraction(self.name, "lam", lam)
-        for name, value in (("pool_size", pool_size), ("draws", draws), ("examples_per_draw", examples_per_draw),
-                            ("shuffle_buffer", shuffle_buffer), ("batches", batches),
-                            ("per_class_in_batch", per_class_in_batch), ("batch_size", batch_size)):
-            _common.check_count(self.name, name, value)
         self.layer = layer
         self.pool_size = pool_size
         self.draws = draws

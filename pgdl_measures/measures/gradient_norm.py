@@ -10,7 +10,8 @@ from pgdl_measures import backend
 from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import POSITIVE_INT
 
 
 def mean_grad_sq_norm(model, dataset, *, batch_size: int, max_examples: int | None = None, variables=None) -> float:
@@ -84,9 +85,8 @@ class GradientNorm(Measure):
                                 "selection in practice?' (ICLR 2021 submission): gradient norm (1/n) sum_i ||grad l_i||^2 "
                                 "over all parameters; Li et al., ICLR 2020")
 
+    @validate_params({"max_examples": [POSITIVE_INT, None], "batch_size": POSITIVE_INT})
     def __init__(self, *, max_examples: int | None = None, batch_size: int = 32):
-        _common.check_count(self.name, "max_examples", max_examples, optional=True)
-        _common.check_count(self.name, "batch_size", batch_size)
         self.max_examples = max_examples
         self.batch_size = batch_size
 

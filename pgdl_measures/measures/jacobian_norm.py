@@ -12,7 +12,8 @@ from pgdl_measures import backend
 from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import POSITIVE_INT
 
 
 def batch_jacobian_score(sq_sums: np.ndarray, sizes: list[int], classes: int) -> float:
@@ -78,9 +79,8 @@ class JacobianNorm(Measure):
                                 "arXiv:2012.07976, starting-kit baseline: per batch of 16, mean over layers of "
                                 "mean(square(batch_jacobian(logits, layer input))), averaged over 33 batches")
 
+    @validate_params({"num_batches": POSITIVE_INT, "batch_size": POSITIVE_INT})
     def __init__(self, *, num_batches: int = 33, batch_size: int = 16):
-        _common.check_count(self.name, "num_batches", num_batches)
-        _common.check_count(self.name, "batch_size", batch_size)
         self.num_batches = num_batches
         self.batch_size = batch_size
 

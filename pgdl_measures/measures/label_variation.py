@@ -13,10 +13,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures import _common
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import INTEGER, NON_NEGATIVE, POSITIVE_INT, SEED
 
 #: the examples per graph the authors aim at: ``500 // classes`` of each class
 GRAPH_EXAMPLES = 500
@@ -188,15 +187,10 @@ class LabelVariation(Measure):
                                 "trace(Y^T L Y) / 2000, L the normalised Laplacian of a 1-NN RBF graph of "
                                 "input-mixup representations")
 
+    @validate_params({"layer": INTEGER, "neighbours": POSITIVE_INT, "examples_per_class": [POSITIVE_INT, None],
+                      "mixup_alpha": NON_NEGATIVE, "seed": SEED, "batch_size": POSITIVE_INT})
     def __init__(self, *, layer: int = -2, neighbours: int = 1, examples_per_class: int | None = None,
                  mixup_alpha: float = 2.0, seed: int = 0, batch_size: int = 256):
-        _check_layer(self.name, layer)
-        _common.check_count(self.name, "neighbours", neighbours)
-        if examples_per_class is not None:
-            _common.check_count(self.name, "examples_per_class", examples_per_class)
-        if isinstance(mixup_alpha, bool) or not isinstance(mixup_alpha, (int, float)) or not mixup_alpha >= 0:
-            raise PGDLError(f"measure {self.name!r}: parameter mixup_alpha must be a number >= 0, got {mixup_alpha!r}")
-        _common.check_count(self.name, "batch_size", batch_size)
         self.layer = layer
         self.neighbours = neighbours
         self.examples_per_class = examples_per_class
@@ -219,11 +213,6 @@ class LabelVariation(Measure):
         mixed, soft = mixup(x, y, int(y.max()) + 1, float(self.mixup_alpha), rng)
         h = rep.predict(rep.representation_model(trained.model, self.layer), mixed, self.batch_size)
         return graph_variation(rbf_nearest_neighbour_laplacian(h, self.neighbours), soft)
-
-
-def _check_layer(measure: str, layer) -> None:
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        raise PGDLError(f"measure {measure!r}: parameter layer must be an integer, got {layer!r}")
 
 
 class LabelVariationKNN(Measure):
@@ -267,11 +256,9 @@ class LabelVariationKNN(Measure):
                                 "LV = sum_ij W_ij [y_i != y_j] / sum_ij W_ij, "
                                 "W the symmetric k-NN cosine-similarity graph")
 
+    @validate_params({"layer": INTEGER, "k": POSITIVE_INT, "examples_per_class": POSITIVE_INT,
+                      "batch_size": POSITIVE_INT})
     def __init__(self, *, layer: int = -2, k: int = 10, examples_per_class: int = 100, batch_size: int = 256):
-        _check_layer(self.name, layer)
-        _common.check_count(self.name, "k", k)
-        _common.check_count(self.name, "examples_per_class", examples_per_class)
-        _common.check_count(self.name, "batch_size", batch_size)
         self.layer = layer
         self.k = k
         self.examples_per_class = examples_per_class

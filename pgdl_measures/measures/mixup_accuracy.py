@@ -9,7 +9,8 @@ import numpy as np
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import FRACTION, POSITIVE_INT
 
 
 def labelwise_mixup_accuracy(model, x: np.ndarray, y: np.ndarray, num_classes: int, batches: int, lam: float,
@@ -103,11 +104,9 @@ class MixupAccuracy(Measure):
                                 "(complexitymeasures.py, complexityMixup): acc = mean_k mean_b "
                                 "mean_{i<j same class k in batch b} [argmax f(lam x_j + (1-lam) x_i) = k]")
 
+    @validate_params({"lam": FRACTION, "batches": POSITIVE_INT, "per_class_in_batch": POSITIVE_INT,
+                      "batch_size": POSITIVE_INT})
     def __init__(self, *, lam: float = 0.5, batches: int = 10, per_class_in_batch: int = 10, batch_size: int = 256):
-        rep.check_fraction(self.name, "lam", lam)
-        for name, value in (("batches", batches), ("per_class_in_batch", per_class_in_batch),
-                            ("batch_size", batch_size)):
-            _common.check_count(self.name, name, value)
         self.lam = lam
         self.batches = batches
         self.per_class_in_batch = per_class_in_batch

@@ -10,7 +10,8 @@ import numpy as np
 from pgdl_measures.measures import _common
 from pgdl_measures.measures import _margin_distribution as md
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import FRACTION, POSITIVE_INT, SEED
 
 #: the largest batch the authors mix in (``10 x classes``, at most this many)
 MAX_MIXUP_BATCH = 100
@@ -82,11 +83,10 @@ class MixupMargin(Measure):
                                 "complexity_but_simple, CustomComplexityFinal): mean of the quartiles and Tukey fences of "
                                 "(z_a - z_b)/||grad_h(z_a - z_b)|| / sqrt(trimmed mean var h) on label-wise mixtures")
 
+    @validate_params({"lam": FRACTION, "examples": POSITIVE_INT, "shuffle_buffer": POSITIVE_INT, "seed": SEED,
+                      "mix_seed": SEED, "batch_size": POSITIVE_INT})
     def __init__(self, *, lam: float = 0.5, examples: int = 5000, shuffle_buffer: int = 5000, seed: int = 0,
                  mix_seed: int = 1, batch_size: int = 250):
-        rep.check_fraction(self.name, "lam", lam)
-        for name, value in (("examples", examples), ("shuffle_buffer", shuffle_buffer), ("batch_size", batch_size)):
-            _common.check_count(self.name, name, value)
         self.lam = lam
         self.examples = examples
         self.shuffle_buffer = shuffle_buffer

@@ -10,7 +10,8 @@ import numpy as np
 from pgdl_measures.measures import _common
 from pgdl_measures.measures import _margin_distribution as md
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import POSITIVE_INT, SEED
 
 
 def mean_normalized_margin(model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
@@ -68,9 +69,9 @@ class NormalizedMargin(Measure):
     reference: ClassVar[str] = ("Natekar & Sharma, arXiv:2012.02775, and their code (complexityMargin, "
                                 "CustomComplexityFinal): mean of (z_a - z_b)/||grad_h(z_a - z_b)|| / sqrt(trimmed mean var h)")
 
+    @validate_params({"examples": POSITIVE_INT, "shuffle_buffer": POSITIVE_INT, "seed": SEED,
+                      "batch_size": POSITIVE_INT})
     def __init__(self, *, examples: int = 500, shuffle_buffer: int = 5000, seed: int = 0, batch_size: int = 250):
-        for name, value in (("examples", examples), ("shuffle_buffer", shuffle_buffer), ("batch_size", batch_size)):
-            _common.check_count(self.name, name, value)
         self.examples = examples
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed

@@ -13,7 +13,8 @@ from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import FRACTION, POSITIVE, POSITIVE_INT, SEED, Interval
 
 
 def noise_std(weights: np.ndarray, sigma: float, eps: float) -> np.ndarray:
@@ -86,19 +87,14 @@ class PacBayesMagFlatness(Measure):
                                 "arXiv:1912.02178, pacbayes.mag.flatness: 1/sigma'^2, "
                                 "u_i ~ N(0, sigma^2 w_i^2 + eps^2)")
 
+    @validate_params({"target": FRACTION, "eps": Interval(float, 0.0, math.inf), "mc_samples": POSITIVE_INT,
+                      "rounds": POSITIVE_INT, "sigma_min": POSITIVE, "sigma_max": POSITIVE,
+                      "max_examples": POSITIVE_INT, "seed": SEED, "batch_size": POSITIVE_INT})
     def __init__(self, *, target: float = 0.1, eps: float = 1e-3, mc_samples: int = 5, rounds: int = 10,
                  sigma_min: float = 1e-4, sigma_max: float = 2.0, max_examples: int = 2048, seed: int = 0,
                  batch_size: int = 256):
-        rep.check_fraction(self.name, "target", target)
-        rep.check_fraction(self.name, "eps", eps, high=math.inf)
-        _common.check_count(self.name, "mc_samples", mc_samples)
-        _common.check_count(self.name, "rounds", rounds)
-        rep.check_positive(self.name, "sigma_min", sigma_min)
-        rep.check_positive(self.name, "sigma_max", sigma_max)
         if not sigma_min < sigma_max:
             raise PGDLError(f"measure {self.name!r}: sigma_min ({sigma_min}) must be below sigma_max ({sigma_max})")
-        _common.check_count(self.name, "max_examples", max_examples)
-        _common.check_count(self.name, "batch_size", batch_size)
         self.target = target
         self.eps = eps
         self.mc_samples = mc_samples

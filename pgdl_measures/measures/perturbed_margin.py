@@ -8,7 +8,8 @@ import numpy as np
 
 from pgdl_measures.measures import _common
 from pgdl_measures.measures import _representations as rep
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import PERCENTILE, POSITIVE, POSITIVE_INT, SEED
 
 
 def perturb(x: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -56,12 +57,10 @@ class PerturbedMargin(Measure):
     reference: ClassVar[str] = ("after Natekar & Sharma, arXiv:2012.02775, perturbed margin: percentile_q of "
                                 "f(x~)_y - max_{j != y} f(x~)_j, x~ = x + noise * std(x) * N(0, I)")
 
+    @validate_params({"noise": POSITIVE, "percentile": PERCENTILE, "max_examples": POSITIVE_INT, "seed": SEED,
+                      "batch_size": POSITIVE_INT})
     def __init__(self, *, noise: float = 0.1, percentile: float = 50.0, max_examples: int = 5000, seed: int = 0,
                  batch_size: int = 256):
-        rep.check_positive(self.name, "noise", noise)
-        rep.check_percentile(self.name, percentile)
-        _common.check_count(self.name, "max_examples", max_examples)
-        _common.check_count(self.name, "batch_size", batch_size)
         self.noise = noise
         self.percentile = percentile
         self.max_examples = max_examples

@@ -30,9 +30,10 @@ from typing import ClassVar
 import numpy as np
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures import _common, _norms
+from pgdl_measures.measures import _norms
 from pgdl_measures.measures._power_law import SMALL_SAMPLE, fit_power_law, fit_power_law_weightwatcher
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import POSITIVE_INT
 
 #: eigenvalues at or below this are left out of a fit (WeightWatcher's ``EVALS_THRESH``)
 EIGENVALUE_FLOOR = 1e-5
@@ -170,8 +171,8 @@ class PowerLawAlpha(Measure):
                                 "arXiv:1810.01075: mean_l alpha_l, a layer's pooled ESD tail fitted as "
                                 "WeightWatcher 0.7.7")
 
+    @validate_params({"min_eigenvalues": POSITIVE_INT})
     def __init__(self, *, min_eigenvalues: int = 2):
-        _common.check_count(self.name, "min_eigenvalues", min_eigenvalues)
         self.min_eigenvalues = min_eigenvalues
 
     def compute(self, trained) -> float:
@@ -241,6 +242,7 @@ class PowerLawAlphaSliced(PowerLawAlpha):
     reference: ClassVar[str] = ("Martin & Mahoney, JMLR 2021, arXiv:1810.01075: mean_m alpha_m over per-offset "
                                 "matrices, ESD tail fit by MLE with KS-chosen lambda_min (Clauset et al. 2009)")
 
+    @validate_params({"min_eigenvalues": POSITIVE_INT})
     def __init__(self, *, min_eigenvalues: int = 3):
         super().__init__(min_eigenvalues=min_eigenvalues)
 

@@ -33,9 +33,9 @@ import numpy as np
 
 from pgdl_measures.backend.perturbed import PerturbedCopy
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures._common import check_count
 from pgdl_measures.measures._streams import BatchStream
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import POSITIVE, POSITIVE_INT, SEED, Options
 
 __all__ = [
     "Sharpness",
@@ -220,17 +220,16 @@ class Sharpness(Measure):
     reference = ("Jiang et al., 'Fantastic Generalization Measures and Where to Find Them', ICLR 2020 "
                  "(arXiv:1912.02178), magnitude-aware sharpness 1/alpha'^2 ('sharpness-mag')")
 
+    @validate_params({"criterion": Options(CRITERIA), "target": POSITIVE, "eps": POSITIVE,
+                      "ascent_steps": POSITIVE_INT, "step_size": POSITIVE, "batch_size": POSITIVE_INT,
+                      "max_examples": [POSITIVE_INT, None], "alpha_min": POSITIVE, "alpha_max": POSITIVE,
+                      "rounds": POSITIVE_INT, "seed": SEED})
     def __init__(self, *, criterion: str = "accuracy", target: float = 0.1, eps: float = 1e-3,
                  ascent_steps: int = 20, step_size: float = 0.125, batch_size: int = 64,
                  max_examples: int | None = 1000, alpha_min: float = 1e-4, alpha_max: float = 10.0,
                  rounds: int = 12, seed: int = 0):
-        if criterion not in CRITERIA:
-            raise PGDLError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-        if not 0 < alpha_min < alpha_max:
-            raise PGDLError(f"need 0 < alpha_min < alpha_max, got {alpha_min} and {alpha_max}")
-        for count, value in (("ascent_steps", ascent_steps), ("batch_size", batch_size), ("rounds", rounds)):
-            check_count(self.name, count, value)
-        check_count(self.name, "max_examples", max_examples, optional=True)
+        if not alpha_min < alpha_max:
+            raise PGDLError(f"measure {self.name!r}: need 0 < alpha_min < alpha_max, got {alpha_min} and {alpha_max}")
         self.criterion = criterion
         self.target = target
         self.eps = eps

@@ -60,10 +60,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pgdl_measures.backend.perturbed import PerturbedCopy
-from pgdl_measures.measures._common import check_count
 from pgdl_measures.measures._streams import batch_stream
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
 from pgdl_measures.measures.sharpness import sparse_cross_entropy
+from pgdl_measures.params import POSITIVE, POSITIVE_INT, SEED
 
 __all__ = [
     "SharpnessPGDLv1",
@@ -220,6 +220,12 @@ def swapped_categorical_crossentropy(y_true, logits):
 # The measures
 # --------------------------------------------------------------------------------------------
 
+#: The rules of both versions' parameters.
+_RULES = {"upper": POSITIVE, "max_rounds": POSITIVE_INT, "epsilon": POSITIVE, "steps": POSITIVE_INT,
+          "attempts": POSITIVE_INT, "eval_batches": POSITIVE_INT, "batch_size": POSITIVE_INT,
+          "max_examples": [POSITIVE_INT, None], "seed": SEED}
+
+
 class _SharpnessPGDL(Measure):
     """What v1 and v2 share; the subclasses set the schedule's defaults and the variant."""
 
@@ -237,10 +243,6 @@ class _SharpnessPGDL(Measure):
 
     def _setup(self, *, upper, max_rounds, epsilon, steps, attempts, eval_batches, batch_size,
                max_examples, seed):
-        for count, value in (("max_rounds", max_rounds), ("steps", steps), ("attempts", attempts),
-                             ("eval_batches", eval_batches), ("batch_size", batch_size)):
-            check_count(self.name, count, value)
-        check_count(self.name, "max_examples", max_examples, optional=True)
         self.upper = upper
         self.max_rounds = max_rounds
         self.epsilon = epsilon
@@ -330,6 +332,7 @@ class SharpnessPGDLv1(_SharpnessPGDL):
     noisy_start = False
     swapped_loss = True
 
+    @validate_params(_RULES)
     def __init__(self, *, upper: float = 0.5, max_rounds: int = 20, epsilon: float = 1e-5, steps: int = 20,
                  attempts: int = 3, eval_batches: int = 10, batch_size: int = 64,
                  max_examples: int | None = None, seed: int = 0):
@@ -374,6 +377,7 @@ class SharpnessPGDLv2(_SharpnessPGDL):
     noisy_start = True
     swapped_loss = False
 
+    @validate_params(_RULES)
     def __init__(self, *, upper: float = 2.0, max_rounds: int = 10, epsilon: float = 1e-8, steps: int = 20,
                  attempts: int = 3, eval_batches: int = 10, batch_size: int = 64,
                  max_examples: int | None = None, seed: int = 0):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import BOOL
 
 #: The spatial size the competition's baseline used for every task: 32 x 32 pixels (CIFAR-10
 #: and SVHN), whatever the task's real input size.
@@ -112,6 +113,7 @@ class VCDimension(Measure):
     reference = ("Jiang et al., NeurIPS 2020 PGDL competition (arXiv:2012.07976), VC-dimension baseline; "
                  "Bartlett et al., JMLR 20(63), 2019")
 
+    @validate_params({"use_input_size": BOOL})
     def __init__(self, *, use_input_size: bool = False):
         self.use_input_size = use_input_size
 
