@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.params import is_int, is_number
 
 ENTRY_POINT_GROUP = "pgdl_measures.measures"
 
@@ -207,11 +208,11 @@ def parse_typed_param(text: str, declared: Any, where: str):
             return text.lower() == "true"
         raise PGDLError(f"{where}={text}: expected true or false")
     if declared is int:
-        if isinstance(value, int) and not isinstance(value, bool):
+        if is_int(value):
             return value
         raise PGDLError(f"{where}={text}: expected an integer")
     if declared is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if is_number(value):
             return value
         raise PGDLError(f"{where}={text}: expected a number")
     if declared is str:

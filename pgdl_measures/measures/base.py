@@ -112,8 +112,8 @@ class Measure:
 
     @classmethod
     def param_rules(cls) -> dict[str, Rule]:
-        """The rule of each constructor parameter that has one (see :func:`validate_params`),
-        the most derived class's first."""
+        """The rule of each constructor parameter that has one (see :func:`validate_params`); a
+        subclass's rule for a parameter replaces its base's."""
         rules: dict[str, Rule] = {}
         for klass in reversed(cls.__mro__):
             rules.update(getattr(vars(klass).get("__init__"), "param_rules", {}))

@@ -35,7 +35,7 @@ from pgdl_measures.backend.perturbed import PerturbedCopy
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures._streams import BatchStream
 from pgdl_measures.measures.base import Measure, validate_params
-from pgdl_measures.params import POSITIVE, POSITIVE_INT, SEED, Options
+from pgdl_measures.params import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Options
 
 __all__ = [
     "Sharpness",
@@ -220,7 +220,7 @@ class Sharpness(Measure):
     reference = ("Jiang et al., 'Fantastic Generalization Measures and Where to Find Them', ICLR 2020 "
                  "(arXiv:1912.02178), magnitude-aware sharpness 1/alpha'^2 ('sharpness-mag')")
 
-    @validate_params({"criterion": Options(CRITERIA), "target": POSITIVE, "eps": POSITIVE,
+    @validate_params({"criterion": Options(CRITERIA), "target": POSITIVE, "eps": NON_NEGATIVE,
                       "ascent_steps": POSITIVE_INT, "step_size": POSITIVE, "batch_size": POSITIVE_INT,
                       "max_examples": [POSITIVE_INT, None], "alpha_min": POSITIVE, "alpha_max": POSITIVE,
                       "rounds": POSITIVE_INT, "seed": SEED})

@@ -31,13 +31,22 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.params import (
+    BOOL,
+    MAX_SEED,
+    NON_NEGATIVE,
+    POSITIVE_INT,
+    SEED,
+    Interval,
+    Options,
+    is_finite_number,
+)
 from scoring.files import read_json
 
 ALGORITHMS = ("random", "cmaes", "pso", "bohb")
@@ -213,28 +222,15 @@ def load_spec(spec: str | os.PathLike | dict[str, Any]) -> SearchSpec:
     return validate(full, source)
 
 
-def _finite_number(value: Any) -> bool:
-    """A JSON number (not a boolean) that is finite as a float."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-def _integer(value: Any, low: int = 0, high: int | None = None) -> bool:
-    """A JSON integer (not a boolean) in ``[low, high]``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low \
-        and (high is None or value <= high)
-
-
-MAX_SEED = 2 ** 32 - 1  # numpy's and Optuna's samplers take seeds below 2**32
 _KEYS = {"data": ("dataset", "options", "train_fraction", "validation", "seed"), "model": ("name", "options"),
          "bohb": ("eta", "min_epochs"), "space": ("low", "high", "log", "int")}
-#: a training parameter -> (its lowest value, whether the lowest is excluded) wherever it is given
-_PARAM_FLOOR = {"batch_size": (1, False), "learning_rate": (0, True), "momentum": (0, False),
-                "weight_decay": (0, False)}
+#: a training parameter -> its lowest values, wherever it is given
+_PARAM_FLOOR = {"batch_size": Interval(float, 1, None), "learning_rate": Interval(float, 0, None, closed="neither"),
+                "momentum": NON_NEGATIVE, "weight_decay": NON_NEGATIVE}
+_ETA, _MIN_EPOCHS = Interval(int, 2, None), Interval(int, 1, None)
+_TRAIN_FRACTION = Interval(float, 0, 1, closed="right")
+_DIVERGE_LOSS = Interval(float, 0, None, closed="neither")
+_AGN = Options(("online", "exact"), description="'online' or 'exact'")
 
 
 def _object(raw: dict[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
@@ -280,12 +276,12 @@ def _check_space(raw: dict[str, Any], problems: list[str]) -> list[Param]:
         if unknown:
             problems.append(f"{where}: unknown keys {', '.join(unknown)}; known: {', '.join(_KEYS['space'])}")
             continue
-        flags = [f for f in ("log", "int") if f in rng and not isinstance(rng[f], bool)]
+        flags = [f for f in ("log", "int") if f in rng and not BOOL.is_satisfied_by(rng[f])]
         if flags:
-            problems.append(f"{where}.{flags[0]} must be true or false")
+            problems.append(f"{where}.{flags[0]} must be {BOOL}")
             continue
         low, high = rng.get("low"), rng.get("high")
-        if not _finite_number(low) or not _finite_number(high):
+        if not is_finite_number(low) or not is_finite_number(high):
             problems.append(f"{where} needs numbers low and high")
             continue
         low, high = float(low), float(high)
@@ -298,9 +294,9 @@ def _check_space(raw: dict[str, Any], problems: list[str]) -> list[Param]:
         if rng.get("int") and not (low.is_integer() and high.is_integer()):
             problems.append(f"{where} is an integer range and needs whole low and high")
             continue
-        floor, strict = _PARAM_FLOOR[name]
-        if low < floor or (strict and low <= floor):
-            problems.append(f"{where}.low must be {'>' if strict else '>='} {floor}")
+        floor = _PARAM_FLOOR[name]
+        if not floor.is_satisfied_by(low):
+            problems.append(f"{where}.low must be {floor.bounds}")
             continue
         params.append(Param(name, low, high, bool(rng.get("log")), bool(rng.get("int"))))
     return params
@@ -319,11 +315,11 @@ def _check_points(raw: dict[str, Any], params: list[Param], problems: list[str])
         for name in TRAINING_PARAMS:
             if name not in point:
                 continue
-            value, floor, strict = point[name], *_PARAM_FLOOR[name]
-            if not _finite_number(value):
+            value, floor = point[name], _PARAM_FLOOR[name]
+            if not is_finite_number(value):
                 problems.append(f"{key}.{name} must be a number")
-            elif value < floor or (strict and value <= floor):
-                problems.append(f"{key}.{name} must be {'>' if strict else '>='} {floor}")
+            elif not floor.is_satisfied_by(value):
+                problems.append(f"{key}.{name} must be {floor.bounds}")
             elif key == "start" and name in by_name and not by_name[name].low <= value <= by_name[name].high:
                 p = by_name[name]
                 problems.append(f"start.{name} = {value} is outside [{p.low:g}, {p.high:g}]")
@@ -337,7 +333,7 @@ def _check_alphas(raw: dict[str, Any], problems: list[str]) -> None:
     objectives = raw.get("objectives") if isinstance(raw.get("objectives"), list) else []
     needed = any(o in AGN_OBJECTIVES for o in objectives)
     if not isinstance(alphas, list) or (needed and not alphas) \
-            or not all(_finite_number(a) and a >= 0 for a in alphas):
+            or not all(NON_NEGATIVE.is_satisfied_by(a) for a in alphas):
         problems.append("alphas must be a " + ("non-empty " if needed else "") + "list of numbers >= 0")
         return
     seen: dict[str, Any] = {}
@@ -365,14 +361,14 @@ def _check_data_model(raw: dict[str, Any], problems: list[str]) -> None:
         if not isinstance(data.get("options", {}), dict):
             problems.append("data.options must be an object")
         fraction = data.get("train_fraction", 1.0)
-        if not _finite_number(fraction) or not 0 < fraction <= 1:
-            problems.append("data.train_fraction must be a number in (0, 1]")
+        if not _TRAIN_FRACTION.is_satisfied_by(fraction):
+            problems.append(f"data.train_fraction must be {_TRAIN_FRACTION}")
         validation = data.get("validation", 0)
-        if not _finite_number(validation) or validation < 0 \
+        if not is_finite_number(validation) or validation < 0 \
                 or (isinstance(validation, float) and validation >= 1):
             problems.append("data.validation must be a count of examples (integer >= 0) or a fraction in [0, 1)")
-        if not _integer(data.get("seed", 0), 0, MAX_SEED):
-            problems.append(f"data.seed must be an integer in [0, {MAX_SEED}]")
+        if not SEED.is_satisfied_by(data.get("seed", 0)):
+            problems.append(f"data.seed must be {SEED}")
     if isinstance(raw.get("model"), dict):
         name = model.get("name")
         if not isinstance(name, str) or not name:
@@ -391,13 +387,14 @@ def _check_bohb(raw: dict[str, Any], problems: list[str]) -> None:
     if not isinstance(raw.get("bohb"), dict):
         return
     eta, low = bohb.get("eta"), bohb.get("min_epochs")
-    if not _integer(eta, 2):
-        problems.append("bohb.eta must be an integer >= 2")
-    if not _integer(low, 1):
-        problems.append("bohb.min_epochs must be an integer >= 1")
-    if not _integer(eta, 2) or not _integer(low, 1):
+    if not _ETA.is_satisfied_by(eta):
+        problems.append(f"bohb.eta must be {_ETA}")
+    if not _MIN_EPOCHS.is_satisfied_by(low):
+        problems.append(f"bohb.min_epochs must be {_MIN_EPOCHS}")
+    if not _ETA.is_satisfied_by(eta) or not _MIN_EPOCHS.is_satisfied_by(low):
         return
-    if isinstance(raw.get("algorithms"), list) and "bohb" in raw["algorithms"] and _integer(raw.get("epochs"), 1):
+    if isinstance(raw.get("algorithms"), list) and "bohb" in raw["algorithms"] \
+            and POSITIVE_INT.is_satisfied_by(raw.get("epochs")):
         b = low
         while b < raw["epochs"]:
             b *= eta
@@ -421,23 +418,23 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> SearchSpec:
     params = _check_space(raw, problems)
     _check_points(raw, params, problems)
     for key in ("epochs", "budget", "round_size"):
-        if not _integer(raw.get(key), 1):
-            problems.append(f"{key} must be a positive integer")
+        if not POSITIVE_INT.is_satisfied_by(raw.get(key)):
+            problems.append(f"{key} must be {POSITIVE_INT}")
     if not problems and raw["budget"] < raw["epochs"]:
         problems.append(f"budget {raw['budget']} GPU x epochs is smaller than one configuration "
                         f"({raw['epochs']} epochs)")
     _check_bohb(raw, problems)
     seeds = raw.get("final_seeds")
-    if not isinstance(seeds, list) or not all(_integer(s, 0, MAX_SEED) for s in seeds):
+    if not isinstance(seeds, list) or not all(SEED.is_satisfied_by(s) for s in seeds):
         problems.append(f"final_seeds must be a list of integers in [0, {MAX_SEED}]")
     elif len(set(seeds)) != len(seeds):
         problems.append("final_seeds: a seed is given twice")
-    if not _integer(raw.get("seed"), 0, MAX_SEED):
-        problems.append(f"seed must be an integer in [0, {MAX_SEED}]")
-    if not _finite_number(raw.get("diverge_loss")) or raw["diverge_loss"] <= 0:
-        problems.append("diverge_loss must be a number > 0")
-    if raw.get("agn") not in ("online", "exact"):
-        problems.append("agn must be 'online' or 'exact'")
+    if not SEED.is_satisfied_by(raw.get("seed")):
+        problems.append(f"seed must be {SEED}")
+    if not _DIVERGE_LOSS.is_satisfied_by(raw.get("diverge_loss")):
+        problems.append(f"diverge_loss must be {_DIVERGE_LOSS}")
+    if not _AGN.is_satisfied_by(raw.get("agn")):
+        problems.append(f"agn must be {_AGN}")
     trainer = raw.get("trainer")
     module, _, function = trainer.partition(":") if isinstance(trainer, str) else ("", "", "")
     if not isinstance(trainer, str) or not (trainer in ("keras", "fake") or (module and function.isidentifier())):

@@ -30,9 +30,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pgdl_measures.params import Interval, Options, is_number
 from pgdl_measures.tasks.model_config import layer_spec
 
 ACTIVATIONS = ("relu", "tanh", "elu", "sigmoid", "softplus")
+#: (low open, high open) -> Interval's `closed`
+_CLOSED = {(False, False): "both", (False, True): "left", (True, False): "right", (True, True): "neither"}
 
 
 @dataclass(frozen=True)
@@ -52,33 +55,27 @@ class HParam:
     doc: str
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def int_at_least(low: int) -> Callable[[Any], str | None]:
     """A check: an integer >= `low`."""
-    return lambda v: None if _is_int(v) and v >= low else f"must be an integer >= {low}"
+    rule = Interval(int, low, None)
+    return lambda v: None if rule.is_satisfied_by(v) else f"must be {rule}"
 
 
 def number_in(low: float, high: float, *, low_open: bool = False, high_open: bool = True):
-    """A check: a number in the interval from `low` to `high`."""
+    """A check: a number in the interval from `low` to `high` (NaN is in none)."""
+    rule = Interval(float, low, high, closed=_CLOSED[low_open, high_open])
+
     def check(v):
-        if not _is_number(v):
-            return "must be a number"
-        if v < low or (low_open and v == low) or v > high or (high_open and v == high):
-            return f"must be in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        return None
+        if rule.is_satisfied_by(v):
+            return None
+        return f"must be {rule.bounds}" if is_number(v) else "must be a number"
     return check
 
 
 def one_of(*choices) -> Callable[[Any], str | None]:
-    """A check: one of `choices`."""
-    return lambda v: None if v in choices and type(v) is type(choices[0]) else f"must be one of {list(choices)}"
+    """A check: one of `choices` (of the same type: ``1`` is not ``True``)."""
+    rule = Options(choices)
+    return lambda v: None if rule.is_satisfied_by(v) else f"must be {rule}"
 
 
 COMMON_HPARAMS = (

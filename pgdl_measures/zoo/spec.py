@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.params import NON_NEGATIVE_INT, POSITIVE_INT
 from pgdl_measures.training.datasets import DATASETS, Splits
 from pgdl_measures.training.families import FAMILIES, HParam, model_config
 from pgdl_measures.training.fit import TRAINING_HPARAMS
@@ -190,8 +191,8 @@ def parse_spec(raw: Any, source: str | os.PathLike | None = None) -> ZooSpec:
     if not isinstance(task, str) or not _TASK_NAME.match(task):
         raise fail(f"task {task!r} must be a folder name of letters, digits, '_', '-', '.'")
     seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise fail(f"seed {seed!r} must be a non-negative integer")
+    if not NON_NEGATIVE_INT.is_satisfied_by(seed):
+        raise fail(f"seed {seed!r} must be {NON_NEGATIVE_INT}")
 
     dataset = raw["dataset"]
     if isinstance(dataset, str):
@@ -213,8 +214,8 @@ def parse_spec(raw: Any, source: str | os.PathLike | None = None) -> ZooSpec:
     if missing:
         raise fail(f"dataset {name!r} needs option(s) {', '.join(missing)}")
     num_shards = dataset.get("num_shards", 1)
-    if not isinstance(num_shards, int) or isinstance(num_shards, bool) or num_shards < 1:
-        raise fail(f"dataset num_shards {num_shards!r} must be a positive integer")
+    if not POSITIVE_INT.is_satisfied_by(num_shards):
+        raise fail(f"dataset num_shards {num_shards!r} must be {POSITIVE_INT}")
 
     architecture = raw["architecture"]
     if not isinstance(architecture, str) or architecture not in FAMILIES:

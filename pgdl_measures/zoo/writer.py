@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.params import is_number
 from pgdl_measures.tasks import MODEL_CONFIGS, natural_key
 from scoring.files import atomic_write, read_json
 
@@ -45,8 +46,7 @@ def _check_record(record: Any, path: Path) -> dict:
     elif not isinstance(record.get("hparams"), dict):
         problem = 'expected an "hparams" object'
     elif not isinstance(record.get("metrics"), dict) or not all(
-            isinstance(record["metrics"].get(k), (int, float))
-            and not isinstance(record["metrics"].get(k), bool) for k in ("train_acc", "test_acc")):
+            is_number(record["metrics"].get(k)) for k in ("train_acc", "test_acc")):
         problem = 'expected a "metrics" object with numbers train_acc and test_acc'
     if problem:
         raise PGDLError(f"malformed record of a finished model: {problem}; delete it (and its "
