@@ -224,7 +224,7 @@ def load_spec(spec: str | os.PathLike | dict[str, Any]) -> SearchSpec:
 
 _KEYS = {"data": ("dataset", "options", "train_fraction", "validation", "seed"), "model": ("name", "options"),
          "bohb": ("eta", "min_epochs"), "space": ("low", "high", "log", "int")}
-#: a training parameter -> its lowest values, wherever it is given
+#: a training parameter -> the values it may take (a floor), wherever it is given
 _PARAM_FLOOR = {"batch_size": Interval(float, 1, None), "learning_rate": Interval(float, 0, None, closed="neither"),
                 "momentum": NON_NEGATIVE, "weight_decay": NON_NEGATIVE}
 _ETA, _MIN_EPOCHS = Interval(int, 2, None), Interval(int, 1, None)
