@@ -1,5 +1,6 @@
 """Test-only measures for `pgdl evaluate`: one that fails, one that kills its process, one that
-kills the Dask worker that started it, one that hangs, one that is slow. Cheap on every other model (the number of weight entries).
+kills the Dask worker that started it, one that hangs, one that is slow. Cheap on every other
+model (the number of weight entries).
 
 Tests pass the classes to the library directly, or register them for the CLI through a fake
 distribution's entry points (see tests/cli/test_evaluate_cli.py). Not collected by pytest.

@@ -103,7 +103,7 @@ def _local_task(job: dict[str, Any], data: dict[str, bytes] | None) -> Task:
     """The task as this worker sees it: its own folder, or the shipped copy."""
     spec = job["task"]
     own = Path(spec["input_dir"])
-    if data is None or ((own / job["model"]).is_dir() and (own / "dataset_1").is_dir()):
+    if data is None or (not job["shipped_only"] and (own / job["model"]).is_dir() and (own / "dataset_1").is_dir()):
         return Task(spec["name"], own, spec["reference_dir"])
     root = Path(tempfile.gettempdir()) / "pgdl-data" / f"{spec['name']}-{spec['digest'][:16]}"
     if not (root / ".complete").is_file():
@@ -141,8 +141,8 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
     model's task returns.
 
     Args:
-        ship_data: send the tasks' files to the workers; None: only when a worker cannot see
-            a task's folder.
+        ship_data: True: send the tasks' files to the workers, which read only those; None: send
+            them when a worker cannot see a task's folder (those that can read the folder).
 
     Returns:
         Per model, in the order finished: task, model, the worker's pid, the seconds the task ran
@@ -153,6 +153,7 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
             far remain).
     """
     tasks = list({id(task): task for task, *_ in jobs}.values())
+    shipped_only = ship_data is True
     if ship_data is None and tasks:
         folders = [str(task.input_dir) for task in tasks]
         ship_data = not all(engine.run(_sees, folders).values())
@@ -160,7 +161,8 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
     digests = {task.name: task.dataset_digest() for task in tasks} if ship_data else {}
     queue, in_flight, dispatch = deque(jobs), {}, []
     finished = engine.as_completed()
-    common = {"sys_path": list(sys.path), "backend": backend, "log_dir": str(log_dir), "time_budget": time_budget}
+    common = {"sys_path": list(sys.path), "backend": backend, "log_dir": str(log_dir), "time_budget": time_budget,
+              "shipped_only": shipped_only}
 
     def submit_next():
         task, model, pending, credit = queue.popleft()

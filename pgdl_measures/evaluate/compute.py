@@ -106,8 +106,8 @@ def compute_measures(tasks: Sequence[Task | str | os.PathLike], measures: Sequen
         engine: a started :class:`pgdl_measures.engine.Engine`: one Dask task per model, run by its
             workers (:mod:`~pgdl_measures.evaluate.cluster`); None computes here, one model after
             another.
-        ship_data: on an engine, send each task's files to the workers (None: only to workers
-            that cannot read the task's folder).
+        ship_data: on an engine, send each task's files to the workers and read only those (None:
+            send them when a worker cannot read a task's folder).
 
     Returns:
         :class:`ComputeStats`.

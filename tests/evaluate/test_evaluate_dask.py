@@ -83,9 +83,10 @@ def test_killed_worker_is_retried_and_counted_once(two_workers):
         os.kill(killed, 0)
 
 
-def test_model_that_kills_every_worker_is_recorded_after_the_tries(mini_path, tmp_path):
+def test_model_that_kills_every_worker_is_recorded_after_the_tries(serial, mini_path, tmp_path):
+    """(With the task's files shipped to the workers, which read only those.)"""
     log = tmp_path / "kills.log"
-    result = _evaluate(mini_path, tmp_path / "out", workers=2, max_tries=2, models=["model_0", "model_2"],
+    result = _evaluate(mini_path, tmp_path / "out", workers=2, max_tries=2, models=["model_0", "model_2"], ship_data=True,
                        measures=["vc_dimension", KillsWorker()],
                        env={"PGDL_TEST_KILL_MODEL": "model_2", "PGDL_TEST_KILL_LOG": str(log)})
     assert len(log.read_text().split()) == 2  # two workers died, then no third try
@@ -97,6 +98,8 @@ def test_model_that_kills_every_worker_is_recorded_after_the_tries(mini_path, tm
     assert errors == {"computing digits_vgg/model_2 killed 2 Dask worker processes (the most tries allowed); "
                       "not tried again"}
     assert result.failed_counts() == {ERROR: 2}
+    expected = {k: v for k, v in _values(serial[0]).items() if k.model == "model_0"}
+    assert {k: v for k, v in _values(tmp_path / "out").items() if k.model == "model_0"} == expected
 
 
 def _stored(out: Path) -> int:
