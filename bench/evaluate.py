@@ -40,7 +40,7 @@ def _run(task: str, out: Path, workers: int | None, models: list[str] | None, re
                       workers=workers)
     wall = time.perf_counter() - start
     with ResultStore.in_folder(out) as store:
-        values = {tuple(r.key): (r.status, r.value) for r in store.rows()}
+        values = {r.key: (r.status, r.value) for r in store.rows()}
     figures = {"workers": workers or "serial", "wall_seconds": round(wall, 2),
                "results": result.stats.total_computed, "failed": result.failed_counts()}
     dispatch = result.stats.dispatch

@@ -22,7 +22,6 @@ from scoring.rules import COMPETITION_TIME_BUDGET
 WORKER_LOG = "worker.log"
 
 
-
 @dataclass
 class ComputeStats:
     """What :func:`compute_measures` did: rows computed in this run by status, rows already there,
