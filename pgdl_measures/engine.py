@@ -178,8 +178,9 @@ class Engine:
                                   retries=self.retries if retries is None else retries)
 
     def scatter(self, data: Any):
-        """`data` sent to every worker now (once per worker); a future to pass to :meth:`submit`."""
-        return self.client.scatter(data, broadcast=True, hash=False)
+        """`data` (one object) sent to every worker now, once per worker; a future to pass to
+        :meth:`submit` (lost when every worker holding it dies: check its ``status``)."""
+        return self.client.scatter([data], broadcast=True, hash=False)[0]
 
     def as_completed(self, futures: Iterable[Any] = ()):
         """Dask's ``as_completed`` (futures can be added while iterating)."""

@@ -157,7 +157,7 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
     if ship_data is None and tasks:
         folders = [str(task.input_dir) for task in tasks]
         ship_data = not all(engine.run(_sees, folders).values())
-    data = {task.name: engine.scatter(_pack(task.dataset_dir)) for task in tasks} if ship_data else {}
+    data: dict[str, Any] = {}
     digests = {task.name: task.dataset_digest() for task in tasks} if ship_data else {}
     queue, in_flight, dispatch = deque(jobs), {}, []
     finished = engine.as_completed()
@@ -171,8 +171,10 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
                         "reference_dir": None if task.reference_dir is None else str(task.reference_dir)},
                "measures": [(type(m).__module__, type(m).__qualname__, m.params) for m in pending],
                "model_files": _pack(task.input_dir / model) if ship_data else None}
+        if ship_data and (task.name not in data or data[task.name].status != "finished"):
+            data[task.name] = engine.scatter(_pack(task.dataset_dir))  # again when its holders died
         future = engine.submit(run_model, job, data.get(task.name), key=f"pgdl-model-{uuid.uuid4().hex}", retries=0)
-        in_flight[future.key] = (task, model, pending, time.monotonic(), future)
+        in_flight[future.key] = (task, model, pending, credit, time.monotonic(), future)
         finished.add(future)
 
     def fill():
@@ -182,8 +184,12 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
     try:
         fill()
         for future in finished:
-            task, model, pending, submitted, _ = in_flight.pop(future.key)
+            task, model, pending, credit, submitted, _ = in_flight.pop(future.key)
             answer = _answer(future, f"{task.name}/{model}", len(pending), engine.max_tries)
+            if answer is None:  # its shipped data died with the workers holding it: run it again
+                queue.appendleft((task, model, pending, credit))
+                fill()
+                continue
             round_trip = time.monotonic() - submitted
             progress.model_started(task.name, model, len(pending), None)
             for index, status, value, error, seconds in answer["rows"]:
@@ -199,12 +205,17 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
     return dispatch
 
 
-def _answer(future, what: str, n_measures: int, max_tries: int) -> dict[str, Any]:
-    """The task's answer; a model that killed every worker it ran on becomes errors."""
+def _answer(future, what: str, n_measures: int, max_tries: int) -> dict[str, Any] | None:
+    """The task's answer; a model that killed every worker it ran on becomes errors; None when
+    the task was cancelled (its shipped data was lost)."""
+    from concurrent.futures import CancelledError
+
     from distributed.scheduler import KilledWorker
 
     try:
         answer = future.result()
+    except CancelledError:
+        return None
     except KilledWorker as exc:
         tries = getattr(exc, "allowed_failures", max_tries - 1) + 1
         error = (f"computing {what} killed {tries} Dask worker processes (the most tries allowed); "
