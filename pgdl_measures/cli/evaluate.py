@@ -92,10 +92,11 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
 
     console = Console()
     paths = list(tasks) or [resolve_default_task(None)]
+    workers = _workers(workers)
     chosen = resolve_measures(_split(measures), parse_param_options(params))
     result = run(paths, chosen, out_dir, time_budget=time_budget, models=_split(models) or None,
                  retry_errors=retry_errors, n_resamples=n_resamples, scheme=scheme, n_permutations=n_permutations,
-                 progress=None if no_progress else EvaluateProgress(console), workers=_workers(workers),
+                 progress=None if no_progress else EvaluateProgress(console), workers=workers,
                  scheduler=scheduler, max_tries=max_tries, connect_timeout=connect_timeout)
     stats = result.stats
     done = ", ".join(f"{n} {status}" for status, n in sorted(stats.computed.items())) or "nothing new"

@@ -146,3 +146,10 @@ def test_unreachable_scheduler_is_one_line_exit_2(cli, mini_path, tmp_path):
     assert result.exit_code == 2, result.output
     (line,) = result.output.strip().splitlines()
     assert line.startswith("Error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_bad_workers_exit_2(cli, mini_path, tmp_path, value):
+    result = cli(["evaluate", str(mini_path), "-m", "vc_dimension", "--out", str(tmp_path), "--workers", value])
+    assert result.exit_code == 2 and "expected a number of workers (1 or more) or auto" in result.output
+    assert "Traceback" not in result.output
