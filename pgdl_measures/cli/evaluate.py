@@ -31,10 +31,22 @@ from scoring.rules import COMPETITION_TIME_BUDGET
                    "or Efron's bootstrap (duplicates models).")
 @click.option("--permutations", "n_permutations", default=1000, show_default=True, type=click.IntRange(min=0),
               metavar="N", help="Permutations of the values behind each 'better than unrelated' p-value (0: none).")
+@click.option("--workers", default=None, metavar="N|auto",
+              help="Compute N models at a time on a local Dask cluster of N worker processes, each pinned to its "
+                   "share of the cores (auto: one per GPU, else one per core); default: one model at a time "
+                   "in one process. Needs the [dask] extra.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Compute on an existing Dask cluster (tcp://host:8786). Its workers read each task's files "
+                   "from the same path when they can see it (a shared filesystem); otherwise the task's data "
+                   "is shipped once per worker and each model's files with the model.")
+@click.option("--max-tries", default=3, show_default=True, type=click.IntRange(min=1), metavar="N",
+              help="On a cluster: a model whose computation kills N worker processes is recorded as failed.")
+@click.option("--connect-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Seconds to reach --scheduler.")
 @click.option("--quiet", "-q", "--no-progress", "no_progress", cls=AliasOption, hidden_aliases=("--no-progress",),
               is_flag=True, help="No progress bar.")
 def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors, n_resamples, scheme, n_permutations,
-             no_progress):
+             workers, scheduler, max_tries, connect_timeout, no_progress):
     """Compute measures on tasks, rank them, write a report.
 
     Computes each measure (default: the built-in ones) on each model of each TASK (a task
@@ -44,6 +56,11 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
     computed. Writes OUT/<measure>/<task>.predict (the competition's format), ranks the
     measures on tasks with reference data (model_configs.json) with every ranker, prints the
     ranking and writes OUT/report.md and OUT/report.html.
+
+    With --workers or --scheduler the models are spread over a Dask cluster, one model per
+    task, each worker supervising its own child process with the same budget; this process
+    stays the only writer of the store, so the results are the same as one at a time, and a
+    worker that dies has its model run again on another (up to --max-tries).
 
     \b
     Exit status:
@@ -59,6 +76,8 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
       pgdl evaluate
       pgdl evaluate ../pgdl_toy_data -m vc_dimension -m distance_from_init --out results/toy
       pgdl evaluate public_data/ -m agn -p agn.max_examples=500 --time-budget 600
+      pgdl evaluate --workers 2
+      pgdl evaluate public_data/ --scheduler tcp://head-node:8786
     """
     from rich.console import Console
     from rich.text import Text
@@ -73,10 +92,12 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
 
     console = Console()
     paths = list(tasks) or [resolve_default_task(None)]
+    workers = _workers(workers)
     chosen = resolve_measures(_split(measures), parse_param_options(params))
     result = run(paths, chosen, out_dir, time_budget=time_budget, models=_split(models) or None,
                  retry_errors=retry_errors, n_resamples=n_resamples, scheme=scheme, n_permutations=n_permutations,
-                 progress=None if no_progress else EvaluateProgress(console))
+                 progress=None if no_progress else EvaluateProgress(console), workers=workers,
+                 scheduler=scheduler, max_tries=max_tries, connect_timeout=connect_timeout)
     stats = result.stats
     done = ", ".join(f"{n} {status}" for status, n in sorted(stats.computed.items())) or "nothing new"
     console.print(f"computed {stats.total_computed} results ({done}); {stats.reused} already stored",
@@ -98,3 +119,16 @@ def evaluate(tasks, measures, params, out_dir, time_budget, models, retry_errors
         click.echo(f"{sum(failed.values())} results are not values ({shown}); they are kept, "
                    "--retry-errors computes them again", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _workers(value: str | None) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise click.BadParameter(f"expected a number of workers (1 or more) or auto, got {value!r}",
+                                 param_hint="--workers")
+    return number
