@@ -440,7 +440,7 @@ def test_keras_2_without_tf_keras_is_a_user_error(monkeypatch):
 
 def _fake_run_models(calls: list):
     """A stand-in for run_models (no child process): every model gets 7.0; logs what it ran."""
-    def run_models(submission_dir, models, train_dir, *, on_outcome, **_):
+    def run_models(child, models, budget, *, on_outcome, cancel=None):
         calls.append([m for m, _ in models])
         for model_id, _ in models:
             on_outcome(sub.ModelOutcome(model_id, 7.0, seconds=0.0))
@@ -533,7 +533,9 @@ def test_values_of_a_task_with_other_contents_are_not_kept(tmp_path, cli, toy_pa
 
 
 def test_a_failed_write_mid_run_keeps_what_was_written(tmp_path, toy_path, monkeypatch):
-    real, writes, calls = sub.atomic_write, [], []
+    from pgdl_measures.competition import files as files_module
+
+    real, writes, calls = files_module.atomic_write, [], []
 
     def failing(path, data):
         if Path(path).suffix == ".predict":
@@ -543,7 +545,7 @@ def test_a_failed_write_mid_run_keeps_what_was_written(tmp_path, toy_path, monke
         real(path, data)
 
     monkeypatch.setattr(sub, "run_models", _fake_run_models(calls))
-    monkeypatch.setattr(sub, "atomic_write", failing)
+    monkeypatch.setattr(files_module, "atomic_write", failing)
     with pytest.raises(PGDLError, match="No space left on device") as info:
         sub.run_submission(SUBMISSIONS / "vc_dimension", toy_path, tmp_path,
                            models=["model_0", "model_1", "model_2"])
@@ -599,17 +601,21 @@ def test_per_task_budget_pays_for_a_one_off_warm_up(tmp_path, toy_path, monkeypa
 
 
 def test_per_task_budget_spent_marks_the_models_left_exceeded():
-    budget = sub._Budget("per-task", 2.0, 3)
-    assert budget.allowance() == 6.0 and not budget.spent_up()
+    from scoring.rules import TimeBudget
+
+    budget = TimeBudget(2.0, "per-task", 3)
+    assert budget.allowance() == 6.0 and not budget.spent_up
     budget.spend(5.0)
-    assert budget.allowance() == 1.0
+    assert budget.allowance() == 1.0 and budget.deadline(10.0) == 11.0
     budget.spend(1.5)
-    assert budget.spent_up() and budget.allowance() == 0.0
-    per_model = sub._Budget("per-model", 2.0, 3)
+    assert budget.spent_up and budget.allowance() == 0.0
+    per_model = TimeBudget(2.0, "per-model", 3)
     per_model.spend(100.0)
-    assert per_model.allowance() == 2.0 and not per_model.spent_up()
+    assert per_model.allowance() == 2.0 and not per_model.spent_up
+    # evaluate's rule: a model's stored results' seconds are credited against its budget
+    assert per_model.allowance(credit=0.5) == 1.5 and per_model.deadline(10.0, credit=3.0) == 10.0
     with pytest.raises(PGDLError, match="unknown budget rule"):
-        sub._Budget("per-century", 2.0, 3)
+        TimeBudget(2.0, "per-century", 3)
 
 
 def test_a_cancelled_run_kills_its_child_within_a_second(tmp_path):
@@ -623,9 +629,11 @@ def test_a_cancelled_run_kills_its_child_within_a_second(tmp_path):
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
     start = time.monotonic()
-    outcomes = sub.run_models(SUBMISSIONS / "vc_dimension", [("model_0", tmp_path)], tmp_path,
-                              keras="3", setup_timeout=100, python=str(fake_python),
-                              _cancel=cancel)
+    from scoring.rules import TimeBudget
+
+    child = sub.IngestionChild.create(SUBMISSIONS / "vc_dimension", tmp_path, keras="3",
+                                      setup_timeout=100, python=str(fake_python))
+    outcomes = sub.run_models(child, [("model_0", tmp_path)], TimeBudget(), cancel=cancel)
     assert outcomes == [] and time.monotonic() - start < 5
 
 
