@@ -326,6 +326,8 @@ class FramedChild:
     Died: type[ChildDied] = ChildDied
     #: how much of the end of the log the tail looks at
     TAIL_BYTES = 1 << 16
+    #: seconds a child that closed its answers may take to exit before it is killed
+    EXIT_GRACE = 2.0
 
     def __init__(self, argv: list[str], log_path: str | os.PathLike, *,
                  name: str = "the child process", env: dict[str, str] | None = None,
@@ -368,8 +370,16 @@ class FramedChild:
         text = read_tail(self.log_path, self.TAIL_BYTES).rstrip().splitlines()[-self.tail_lines:]
         return "\n".join(text)
 
-    def died(self, what: str) -> ChildDied:
-        """Kill the child and describe its end: ``<name> <what> (exit status N); last lines...``."""
+    def died(self, what: str, grace: float = 0.0) -> ChildDied:
+        """Kill the child and describe its end: ``<name> <what> (exit status N); last lines...``.
+
+        Args:
+            what: what it did (``"exited"``).
+            grace: seconds it may take to exit by itself first, so that its own exit status is
+                reported (a child closing its end of the pipes is usually exiting).
+        """
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace)
         self.kill()
         code = self.proc.returncode
         tail = self.log_tail()
@@ -385,7 +395,7 @@ class FramedChild:
         try:
             write_frame(self.proc.stdin, obj)
         except (OSError, ValueError):  # a broken pipe, or stdin closed by kill()
-            raise self.died("stopped reading requests") from None
+            raise self.died("stopped reading requests", grace=self.EXIT_GRACE) from None
 
     def receive(self, deadline: float | None, cancel: threading.Event | None = None) -> Any:
         """The child's next frame, waited for until `deadline` (``time.monotonic()``).
@@ -412,7 +422,7 @@ class FramedChild:
                     self.kill()
                     raise self.Timeout from None
             except EOFError:
-                raise self.died("exited") from None
+                raise self.died("exited", grace=self.EXIT_GRACE) from None
             except pickle.UnpicklingError as exc:
                 raise self.died(f"sent an unreadable answer ({exc})") from None
 
