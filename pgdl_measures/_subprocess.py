@@ -1,9 +1,15 @@
-"""Child processes the toolkit supervises: starting one, waiting on it with a deadline, killing it
-with everything it started, reading the end of its log, and framing messages to and from it.
+"""Child processes the toolkit supervises: starting one, talking to it in frames with a
+deadline, killing it with everything it started, and reading the end of its log.
 
-Two supervisors use this: `pgdl evaluate`'s measure worker (:mod:`pgdl_measures.evaluate.worker`)
-and `pgdl run-submission`'s ingestion child (:mod:`pgdl_measures.competition.run`). Both start
-their child with :func:`spawn` and end it with :meth:`ChildProcess.kill`.
+:class:`FramedChild` is the one supervisor: `pgdl evaluate`'s measure worker
+(:mod:`pgdl_measures.evaluate.worker`) and `pgdl run-submission`'s ingestion child
+(:mod:`pgdl_measures.competition.ingestion`) are both driven through it, and the child side of
+both reads and answers through :class:`ParentChannel`.
+
+Protocol: length-prefixed pickles (a 4-byte big-endian length, then the pickle). Requests go to
+the child's stdin; answers come back on a private pipe (its file descriptor in the child's
+:data:`ANSWERS_FD_ENV`, not inherited by what the child starts), so nothing the child prints,
+from Python or C++, can corrupt them, and the pipe's end of file means the child is gone.
 
 What "everything it started" means here (Linux): the child runs in its own session and process
 group, and its environment carries a token unique to it (``PGDL_CHILD_TOKENS``, inherited by
@@ -26,6 +32,7 @@ import select
 import signal
 import struct
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -34,6 +41,8 @@ from typing import Any, BinaryIO
 
 #: the environment variable holding the tokens of the supervised children a process descends from
 TOKEN_ENV = "PGDL_CHILD_TOKENS"
+#: the environment variable telling a :class:`FramedChild`'s child its answers' file descriptor
+ANSWERS_FD_ENV = "PGDL_CHILD_ANSWERS_FD"
 #: rounds of the sweep for processes carrying a child's token (each may find new forks)
 SWEEP_ROUNDS = 5
 
@@ -230,25 +239,22 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
 class FrameReader:
     """Reads frames from a file descriptor, giving up at a deadline.
 
-    Bytes read past a frame are kept for the next one.
+    A wait that ends mid-frame loses nothing: the bytes read so far stay for the next call.
     """
 
     def __init__(self, fd: int):
         self.fd = fd
         self._buffer = b""
 
-    def _read(self, n: int, deadline: float | None) -> bytes:
-        while len(self._buffer) < n:
-            if deadline is not None and deadline - time.monotonic() <= 0:
-                raise FrameTimeout
-            if not wait_readable(self.fd, deadline):
-                raise FrameTimeout
-            chunk = os.read(self.fd, 1 << 16)
-            if not chunk:
-                raise EOFError
-            self._buffer += chunk
-        data, self._buffer = self._buffer[:n], self._buffer[n:]
-        return data
+    def _frame(self) -> bytes | None:
+        if len(self._buffer) < _HEADER.size:
+            return None
+        (n,) = _HEADER.unpack_from(self._buffer)
+        end = _HEADER.size + n
+        if len(self._buffer) < end:
+            return None
+        payload, self._buffer = self._buffer[_HEADER.size:end], self._buffer[end:]
+        return payload
 
     def read(self, deadline: float | None) -> Any:
         """The next frame's object.
@@ -258,5 +264,213 @@ class FrameReader:
             EOFError: the stream ended.
             pickle.UnpicklingError: the frame is not a pickle.
         """
-        (n,) = _HEADER.unpack(self._read(_HEADER.size, deadline))
-        return pickle.loads(self._read(n, deadline))
+        while (payload := self._frame()) is None:
+            if deadline is not None and deadline - time.monotonic() <= 0:
+                raise FrameTimeout
+            if not wait_readable(self.fd, deadline):
+                raise FrameTimeout
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
+        return pickle.loads(payload)
+
+
+# ----------------------------------------------------------------------------- the supervisor
+
+
+class ChildTimeout(Exception):
+    """The child did not answer before the deadline (it has been killed)."""
+
+
+class ChildCancelled(Exception):
+    """The wait for the child's answer was cancelled (it has been killed)."""
+
+
+class ChildDied(Exception):
+    """The child exited or broke the protocol (it has been killed).
+
+    Attributes:
+        returncode: its exit status.
+        tail: the last lines of its log (also in the message).
+    """
+
+    def __init__(self, message: str, returncode: int | None = None, tail: str = ""):
+        super().__init__(message)
+        self.returncode = returncode
+        self.tail = tail
+
+
+class FramedChild:
+    """A child that takes requests as frames on its stdin and answers with frames (see the
+    module docstring), started with :func:`spawn` and killed with everything it started.
+
+    Subclasses may set :attr:`Timeout` and :attr:`Died` to their own subclasses of
+    :class:`ChildTimeout` and :class:`ChildDied`.
+
+    Args:
+        argv: the command; the child reads and answers through :class:`ParentChannel`.
+        log_path: the file the child's stderr (and its stdout, unless `stdout` is given) is
+            appended to; failure messages quote its last lines.
+        name: how messages call the child (``"the worker process"``).
+        env: its environment (default: this process's).
+        cwd: its working folder.
+        stdout: where its stdout goes instead of the log (a file object).
+        tail_lines: how many lines of the log a failure message quotes.
+
+    Raises:
+        OSError: the command cannot be started.
+    """
+
+    Timeout: type[ChildTimeout] = ChildTimeout
+    Died: type[ChildDied] = ChildDied
+    #: how much of the end of the log the tail looks at
+    TAIL_BYTES = 1 << 16
+    #: seconds a child that closed its answers may take to exit before it is killed
+    EXIT_GRACE = 2.0
+
+    def __init__(self, argv: list[str], log_path: str | os.PathLike, *,
+                 name: str = "the child process", env: dict[str, str] | None = None,
+                 cwd: str | os.PathLike | None = None, stdout: BinaryIO | None = None,
+                 tail_lines: int = 8):
+        self.log_path = Path(log_path)
+        self.name = name
+        self.tail_lines = tail_lines
+        self._log = open(self.log_path, "ab")
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ if env is None else env)
+        env[ANSWERS_FD_ENV] = str(write_fd)
+        try:
+            self.child = spawn(argv, env=env, cwd=cwd, stdin=subprocess.PIPE,
+                               stdout=self._log if stdout is None else stdout, stderr=self._log,
+                               pass_fds=(write_fd,), close_fds=True)
+        except BaseException:
+            os.close(read_fd)
+            self._log.close()
+            raise
+        finally:
+            os.close(write_fd)
+        self.proc = self.child.proc
+        self._answers = FrameReader(read_fd)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self) -> str:
+        """The last lines of the child's log."""
+        text = read_tail(self.log_path, self.TAIL_BYTES).rstrip().splitlines()[-self.tail_lines:]
+        return "\n".join(text)
+
+    def died(self, what: str, grace: float = 0.0) -> ChildDied:
+        """Kill the child and describe its end: ``<name> <what> (exit status N); last lines...``.
+
+        Args:
+            what: what it did (``"exited"``).
+            grace: seconds it may take to exit by itself first, so that its own exit status is
+                reported (a child closing its end of the pipes is usually exiting).
+        """
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace)
+        self.kill()
+        code = self.proc.returncode
+        tail = self.log_tail()
+        return self.Died(f"{self.name} {what} (exit status {code})"
+                         + (f"; last lines of {self.log_path}:\n{tail}" if tail else ""), code, tail)
+
+    def send(self, obj: Any) -> None:
+        """Send one frame.
+
+        Raises:
+            ChildDied: the child does not read its stdin any more.
+        """
+        try:
+            write_frame(self.proc.stdin, obj)
+        except (OSError, ValueError):  # a broken pipe, or stdin closed by kill()
+            raise self.died("stopped reading requests", grace=self.EXIT_GRACE) from None
+
+    def receive(self, deadline: float | None, cancel: threading.Event | None = None) -> Any:
+        """The child's next frame, waited for until `deadline` (``time.monotonic()``).
+
+        Args:
+            deadline: when to give up (None: never).
+            cancel: when set (checked every second), the child is killed.
+
+        Raises:
+            ChildTimeout: no complete frame before the deadline; the child has been killed.
+            ChildCancelled: `cancel` was set; the child has been killed.
+            ChildDied: the child exited or sent an unreadable frame; it has been killed.
+        """
+        while True:
+            step = None if cancel is None else time.monotonic() + 1.0
+            until = step if deadline is None else deadline if step is None else min(step, deadline)
+            try:
+                return self._answers.read(until)
+            except FrameTimeout:
+                if cancel is not None and cancel.is_set():
+                    self.kill()
+                    raise ChildCancelled from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.kill()
+                    raise self.Timeout from None
+            except EOFError:
+                raise self.died("exited", grace=self.EXIT_GRACE) from None
+            except pickle.UnpicklingError as exc:
+                raise self.died(f"sent an unreadable answer ({exc})") from None
+
+    def request(self, obj: Any, deadline: float | None, cancel: threading.Event | None = None) -> Any:
+        """:meth:`send` `obj`, then :meth:`receive` the answer."""
+        self.send(obj)
+        return self.receive(deadline, cancel)
+
+    def kill(self) -> None:
+        """Kill the child and everything it started (SIGKILL), reap it, close the pipes."""
+        self.child.kill()
+        for close in (self.proc.stdin.close, lambda: os.close(self._answers.fd), self._log.close):
+            with contextlib.suppress(OSError, ValueError):
+                close()
+        self._answers.fd = -1
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End the requests (end of file on the child's stdin), give the child `timeout` seconds
+        to exit, then :meth:`kill` it with whatever it left behind."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError, subprocess.TimeoutExpired):
+                self.proc.stdin.close()
+                self.proc.wait(timeout=timeout)
+        self.kill()
+
+
+class ParentChannel:
+    """The child's side of a :class:`FramedChild`: requests from stdin, answers on the pipe.
+
+    Raises:
+        KeyError: the process was not started by a :class:`FramedChild`.
+    """
+
+    def __init__(self):
+        fd = int(os.environ.pop(ANSWERS_FD_ENV))
+        os.set_inheritable(fd, False)  # what the child starts must not hold the pipe open
+        self._answers = os.fdopen(fd, "wb")
+        self._requests = sys.stdin.buffer
+
+    def receive(self) -> Any:
+        """The next request.
+
+        Raises:
+            EOFError: the parent ended the requests.
+            Exception: the request cannot be unpickled (the stream stays aligned).
+        """
+        return pickle.loads(read_frame(self._requests))
+
+    def send(self, obj: Any) -> None:
+        """Send one answer."""
+        write_frame(self._answers, obj)

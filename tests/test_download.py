@@ -407,10 +407,21 @@ def test_progress_goes_to_a_callback_object_and_nothing_is_drawn(server, public_
 def test_download_module_draws_nothing():
     import ast
 
-    tree = ast.parse(Path(dl.__file__).read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert not {name for name in imported if name.split(".")[0] == "rich"}
+    from pgdl_measures.tasks import archive, transfer
+
+    for module in (dl, transfer, archive):
+        tree = ast.parse(Path(module.__file__).read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert not {name for name in imported if name.split(".")[0] == "rich"}, module.__name__
+
+
+def test_the_old_names_stay_importable_from_download():
+    from pgdl_measures.tasks import archive, transfer
+
+    assert dl.download_file is transfer.download_file and dl.verify_file is transfer.verify_file
+    assert dl.check_archive is archive.check_archive and dl.extract_zip is archive.extract_zip
+    assert dl.FileDownload is transfer.FileDownload and dl.TransferProgress is transfer.TransferProgress
 
 
 # ----------------------------------------------------------------------------- CLI

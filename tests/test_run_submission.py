@@ -201,15 +201,15 @@ def test_help_describes_the_command(cli):
 # ------------------------------------------------------------------------ end to end (children)
 
 
-def test_baselines_match_hand_computations(tmp_path, cli, toy_path):
-    """VC dimension (as a nested zip), distance from init, Jacobian norm, two models each.
+def test_baselines_match_hand_computations(tmp_path, cli, toy_path, two_runs):
+    """VC dimension (as a nested zip, run by :func:`two_runs`), distance from init, Jacobian
+    norm, two models each.
 
     Both models of a submission run in one child (--reuse-process), as in the competition.
     """
     models = ["model_0", "model_10"]  # 1 hidden layer of 64 units; 3 hidden layers of 128
-    archive = zip_folder(SUBMISSIONS / "vc_dimension", tmp_path / "vc.zip", nested=True)
-    values = {}
-    for name, submission in [("vc", archive), ("dist", SUBMISSIONS / "distance_from_init"),
+    values = {"vc": {m: predict(two_runs[1])[m] for m in models}}
+    for name, submission in [("dist", SUBMISSIONS / "distance_from_init"),
                              ("jac", SUBMISSIONS / "jacobian_norm")]:
         out = tmp_path / name
         result = cli(["run-submission", str(submission), str(toy_path), str(out),
@@ -269,41 +269,98 @@ def test_legacy_idioms_and_program_dir(tmp_path, cli, toy_path):
     assert predict(out)["model_0"] == pytest.approx(2.5 * float(np.sum(x[0])), rel=1e-6)
 
 
-def test_misbehaving_submissions_are_recorded_and_the_run_goes_on(tmp_path, cli, toy_path):
-    """An exception (both models in one process), a non-float, an import error."""
-    runs = {  # name: (models, predict file, message, failing models, stage)
-        "raises": (["model_0", "model_1"], {"model_1": 1.0}, "ValueError: deliberate failure",
-                   ["model_0"], "complexity"),
-        "returns_string": (["model_1"], {}, "model_1: complexity returned str 'not a number'",
-                           ["model_1"], "complexity"),
-        "missing_module": (["model_0", "model_1"], {}, "No module named 'pgdl_no_such_module_2020'",
-                           ["model_0", "model_1"], "import"),
-        "returns_nan": (["model_0", "model_10"], {}, "complexity returned",
-                        ["model_0", "model_10"], "complexity"),
-    }
-    for name, (models, values, message, failing, stage) in runs.items():
-        out = tmp_path / name
-        reuse = ["--reuse-process"] if name in ("raises", "returns_nan") else []
-        result = cli(["run-submission", str(SUBMISSIONS / name), str(toy_path), str(out),
-                      "--models", ",".join(models), *reuse])
-        assert result.exit_code == 1, result.output
-        assert message in result.output  # printed
-        assert predict(out) == values
-        errors = json.loads((out / "pgdl_toy_data.errors.json").read_text())
-        assert list(errors) == failing
-        for model_id in failing:
-            assert message in errors[model_id]["error"]
-            assert errors[model_id]["stage"] == stage
-        assert "Traceback" in errors[failing[0]]["stderr_tail"]
-        if name not in ("returns_string", "returns_nan"):  # the submission's line is in it
-            assert "complexity.py" in errors[failing[0]]["stderr_tail"]
+#: the models tests/submissions/misbehaves meets, in the order one child runs them
+MISBEHAVING = {  # model: (value in the .predict, error message, stage)
+    "model_0": (None, "ValueError: deliberate failure in complexity", "complexity"),
+    "model_1": (None, "model_1: complexity returned str 'not a number'", "complexity"),
+    "model_2": ("EXCEEDED", None, None),  # never returns: killed at the budget, then a restart
+    "model_3": (None, "the child process died (exit status 3) while running this model", "crash"),
+    "model_10": (None, "model_10: complexity returned nan", "complexity"),
+    "model_11": (None, "model_11: complexity returned inf", "complexity"),
+    "model_12": (2.0, None, None),  # after starting `setsid sleep 1000`
+}
+MISBEHAVING_BUDGET = 4.0
+
+
+@pytest.fixture(scope="module")
+def misbehaving(toy_path, tmp_path_factory):
+    """One --reuse-process run of tests/submissions/misbehaves over :data:`MISBEHAVING` (three
+    children: the hang and the crash each cost a restart, no more) and one of missing_module;
+    the live processes carrying the run's marker are listed as it ends."""
+    import os
+    import signal
+    import uuid
+    from types import SimpleNamespace
+
+    from conftest import invoke
+
+    root = tmp_path_factory.mktemp("misbehaving")
+    marker = f"pgdl-test-{uuid.uuid4().hex}"
+    before = os.environ.get("PGDL_TEST_MARKER")
+    os.environ["PGDL_TEST_MARKER"] = marker
+    try:
+        result = invoke(["run-submission", str(SUBMISSIONS / "misbehaves"), str(toy_path),
+                         str(root / "misbehaves"), "--models", ",".join(MISBEHAVING),
+                         "--reuse-process", "--time-budget", str(MISBEHAVING_BUDGET)])
+        survivors = _processes_with(marker)
+    finally:
+        for pid in _processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
+        if before is None:
+            os.environ.pop("PGDL_TEST_MARKER")
+        else:
+            os.environ["PGDL_TEST_MARKER"] = before
+    missing = invoke(["run-submission", str(SUBMISSIONS / "missing_module"), str(toy_path),
+                      str(root / "missing_module"), "--models", "model_0,model_1"])
+    return SimpleNamespace(result=result, out=root / "misbehaves", survivors=survivors,
+                           missing=missing, missing_out=root / "missing_module")
+
+
+def test_misbehaving_models_are_recorded_and_the_run_goes_on(misbehaving):
+    """An exception, a non-float, NaN, infinity, a hang and a crash: each is its model's only."""
+    assert misbehaving.result.exit_code == 1, misbehaving.result.output
+    assert predict(misbehaving.out) == {m: v for m, (v, _, _) in MISBEHAVING.items() if v is not None}
+    errors = json.loads((misbehaving.out / "pgdl_toy_data.errors.json").read_text())
+    failing = {m: (message, stage) for m, (_, message, stage) in MISBEHAVING.items() if message}
+    assert list(errors) == list(failing)
+    for model_id, (message, stage) in failing.items():
+        assert message in errors[model_id]["error"] and errors[model_id]["stage"] == stage
+        assert message in misbehaving.result.output  # printed
+    assert "Traceback" in errors["model_0"]["stderr_tail"]
+    assert "complexity.py" in errors["model_0"]["stderr_tail"]  # the submission's line is in it
     # NaN and infinity are failures, never a bare NaN in the .predict file
-    errors = json.loads((tmp_path / "returns_nan" / "pgdl_toy_data.errors.json").read_text())
-    assert "model_0: complexity returned nan" in errors["model_0"]["error"]
-    assert "model_10: complexity returned inf" in errors["model_10"]["error"]
-    assert "NaN" not in (tmp_path / "returns_nan" / "pgdl_toy_data.predict").read_text()
-    # the import error was seen once; the second model was not started again
-    errors = json.loads((tmp_path / "missing_module" / "pgdl_toy_data.errors.json").read_text())
+    assert "NaN" not in (misbehaving.out / "pgdl_toy_data.predict").read_text()
+
+
+def test_hang_and_crash_in_a_reused_process_restart_it(misbehaving):
+    """A model over budget or killing the child costs a restart, no more; outcomes are reported
+    in order as they come."""
+    lines = [line for line in misbehaving.result.output.splitlines()
+             if line.startswith("pgdl_toy_data/model_")]
+    assert [line.split(":")[0].split("/")[1] for line in lines] == list(MISBEHAVING)
+    (hang,) = [line for line in lines if line.startswith("pgdl_toy_data/model_2:")]
+    assert float(hang.split("(")[1].split(" s)")[0]) >= MISBEHAVING_BUDGET
+    assert "5 of 7 models failed" in misbehaving.result.output
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_processes_a_submission_starts_in_a_new_session_do_not_survive(misbehaving):
+    assert predict(misbehaving.out)["model_12"] == 2.0  # it started `setsid sleep 1000`
+    assert misbehaving.survivors == []  # which was killed with the child
+
+
+def test_an_import_error_is_seen_once(misbehaving):
+    """The submission does not import: the first model's error, the second not run again."""
+    assert misbehaving.missing.exit_code == 1, misbehaving.missing.output
+    message = "No module named 'pgdl_no_such_module_2020'"
+    assert message in misbehaving.missing.output
+    assert predict(misbehaving.missing_out) == {}
+    errors = json.loads((misbehaving.missing_out / "pgdl_toy_data.errors.json").read_text())
+    assert list(errors) == ["model_0", "model_1"]
+    for model_id in errors:
+        assert message in errors[model_id]["error"] and errors[model_id]["stage"] == "import"
+    assert "Traceback" in errors["model_0"]["stderr_tail"]
+    assert "complexity.py" in errors["model_0"]["stderr_tail"]
     assert "not run" in errors["model_1"]["stderr_tail"]
 
 
@@ -376,25 +433,6 @@ def test_zip_with_clashing_duplicate_or_overlong_names_is_refused(tmp_path, name
     assert list(dest.iterdir()) == []
 
 
-def test_hang_and_crash_in_a_reused_process_restart_it(tmp_path, toy_path):
-    """--reuse-process: a model over budget or killing the child costs a restart, no more."""
-    seen = []
-    run = sub.run_submission(SUBMISSIONS / "hangs", toy_path, tmp_path / "hangs", time_budget=3,
-                             models=["model_0", "model_1"], reuse_process=True,
-                             on_outcome=lambda task, o: seen.append((task, o.model_id, o.status)))
-    assert predict(tmp_path / "hangs") == {"model_0": "EXCEEDED", "model_1": 2.0}
-    assert seen == [("pgdl_toy_data", "model_0", "exceeded"), ("pgdl_toy_data", "model_1", "ok")]
-    assert run.failed == 0
-    assert run.tasks[0].outcomes["model_0"].seconds >= 3
-
-    run = sub.run_submission(SUBMISSIONS / "crashes", toy_path, tmp_path / "crashes",
-                             models=["model_0", "model_1"], reuse_process=True)
-    assert predict(tmp_path / "crashes") == {"model_1": 3.0}
-    crashed = run.tasks[0].outcomes["model_0"]
-    assert crashed.stage == "crash" and "exit status 3" in crashed.error
-    assert run.failed == 1
-
-
 def test_idioms_under_legacy_keras_2_and_keras_3(tmp_path, toy_path, monkeypatch):
     """Which 2020 idioms work in each mode (the table of sample_submission/README.md)."""
     reports = {}
@@ -440,7 +478,7 @@ def test_keras_2_without_tf_keras_is_a_user_error(monkeypatch):
 
 def _fake_run_models(calls: list):
     """A stand-in for run_models (no child process): every model gets 7.0; logs what it ran."""
-    def run_models(submission_dir, models, train_dir, *, on_outcome, **_):
+    def run_models(child, models, budget, *, on_outcome, cancel=None):
         calls.append([m for m, _ in models])
         for model_id, _ in models:
             on_outcome(sub.ModelOutcome(model_id, 7.0, seconds=0.0))
@@ -533,7 +571,9 @@ def test_values_of_a_task_with_other_contents_are_not_kept(tmp_path, cli, toy_pa
 
 
 def test_a_failed_write_mid_run_keeps_what_was_written(tmp_path, toy_path, monkeypatch):
-    real, writes, calls = sub.atomic_write, [], []
+    from pgdl_measures.competition import files as files_module
+
+    real, writes, calls = files_module.atomic_write, [], []
 
     def failing(path, data):
         if Path(path).suffix == ".predict":
@@ -543,7 +583,7 @@ def test_a_failed_write_mid_run_keeps_what_was_written(tmp_path, toy_path, monke
         real(path, data)
 
     monkeypatch.setattr(sub, "run_models", _fake_run_models(calls))
-    monkeypatch.setattr(sub, "atomic_write", failing)
+    monkeypatch.setattr(files_module, "atomic_write", failing)
     with pytest.raises(PGDLError, match="No space left on device") as info:
         sub.run_submission(SUBMISSIONS / "vc_dimension", toy_path, tmp_path,
                            models=["model_0", "model_1", "model_2"])
@@ -566,25 +606,6 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
-def test_processes_a_submission_starts_in_a_new_session_do_not_survive(tmp_path, toy_path,
-                                                                      monkeypatch):
-    import os
-    import signal
-    import uuid
-
-    marker = f"pgdl-test-{uuid.uuid4().hex}"
-    monkeypatch.setenv("PGDL_TEST_MARKER", marker)
-    try:
-        run = sub.run_submission(SUBMISSIONS / "escapes_session", toy_path, tmp_path,
-                                 models=["model_0"])
-        assert run.failed == 0 and predict(tmp_path) == {"model_0": 1.0}
-        assert _processes_with(marker) == []  # `setsid sleep 1000` was killed with the child
-    finally:
-        for pid in _processes_with(marker):
-            os.kill(pid, signal.SIGKILL)
-
-
 def test_per_task_budget_pays_for_a_one_off_warm_up(tmp_path, toy_path, monkeypatch):
     """The competition's rule: a slow first model borrows the time the others leave."""
     monkeypatch.setenv("PGDL_WARM_UP_SECONDS", "6")
@@ -599,17 +620,21 @@ def test_per_task_budget_pays_for_a_one_off_warm_up(tmp_path, toy_path, monkeypa
 
 
 def test_per_task_budget_spent_marks_the_models_left_exceeded():
-    budget = sub._Budget("per-task", 2.0, 3)
-    assert budget.allowance() == 6.0 and not budget.spent_up()
+    from scoring.rules import TimeBudget
+
+    budget = TimeBudget(2.0, "per-task", 3)
+    assert budget.allowance() == 6.0 and not budget.spent_up
     budget.spend(5.0)
-    assert budget.allowance() == 1.0
+    assert budget.allowance() == 1.0 and budget.deadline(10.0) == 11.0
     budget.spend(1.5)
-    assert budget.spent_up() and budget.allowance() == 0.0
-    per_model = sub._Budget("per-model", 2.0, 3)
+    assert budget.spent_up and budget.allowance() == 0.0
+    per_model = TimeBudget(2.0, "per-model", 3)
     per_model.spend(100.0)
-    assert per_model.allowance() == 2.0 and not per_model.spent_up()
+    assert per_model.allowance() == 2.0 and not per_model.spent_up
+    # evaluate's rule: a model's stored results' seconds are credited against its budget
+    assert per_model.allowance(credit=0.5) == 1.5 and per_model.deadline(10.0, credit=3.0) == 10.0
     with pytest.raises(PGDLError, match="unknown budget rule"):
-        sub._Budget("per-century", 2.0, 3)
+        TimeBudget(2.0, "per-century", 3)
 
 
 def test_a_cancelled_run_kills_its_child_within_a_second(tmp_path):
@@ -623,9 +648,11 @@ def test_a_cancelled_run_kills_its_child_within_a_second(tmp_path):
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
     start = time.monotonic()
-    outcomes = sub.run_models(SUBMISSIONS / "vc_dimension", [("model_0", tmp_path)], tmp_path,
-                              keras="3", setup_timeout=100, python=str(fake_python),
-                              _cancel=cancel)
+    from scoring.rules import TimeBudget
+
+    child = sub.IngestionChild.create(SUBMISSIONS / "vc_dimension", tmp_path, keras="3",
+                                      setup_timeout=100, python=str(fake_python))
+    outcomes = sub.run_models(child, [("model_0", tmp_path)], TimeBudget(), cancel=cancel)
     assert outcomes == [] and time.monotonic() - start < 5
 
 
@@ -634,25 +661,30 @@ def test_a_cancelled_run_kills_its_child_within_a_second(tmp_path):
 
 @pytest.fixture(scope="module")
 def two_runs(toy_path, tmp_path_factory):
-    """Two `pgdl run-submission` processes started together on one output folder, with other
-    --models: model_0 in one; in the other (one child process), model_1, model_2 (whose
-    weights.hdf5 is garbage) and model_3 (whose config.json has a list for a layer_name)."""
+    """Two `pgdl run-submission` processes of vc_dimension started together on one output
+    folder, with other --models, each in one child process: model_0 and model_10 from the
+    submission zipped (nested) in one; in the other, from the submission's folder (the same
+    digest), model_1, model_2 (whose weights.hdf5 is garbage) and model_3 (whose config.json has
+    a list for a layer_name)."""
     import os
     import subprocess
     import sys
 
     root = tmp_path_factory.mktemp("two_runs")
-    task = _copy_task(toy_path, root, {f"model_{k}": f"model_{k}" for k in range(4)})
+    task = _copy_task(toy_path, root, {m: m for m in ("model_0", "model_1", "model_2", "model_3",
+                                                      "model_10")})
     (task / "model_2" / "weights.hdf5").write_bytes(b"not an HDF5 file\n" * 64)
     config = json.loads((task / "model_3" / "config.json").read_text())
     config["model_config"][0]["layer_name"] = [config["model_config"][0]["layer_name"]]
     (task / "model_3" / "config.json").write_text(json.dumps(config))
     out = root / "out"
-    command = [sys.executable, "-c", "from pgdl_measures.cli import main; main()", "run-submission",
-               str(SUBMISSIONS / "vc_dimension"), str(task), str(out)]
-    runs = [subprocess.Popen([*command, *args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-            for args in (["--models", "0"], ["--models", "1,2,3", "--reuse-process"])]
+    archive = zip_folder(SUBMISSIONS / "vc_dimension", root / "vc.zip", nested=True)
+    command = [sys.executable, "-c", "from pgdl_measures.cli import main; main()", "run-submission"]
+    runs = [subprocess.Popen([*command, str(submission), str(task), str(out), *args,
+                              "--reuse-process"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=dict(os.environ))
+            for submission, args in ((archive, ["--models", "0,10"]),
+                                     (SUBMISSIONS / "vc_dimension", ["--models", "1,2,3"]))]
     results = [(run.wait(timeout=600), *run.communicate()) for run in runs]
     return task, out, results
 
@@ -662,7 +694,7 @@ def test_two_runs_on_one_folder_take_turns_and_keep_both(two_runs):
     task, out, ((code_a, _, err_a), (code_b, _, err_b)) = two_runs
     assert code_a == 0, err_a
     assert code_b == 1, err_b  # model_2 and model_3 failed
-    assert sorted(predict(out)) == ["model_0", "model_1"]
+    assert list(predict(out)) == ["model_0", "model_1", "model_10"]
     assert list(json.loads((out / "pgdl_toy_data.errors.json").read_text())) == ["model_2", "model_3"]
     waited = ["waiting for it to finish" in err for err in (err_a, err_b)]
     assert sorted(waited) == [False, True]

@@ -113,3 +113,62 @@ def test_a_child_whose_parent_is_killed_exits_with_what_it_started(tmp_path):
         assert sp.token_holders(child.token) == []
     finally:
         sp.kill_token_holders(child.token)
+
+
+ECHO = ("import sys, time\n"
+        "from pgdl_measures._subprocess import ParentChannel\n"
+        "channel = ParentChannel()\n"
+        "print('echo child started', file=sys.stderr, flush=True)\n"
+        "while True:\n"
+        "    try:\n"
+        "        op, arg = channel.receive()\n"
+        "    except EOFError:\n"
+        "        break\n"
+        "    if op == 'sleep':\n"
+        "        time.sleep(arg)\n"
+        "    if op == 'die':\n"
+        "        print('dying now', file=sys.stderr, flush=True)\n"
+        "        sys.exit(arg)\n"
+        "    print('noise on stdout')\n"
+        "    channel.send((op, arg))\n")
+
+
+def _echo(tmp_path) -> sp.FramedChild:
+    env = {**os.environ, "PYTHONPATH": str(Path(sp.__file__).parents[1])}
+    return sp.FramedChild([sys.executable, "-c", ECHO], tmp_path / "log", name="the echo child", env=env)
+
+
+def test_a_framed_child_answers_and_ends(tmp_path):
+    """Frames both ways (stdout noise cannot corrupt them); closing ends the requests."""
+    child = _echo(tmp_path)
+    assert child.request(("echo", [1, 2]), time.monotonic() + 60) == ("echo", [1, 2])
+    assert child.request(("echo", "x" * 200_000), time.monotonic() + 60)[1] == "x" * 200_000
+    assert child.alive
+    child.close(timeout=10)
+    assert not child.alive and child.returncode == 0
+    assert "noise on stdout" in (tmp_path / "log").read_text()
+
+
+def test_a_framed_child_is_killed_past_its_deadline_or_when_cancelled(tmp_path):
+    import threading
+
+    child = _echo(tmp_path)
+    start = time.monotonic()
+    with pytest.raises(sp.ChildTimeout):
+        child.request(("sleep", 1000), time.monotonic() + 0.5)
+    assert time.monotonic() - start < 30 and not child.alive
+    child = _echo(tmp_path)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    with pytest.raises(sp.ChildCancelled):
+        child.request(("sleep", 1000), None, cancel)
+    assert not child.alive
+
+
+def test_a_framed_child_that_dies_says_so_with_its_log(tmp_path):
+    child = _echo(tmp_path)
+    with pytest.raises(sp.ChildDied, match="the echo child exited") as info:
+        child.request(("die", 5), time.monotonic() + 60)
+    assert info.value.returncode == 5 and "dying now" in info.value.tail
+    assert "dying now" in str(info.value) and not child.alive
+    child.kill()  # a second kill is harmless

@@ -1,7 +1,8 @@
 """Child-process entry point of `pgdl run-submission`: models of one task through a submission.
 
-Run as ``python -m pgdl_measures.competition._ingestion_child REQUEST.json`` by
-:mod:`pgdl_measures.competition.run`, never imported by the parent. It does for each model it is
+Run as ``python -m pgdl_measures.competition._ingestion_child`` by
+:mod:`pgdl_measures.competition.ingestion` (a :class:`~pgdl_measures._subprocess.FramedChild`;
+the parent imports only :func:`as_float` and :data:`MARKER` from here). It does for each model it is
 given what the competition's ingestion program (``ingestion.py``, ``data_manager.py`` and
 ``model_utils.py`` of the PGDL starting kit, TensorFlow 2.2) did inside its loop:
 
@@ -15,26 +16,25 @@ given what the competition's ingestion program (``ingestion.py``, ``data_manager
    ``tf.io.parse_tensor`` (float32 inputs, int32 label), with the shards in natural sorted order
    (the competition's ``glob.glob`` order was whatever the file system gave);
 3. put the submission folder first on ``sys.path`` and ``from complexity import complexity``;
-4. for each model: write a marker line to stderr and ``S`` on the ``ready_fd`` pipe (the
+4. for each model: write a marker line to stderr and send ``{"started": model_id}`` (the
    model's clock starts: the budget covers loading the model and ``complexity``, as in the
    competition, not the start-up); ``tf.keras.backend.clear_session()``; build the model as
    ``model_def_to_keras_sequential`` did (see :func:`build_competition_model`) and load
    ``weights_init.hdf5`` (kept as ``model.initial_weights``) then ``weights.hdf5``; call
    ``complexity(model, dataset)``, adding ``program_dir=<submission folder>`` when the function
    has such a parameter (the competition's later ingestion did the same);
-5. append one JSON line per model to the result file, ``{"model_id", "value"}`` or
-   ``{"model_id", "error", "stage"}`` (traceback on stderr), then write ``D`` on the pipe. A
-   value ``float()`` cannot convert, NaN or infinite is an error naming the model. A failure before the first
-   model (stage ``start-up``, ``data`` or ``import``) is reported once, then the child exits.
+5. send one answer per model, ``{"model_id", "value"}`` or ``{"model_id", "error", "stage"}``
+   (traceback on stderr). A value ``float()`` cannot convert, NaN or infinite is an error naming
+   the model. A failure before the first model (stage ``start-up``, ``data`` or ``import``) is
+   reported once, then the child exits.
 
-The request file is a JSON object with the keys ``submission_dir``, ``train_dir``, ``models``
-(a list of ``[model_id, model_dir]``), ``keras`` ("2" or "3"), ``result_path`` and ``ready_fd``.
+The request, the first frame the parent sends, is a dict with the keys ``submission_dir``,
+``train_dir``, ``models`` (a list of ``[model_id, model_dir]``) and ``keras`` ("2" or "3").
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import os
 import sys
@@ -250,13 +250,6 @@ def as_float(value, model_id: str) -> float:
 MARKER = "[pgdl run-submission] model "
 
 
-def _report(result_file, ready_fd, payload: dict) -> None:
-    result_file.write(json.dumps(payload) + "\n")
-    result_file.flush()
-    if ready_fd is not None:
-        os.write(ready_fd, b"D")
-
-
 def _error(exc: BaseException) -> str:
     """The error's line; its traceback goes to stderr, except for a PGDLError (a fault of an
     input file, which its message names): that is the one line."""
@@ -270,58 +263,50 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    with open(argv[0]) as f:
-        request = json.load(f)
-    ready_fd = request.get("ready_fd")
-    if ready_fd is not None:
-        os.set_inheritable(ready_fd, False)  # grandchildren must not hold the pipe open
-    from pgdl_measures._subprocess import exit_with_parent
+def main() -> int:
+    from pgdl_measures._subprocess import ParentChannel, exit_with_parent
 
+    channel = ParentChannel()
     exit_with_parent()  # a parent killed outright takes this child and what it started along
+    request = channel.receive()
     models = request["models"]
-    with open(request["result_path"], "a") as result_file:
-        stage = "start-up"
+    stage = "start-up"
+    try:
+        import tensorflow as tf
+
+        tf.compat.v1.enable_v2_behavior()
+        keras3 = request["keras"] == "3"
+        if not keras3:
+            patch_legacy_optimizers(tf)
+            provide_numpy_aliases()
+        stage = "data"
+        dataset = competition_dataset(tf, request["train_dir"])
+        stage = "import"
+        submission_dir = request["submission_dir"]
+        sys.path.insert(0, submission_dir)
+        from complexity import complexity
+
+        kwargs = complexity_kwargs(complexity, submission_dir)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt included
+        channel.send({"model_id": models[0][0], "error": _error(exc), "stage": stage})
+        return 1
+    failed = 0
+    for model_id, model_dir in models:
+        print(f"\n{MARKER}{model_id}", file=sys.stderr, flush=True)
+        channel.send({"started": model_id})
+        stage = "load_model"
         try:
-            import tensorflow as tf
-
-            tf.compat.v1.enable_v2_behavior()
-            keras3 = request["keras"] == "3"
-            if not keras3:
-                patch_legacy_optimizers(tf)
-                provide_numpy_aliases()
-            stage = "data"
-            dataset = competition_dataset(tf, request["train_dir"])
-            stage = "import"
-            submission_dir = request["submission_dir"]
-            sys.path.insert(0, submission_dir)
-            from complexity import complexity
-
-            kwargs = complexity_kwargs(complexity, submission_dir)
-        except BaseException as exc:  # SystemExit and KeyboardInterrupt included
-            _report(result_file, ready_fd, {"model_id": models[0][0], "error": _error(exc),
-                                            "stage": stage})
-            return 1
-        failed = 0
-        for model_id, model_dir in models:
-            print(f"\n{MARKER}{model_id}", file=sys.stderr, flush=True)
-            if ready_fd is not None:
-                os.write(ready_fd, b"S")
-            stage = "load_model"
-            try:
-                tf.keras.backend.clear_session()
-                model = load_competition_model(tf, model_dir, explicit_input=keras3)
-                stage = "complexity"
-                value = as_float(complexity(model, dataset, **kwargs), model_id)
-            except BaseException as exc:  # record and go on to the next model
-                failed += 1
-                _report(result_file, ready_fd, {"model_id": model_id, "error": _error(exc),
-                                                "stage": stage})
-                continue
-            finally:
-                model = None
-            _report(result_file, ready_fd, {"model_id": model_id, "value": value})
+            tf.keras.backend.clear_session()
+            model = load_competition_model(tf, model_dir, explicit_input=keras3)
+            stage = "complexity"
+            value = as_float(complexity(model, dataset, **kwargs), model_id)
+        except BaseException as exc:  # record and go on to the next model
+            failed += 1
+            channel.send({"model_id": model_id, "error": _error(exc), "stage": stage})
+            continue
+        finally:
+            model = None
+        channel.send({"model_id": model_id, "value": value})
     return 1 if failed else 0
 
 

@@ -43,14 +43,14 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
+from scoring.rules import Status
 
 STORE_NAME = "results.sqlite"
 SCHEMA_VERSION = "2"
-#: A row's status. ``STATUS_EXCEEDED`` (lower case, in the store) is the status of a result whose
-#: model ran out of its time budget; the ``.predict`` file shows such a model as the
-#: competition's marker :data:`scoring.rules.EXCEEDED` (``"EXCEEDED"``).
-OK, ERROR, STATUS_EXCEEDED = "ok", "error", "exceeded"
-STATUSES = (OK, ERROR, STATUS_EXCEEDED)
+#: A row's status (:class:`scoring.rules.Status`); the ``.predict`` file shows a result over its
+#: time budget as the competition's marker :data:`scoring.rules.EXCEEDED` (``"EXCEEDED"``).
+OK, ERROR, STATUS_EXCEEDED = Status.OK, Status.ERROR, Status.EXCEEDED
+STATUSES = tuple(s.value for s in Status)
 
 _RESULTS_TABLE = """
 CREATE TABLE IF NOT EXISTS results (

@@ -6,10 +6,9 @@ C++). So the parent (:class:`WorkerProcess`) starts ``python -m pgdl_measures.ev
 imports Keras once, loads one model at a time and computes measures on it; the parent waits for
 each answer until the model's deadline and, past it, kills the child and starts a fresh one.
 
-Protocol: length-prefixed pickles (4-byte big-endian length, then the pickle) over the child's
-stdin (requests) and a private copy of its stdout (answers); the child's file descriptor 1 is
-pointed at its stderr first, so nothing TensorFlow prints can corrupt the stream. Requests and
-answers::
+Protocol: the framed pickles of :class:`pgdl_measures._subprocess.FramedChild` (requests on the
+child's stdin, answers on a private pipe; the child's stdout and stderr go to the log). Requests
+and answers::
 
     parent -> child                                child -> parent
     ("hello", {"sys_path": [...]})                 {"ok": True, "backend": ..., "pid": ...}
@@ -22,29 +21,19 @@ answers::
 Measure classes travel by reference (module and name), so they must be importable in the
 child: the parent's ``sys.path`` is sent with "hello". The environment (``KERAS_BACKEND``
 included) is the parent's. The child ignores SIGINT (the parent handles Ctrl-C and kills it)
-and exits by itself when the parent dies. Starting, framing and killing (with whatever the
-measure started) are shared with `pgdl run-submission`'s child in :mod:`pgdl_measures._subprocess`.
+and exits by itself when the parent dies. Starting, framing, deadlines and killing (with whatever
+the measure started) are :mod:`pgdl_measures._subprocess`'s, shared with `pgdl run-submission`.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from pgdl_measures._subprocess import (
-    FrameReader,
-    FrameTimeout,
-    exit_with_parent,
-    read_frame,
-    read_tail,
-    spawn,
-    write_frame,
-)
+from pgdl_measures._subprocess import ChildDied, ChildTimeout, FramedChild, ParentChannel, exit_with_parent
 
 #: How long a fresh worker may take to import Keras and its backend before the run gives up.
 STARTUP_TIMEOUT = 300.0
@@ -52,11 +41,11 @@ STARTUP_TIMEOUT = 300.0
 LOG_TAIL_BYTES = 1 << 16
 
 
-class WorkerTimeout(Exception):
+class WorkerTimeout(ChildTimeout):
     """The worker did not answer before the deadline (it has been killed)."""
 
 
-class WorkerDied(Exception):
+class WorkerDied(ChildDied):
     """The worker exited or broke the protocol (its log's last lines are in the message)."""
 
 
@@ -116,11 +105,8 @@ class _Child:
 
 
 def main() -> None:
-    """Serve requests on stdin until "exit" or end of input."""
-    answers = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # whatever prints to stdout (Python or C++) goes to the log instead
-    sys.stdout = sys.stderr
-    requests = sys.stdin.buffer
+    """Serve requests until "exit" or the end of the requests."""
+    channel = ParentChannel()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     exit_with_parent()
@@ -128,20 +114,20 @@ def main() -> None:
     child = _Child()
     while True:
         try:
-            payload = read_frame(requests)
+            op, args = channel.receive()
         except EOFError:
             break
-        try:
-            op, args = pickle.loads(payload)
         except Exception as exc:  # noqa: BLE001 - e.g. a measure class the child cannot import
-            write_frame(answers, {"ok": False, "seconds": 0.0,
-                                   "error": f"the worker could not read the request: {type(exc).__name__}: {exc}"})
+            channel.send({"ok": False, "seconds": 0.0,
+                          "error": f"the worker could not read the request: {type(exc).__name__}: {exc}"})
             continue
         if op == "exit":
             break
         answer = getattr(child, op)(**args)
+        sys.stdout.flush()
         sys.stderr.flush()
-        write_frame(answers, answer)
+        channel.send(answer)
+    sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # skip the interpreter's teardown of TensorFlow (seconds), there is nothing to save
 
@@ -149,26 +135,30 @@ def main() -> None:
 # ----------------------------------------------------------------------------- the parent's handle
 
 
+class _WorkerChild(FramedChild):
+    Timeout = WorkerTimeout
+    Died = WorkerDied
+
+
 class WorkerProcess:
-    """A running worker child, seen from the parent.
+    """A running worker child, seen from the parent (a :class:`FramedChild`).
 
     Args:
         log_path: the file the child's stdout and stderr are appended to.
         env: the child's environment (the parent's by default).
+        startup_timeout: seconds the child may take to import Keras and answer.
 
     Raises:
         WorkerDied: the child did not start (its log's tail is in the message).
+        OSError: the Python interpreter cannot be started.
     """
 
     def __init__(self, log_path: str | os.PathLike, env: dict[str, str] | None = None,
                  startup_timeout: float = STARTUP_TIMEOUT):
         self.log_path = Path(log_path)
-        self._log = open(self.log_path, "ab")
-        self._child = spawn([sys.executable, "-m", "pgdl_measures.evaluate.worker"], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                            close_fds=True)
+        self._child = _WorkerChild([sys.executable, "-m", "pgdl_measures.evaluate.worker"], self.log_path,
+                                   name="the worker process", env=env)
         self.proc = self._child.proc
-        self._answers = FrameReader(self.proc.stdout.fileno())
         self.model: tuple | None = None
         try:
             hello = self.request("hello", {"sys_path": list(sys.path)}, time.monotonic() + startup_timeout)
@@ -180,18 +170,7 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def _log_tail(self, lines: int = 8) -> str:
-        text = read_tail(self.log_path, LOG_TAIL_BYTES).rstrip().splitlines()[-lines:]
-        return "\n".join(text)
-
-    def _died(self, what: str) -> WorkerDied:
-        self.kill()
-        code = self.proc.returncode
-        tail = self._log_tail()
-        return WorkerDied(f"the worker process {what} (exit status {code})"
-                          + (f"; last lines of {self.log_path}:\n{tail}" if tail else ""))
+        return self._child.alive
 
     def request(self, op: str, args: dict, deadline: float | None) -> dict:
         """Send one request and wait for its answer until `deadline` (``time.monotonic()``).
@@ -200,20 +179,7 @@ class WorkerProcess:
             WorkerTimeout: no answer before the deadline; the worker has been killed.
             WorkerDied: the worker exited or could not be written to.
         """
-        try:
-            write_frame(self.proc.stdin, (op, args))
-        except (BrokenPipeError, OSError):
-            raise self._died("stopped reading requests") from None
-        try:
-            answer = self._answers.read(deadline)
-        except FrameTimeout:
-            self.kill()
-            raise WorkerTimeout from None
-        except EOFError:
-            raise self._died("exited") from None
-        except pickle.UnpicklingError as exc:
-            raise self._died(f"sent an unreadable answer ({exc})") from None
-        return answer
+        return self._child.request((op, args), deadline)
 
     def load(self, task, model_id: str, deadline: float | None) -> dict:
         """Load `model_id` of `task` (a :class:`~pgdl_measures.tasks.Task`) in the worker."""
@@ -231,25 +197,15 @@ class WorkerProcess:
     def kill(self) -> None:
         """Kill the child and anything it started (SIGKILL), and reap it."""
         self._child.kill()
-        self._close_files()
 
     def close(self) -> None:
         """Ask the child to exit, killing it if it does not within 10 s."""
-        if self.proc.poll() is None:
+        if self._child.alive:
             try:
-                write_frame(self.proc.stdin, ("exit", {}))
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self.kill()
-
-    def _close_files(self) -> None:
-        for stream in (self.proc.stdin, self.proc.stdout, self._log):
-            try:
-                stream.close()
-            except OSError:
-                pass
+                self._child.send(("exit", {}))
+            except WorkerDied:
+                return
+        self._child.close(timeout=10)
 
 
 if __name__ == "__main__":

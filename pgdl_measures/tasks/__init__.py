@@ -6,7 +6,9 @@ Modules: :mod:`~pgdl_measures.tasks.task` (discovery, :class:`Task`, model_confi
 :mod:`~pgdl_measures.tasks.model_config` (config.json -> Keras 3),
 :mod:`~pgdl_measures.tasks.hdf5`, :mod:`~pgdl_measures.tasks.tfrecords`,
 :mod:`~pgdl_measures.tasks.data` (datasets), :mod:`~pgdl_measures.tasks.summary`
-(``pgdl task info``), :mod:`~pgdl_measures.tasks.download` (``pgdl data download``).
+(``pgdl task info``), :mod:`~pgdl_measures.tasks.download` (``pgdl data download``, over
+:mod:`~pgdl_measures.tasks.archive`, the zip checks and extractor, and
+:mod:`~pgdl_measures.tasks.transfer`, the resumable HTTP download).
 
 The names below are imported on first use, so ``import pgdl_measures.tasks.trained`` (what a
 packaged submission carries) imports neither pandas nor Keras.
