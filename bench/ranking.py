@@ -33,12 +33,13 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
 
 from pgdl_measures.evaluate.pipeline import collect_results, resolve_measures  # noqa: E402
-from pgdl_measures.evaluate.store import OK, ResultStore  # noqa: E402
+from pgdl_measures.evaluate.store import ResultStore  # noqa: E402
 from pgdl_measures.registry import list_measures  # noqa: E402
 from pgdl_measures.tasks import find_tasks  # noqa: E402
 from scoring.predictions import load_reference  # noqa: E402
 from scoring.rankers import RANKERS, bootstrap_ci_grid, prepare_values  # noqa: E402
 from scoring.ranking import TaskValues, rank_measures  # noqa: E402
+from scoring.rules import Status  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MEASURES = ["agn", "gradient_norm", "vc_dimension", "jacobian_norm", "distance_from_init", "sharpness",
@@ -56,7 +57,7 @@ def stored_values(results_dir: str, task_dirs: list[str], measure_names: list[st
     for task in tasks:
         specs = load_reference(task.model_configs_path)[0]
         values = {m.name: {model: row.value for model, row in results[(task.name, m.name)].items()
-                           if row is not None and row.status == OK} for m in measures}
+                           if row is not None and row.status == Status.OK} for m in measures}
         out.append(TaskValues(task.name, specs, values, len(results[(task.name, measures[0].name)])))
     return out, {m.name: m.direction for m in measures}
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.evaluate.runner import Progress, Runner, compute_model
-from pgdl_measures.evaluate.store import ERROR
 from pgdl_measures.tasks import Task
+from scoring.rules import Status
 
 #: Per worker process: (backend, log) -> its runner, so the child (and its Keras) outlives a task.
 _RUNNERS: dict[tuple[str, str], Runner] = {}
@@ -220,7 +220,7 @@ def _answer(future, what: str, n_measures: int, max_tries: int) -> dict[str, Any
         tries = getattr(exc, "allowed_failures", max_tries - 1) + 1
         error = (f"computing {what} killed {tries} Dask worker processes (the most tries allowed); "
                  "not tried again")
-        return {"rows": [(i, ERROR, None, error, 0.0) for i in range(n_measures)]}
+        return {"rows": [(i, Status.ERROR, None, error, 0.0) for i in range(n_measures)]}
     except Exception as exc:  # noqa: BLE001 - the cluster failed outside any model: stop, keep the results
         raise PGDLError(f"a Dask worker failed on {what}: {type(exc).__name__}: {exc}") from None
     if "fatal" in answer:

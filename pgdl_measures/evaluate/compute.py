@@ -13,10 +13,10 @@ from pgdl_measures import __version__
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.evaluate.inputs import _as_measure, _as_tasks, current_backend
 from pgdl_measures.evaluate.runner import Progress, Runner, compute_model
-from pgdl_measures.evaluate.store import OK, Key, ResultStore, Row, measure_key
+from pgdl_measures.evaluate.store import Key, ResultStore, Row, measure_key
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.tasks import Task, select_models
-from scoring.rules import COMPETITION_TIME_BUDGET
+from scoring.rules import COMPETITION_TIME_BUDGET, Status
 
 #: The worker's log (its stdout and stderr), in the output folder.
 WORKER_LOG = "worker.log"
@@ -65,7 +65,7 @@ def _plan(tasks, measures, store, backend, selected, retry_errors, contents):
                     stale = by_content.get((model, measure.name, params), set()) - {digest}
                     legacy += "" in stale
                     other += bool(stale - {""})
-                if row is None or (retry_errors and row.status != OK):
+                if row is None or (retry_errors and row.status != Status.OK):
                     pending.append(measure)
                 else:
                     reused += 1

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.evaluate.store import ERROR, OK, STATUS_EXCEEDED, Key, ResultStore, Row, measure_key
+from pgdl_measures.evaluate.store import Key, ResultStore, Row, measure_key
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.tasks import Task, select_models
 from scoring.files import atomic_write
-from scoring.rules import EXCEEDED, natural_key
+from scoring.rules import EXCEEDED, Status, natural_key
 
 
 def collect_results(store: ResultStore, tasks: Sequence[Task], measures: Sequence[Measure], backend: str,
@@ -62,7 +62,7 @@ def write_predictions(results: dict[tuple[str, str], dict[str, Row | None]], mea
     written, notes = {}, []
     for (task, measure), by_model in results.items():
         path = out / measure / f"{task}.predict"
-        failed = {m: r for m, r in by_model.items() if r is None or r.status == ERROR}
+        failed = {m: r for m, r in by_model.items() if r is None or r.status == Status.ERROR}
         if failed:
             first_model, first = next(iter(failed.items()))
             why = "not computed" if first is None else (first.error or "error").splitlines()[0]
@@ -73,7 +73,7 @@ def write_predictions(results: dict[tuple[str, str], dict[str, Row | None]], mea
             except OSError:
                 pass
             continue
-        prediction = {model: (EXCEEDED if row.status == STATUS_EXCEEDED else direction[measure] * row.value)
+        prediction = {model: (EXCEEDED if row.status == Status.EXCEEDED else direction[measure] * row.value)
                       for model, row in sorted(by_model.items(), key=lambda kv: natural_key(kv[0]))}
         try:
             atomic_write(path, (json.dumps(prediction, indent=1) + "\n").encode("utf-8"))
@@ -154,7 +154,7 @@ def rank_results(tasks: Sequence[Task], measures: Sequence[Measure],
             except PGDLError as exc:
                 notes.append(f"{task.name}: not ranked: {exc}")
         values = {m.name: {model: row.value for model, row in results[(task.name, m.name)].items()
-                           if row is not None and row.status == OK} for m in measures}
+                           if row is not None and row.status == Status.OK} for m in measures}
         n_models = len(results[(task.name, measures[0].name)]) if measures else 0
         task_values.append(TaskValues(task.name, specs, values, n_models))
     ranking = rank_measures(task_values, {m.name: m.direction for m in measures}, n_resamples=n_resamples, seed=seed,
@@ -172,7 +172,7 @@ def status_table(results: dict[tuple[str, str], dict[str, Row | None]]) -> tuple
         row = [measure]
         for task in tasks:
             counts = Counter("missing" if r is None else r.status for r in results[(task, measure)].values())
-            row.append(" / ".join(f"{counts.get(s, 0)}" for s in (OK, ERROR, STATUS_EXCEEDED))
+            row.append(" / ".join(f"{counts.get(s, 0)}" for s in (Status.OK, Status.ERROR, Status.EXCEEDED))
                        + (f" ({counts['missing']} missing)" if counts.get("missing") else ""))
         rows.append(row)
     return ["measure (ok / error / exceeded)"] + tasks, rows

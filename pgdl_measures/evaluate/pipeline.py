@@ -60,10 +60,10 @@ from pgdl_measures.evaluate.outputs import (
     write_predictions,
 )
 from pgdl_measures.evaluate.runner import Progress
-from pgdl_measures.evaluate.store import OK, STATUS_EXCEEDED, ResultStore, Row, canonical_params
+from pgdl_measures.evaluate.store import ResultStore, Row, canonical_params
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.tasks import Task, select_models
-from scoring.rules import COMPETITION_TIME_BUDGET
+from scoring.rules import COMPETITION_TIME_BUDGET, Status
 
 __all__ = [
     "DEFAULT_OUT", "WORKER_LOG", "ComputeStats", "Evaluation", "Progress", "_as_measure", "_as_tasks", "_plan",
@@ -107,7 +107,7 @@ class Evaluation:
         """How many of the results are not values, by status (``error``, ``exceeded``); empty
         when every result is a value (what ``pgdl evaluate``'s exit status tells)."""
         counts = Counter(row.status for rows in self.results.values() for row in rows.values()
-                         if row is not None and row.status != OK)
+                         if row is not None and row.status != Status.OK)
         return dict(counts)
 
     def why_nothing_ranked(self) -> str | None:
@@ -126,8 +126,8 @@ class Evaluation:
         for task in with_reference:
             rows = [row for measure in self.measures for row in self.results[(task.name, measure.name)].values()]
             counts = Counter("not computed" if row is None else row.status for row in rows)
-            if not counts.get(OK):
-                shown = ", ".join(f"{n} {'exceeded the time budget' if status == STATUS_EXCEEDED else status}"
+            if not counts.get(Status.OK):
+                shown = ", ".join(f"{n} {'exceeded the time budget' if status == Status.EXCEEDED else status}"
                                   for status, n in counts.items())
                 reasons.append(f"{task.name}: no measure has a value on any model ({shown or 'no models'})")
         if not reasons:

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.evaluate.store import ERROR, OK, STATUS_EXCEEDED, Row
+from pgdl_measures.evaluate.store import Row
+from scoring.rules import Status, TimeBudget
 
 
 class Progress:
@@ -95,7 +96,7 @@ def compute_model(runner, task, model, pending, credit, time_budget, put, progre
 
     worker = runner.get()  # a fresh worker's start-up does not count against the budget
     start = time.monotonic()
-    deadline = start + time_budget - credit
+    deadline = TimeBudget(time_budget).deadline(start, credit)
     progress.model_started(task.name, model, len(pending), deadline)
     key = (task.name, str(task.input_dir), model)
     remaining = list(pending)
@@ -103,7 +104,7 @@ def compute_model(runner, task, model, pending, credit, time_budget, put, progre
         measure = remaining[0]
         if time.monotonic() >= deadline:
             for m in remaining:
-                put(task, model, m, STATUS_EXCEEDED,
+                put(task, model, m, Status.EXCEEDED,
                     error=f"the time budget of {time_budget:g} s for {task.name}/{model} "
                           "was used up before this measure started")
             break
@@ -116,7 +117,7 @@ def compute_model(runner, task, model, pending, credit, time_budget, put, progre
                 answer = worker.load(task, model, deadline)
                 if not answer["ok"]:
                     for m in remaining:
-                        put(task, model, m, ERROR, error=answer["error"], seconds=0.0)
+                        put(task, model, m, Status.ERROR, error=answer["error"], seconds=0.0)
                     break
             progress.measure_started(measure.name)
             began = time.monotonic()
@@ -127,12 +128,12 @@ def compute_model(runner, task, model, pending, credit, time_budget, put, progre
             in_flight = worker.model == key
             for i, m in enumerate(remaining):
                 if i == 0 and in_flight:
-                    put(task, model, m, STATUS_EXCEEDED, seconds=now - began,
+                    put(task, model, m, Status.EXCEEDED, seconds=now - began,
                         error=f"exceeded the time budget of {time_budget:g} s for {task.name}/{model} "
                               f"(stopped after {now - began:.1f} s; the model had {now - start + credit:.1f} s "
                               "in all)")
                 else:
-                    put(task, model, m, STATUS_EXCEEDED, error=f"the time budget of {time_budget:g} s for "
+                    put(task, model, m, Status.EXCEEDED, error=f"the time budget of {time_budget:g} s for "
                                                         f"{task.name}/{model} ran out "
                                                         + ("before this measure started" if in_flight
                                                            else "while the model was loading"))
@@ -141,16 +142,16 @@ def compute_model(runner, task, model, pending, credit, time_budget, put, progre
             runner.discard()
             if worker.model != key:  # it died loading the model: the model is at fault
                 for m in remaining:
-                    put(task, model, m, ERROR, error=f"loading {task.name}/{model} killed the worker: {exc}")
+                    put(task, model, m, Status.ERROR, error=f"loading {task.name}/{model} killed the worker: {exc}")
                 break
-            put(task, model, measure, ERROR, error=f"computing it killed the worker: {exc}",
+            put(task, model, measure, Status.ERROR, error=f"computing it killed the worker: {exc}",
                 seconds=time.monotonic() - began)
             remaining.pop(0)  # the next measure starts a fresh worker (its start-up is not counted)
             continue
         if answer["ok"]:
-            put(task, model, measure, OK, value=answer["value"], seconds=answer["seconds"])
+            put(task, model, measure, Status.OK, value=answer["value"], seconds=answer["seconds"])
         else:
-            put(task, model, measure, ERROR, error=answer["error"], seconds=answer["seconds"])
+            put(task, model, measure, Status.ERROR, error=answer["error"], seconds=answer["seconds"])
         remaining.pop(0)
     progress.model_finished()
 
