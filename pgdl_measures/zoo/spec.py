@@ -39,7 +39,7 @@ from typing import Any
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.training.datasets import DATASETS, Splits
 from pgdl_measures.training.families import FAMILIES, HParam, model_config
-from pgdl_measures.training.fit import TRAINING_HPARAMS
+from pgdl_measures.zoo.train import TRAINING_HPARAMS
 from scoring.files import read_json
 
 SPEC_KEYS = ("task", "seed", "dataset", "architecture", "grid", "fixed")
