@@ -156,3 +156,18 @@ def test_a_full_disk_leaves_no_damaged_checkpoint_and_a_rerun_trains(small_data,
     filler.unlink()
     again = train(small_mlp(small_data, width=512), small_data, config, out_dir=out)
     assert again.resumed_from == 0 and again.epochs_run == 2
+
+
+def test_history_csv_has_a_row_per_epoch_and_no_validation_columns_without_a_validation_split(small_mlp, tmp_path):
+    """Keras's CSVLogger would add an ``NA`` column ``val_<key>`` for every key of such a run."""
+    from pgdl_measures.training import datasets
+
+    data = datasets.prepare(datasets.digits(train_size=100, test_size=50, seed=0), seed=0)
+    config = TrainConfig(epochs=2, batch_size=50)
+    train(small_mlp(data), data, TrainConfig(epochs=1, batch_size=50), out_dir=tmp_path)
+    result = train(small_mlp(data), data, config, out_dir=tmp_path)  # resumes at epoch 1, appends a row
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert lines[0].split(",") == ["epoch", "accuracy", "learning_rate", "loss", "seconds", "test_accuracy",
+                                   "test_loss"]
+    assert [line.split(",")[0] for line in lines[1:]] == ["0", "1"]
+    assert result.resumed_from == 1 and "val_loss" not in result.history and "val_loss" not in result.summary()
