@@ -211,7 +211,7 @@ def train(model, data: Splits, config: TrainConfig | None = None, *, out_dir: st
     start = time.perf_counter()
     if config.shuffle == "seeded":
         batches = EpochBatches(data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed,
-                                augment=data.augment, start_epoch=start_epoch)
+                               augment=data.augment, start_epoch=start_epoch)
         fit = trained.fit(batches, epochs=config.epochs, validation_data=validation, verbose=0, shuffle=False,
                           callbacks=[SetEpoch(batches)] + cbs)
     else:
@@ -236,8 +236,8 @@ def train(model, data: Splits, config: TrainConfig | None = None, *, out_dir: st
                        resumed_from=start_epoch, config=asdict(config))
     if out is not None:
         write_state(out / "result.json", json.dumps({"data": data.summary(), "config": result.config,
-                                                       "trackers": tr.describe([cb for _, cb in tracker_cbs]),
-                                                       **result.summary()}, indent=1, default=str))
+                                                      "trackers": tr.describe([cb for _, cb in tracker_cbs]),
+                                                      **result.summary()}, indent=1, default=str))
     return result
 
 
