@@ -62,7 +62,8 @@ def _model(name, data, seed=0):
 
 
 def _fit_epoch_seconds(name, data, *, epochs, batch_size, spe=1, shuffle="seeded", online_agn=False):
-    from pgdl_measures.training.fit import TrainConfig, train
+    from pgdl_measures.training.config import TrainConfig
+    from pgdl_measures.training.fit import train
 
     model = _model(name, data)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=0.01, schedule="constant",

@@ -201,3 +201,18 @@ __all__ = [
     "tf32_allowed",
     "variable_indices",
 ]
+
+#: the Keras subclasses of this package -> their module, imported on first use (PEP 562) so
+#: that importing the package imports no Keras
+_KERAS_CLASSES = {
+    "PreActivation": "layers",
+    "InferenceMode": "layers",
+    "BoxProjectedStep": "optimizers",
+}
+
+
+def __getattr__(name: str):
+    module = _KERAS_CLASSES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -29,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pgdl_measures.backend.model_graph import layer_chain, pre_activation_class
+from pgdl_measures.backend.layers import PreActivation
+from pgdl_measures.backend.model_graph import layer_chain
 from pgdl_measures.errors import PGDLError
 
 
@@ -105,7 +106,7 @@ def plan(model) -> Plan | None:
         for layer in chain:
             if not _plain(layer):
                 return None
-            if isinstance(layer, pre_activation_class()):
+            if isinstance(layer, PreActivation):
                 dense = layer.dense
                 if type(dense) is not L.Dense or not _plain(dense):
                     return None

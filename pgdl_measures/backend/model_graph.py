@@ -2,7 +2,7 @@
 sub-models built from the same layers (so they share the trained weights).
 
 Measures use these to look inside a model; the autodiff modules of this package use
-:func:`layer_chain` and :class:`PreActivation` to plan per-example gradients layer by layer
+:func:`layer_chain` and :class:`~pgdl_measures.backend.layers.PreActivation` to plan per-example gradients layer by layer
 (:mod:`pgdl_measures.backend._layerwise`). Derived models are cached on the model with
 :func:`pgdl_measures.backend.cached`, the one per-model cache of the toolkit.
 
@@ -17,7 +17,6 @@ No autodiff here and no framework import: only ``keras``.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from pgdl_measures.backend._common import cached
@@ -27,12 +26,6 @@ from pgdl_measures.errors import PGDLError
 _ANY_BACKEND = "any"
 
 
-def _keras():
-    import keras
-
-    return keras
-
-
 def _activation_name(layer) -> str | None:
     activation = getattr(layer, "activation", None)
     return getattr(activation, "__name__", None) if activation is not None else None
@@ -40,7 +33,8 @@ def _activation_name(layer) -> str | None:
 
 def is_softmax(layer) -> bool:
     """A ``Softmax`` layer over the last axis, or ``Activation("softmax")``."""
-    keras = _keras()
+    import keras
+
     if isinstance(layer, keras.layers.Softmax):
         axis = layer.axis
         if isinstance(axis, (list, tuple)):
@@ -68,7 +62,8 @@ def layer_chain(model) -> list:
     Raises:
         PGDLError: `model` is not built, or is not a chain of layers.
     """
-    keras = _keras()
+    import keras
+
     name = getattr(model, "name", "model")
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if not layers:
@@ -106,32 +101,6 @@ def layer_chain(model) -> list:
     return chain
 
 
-@functools.cache
-def pre_activation_class():
-    keras = _keras()
-
-    class PreActivation(keras.layers.Layer):
-        """``h @ W + b`` of a Dense layer, without its activation (shares W and b)."""
-
-        def __init__(self, dense, **kwargs):
-            super().__init__(name=f"{dense.name}_pre_activation", **kwargs)
-            self.dense = dense
-
-        def build(self, input_shape):
-            self.built = True
-
-        def call(self, x):
-            z = keras.ops.matmul(x, self.dense.kernel)
-            if self.dense.use_bias:
-                z = keras.ops.add(z, self.dense.bias)
-            return z
-
-        def compute_output_shape(self, input_shape):
-            return tuple(input_shape[:-1]) + (self.dense.units,)
-
-    return PreActivation
-
-
 @dataclass
 class LogitLayers:
     """The layers computing a model's logits (see the module docstring).
@@ -147,7 +116,10 @@ class LogitLayers:
 
 def logit_layers(model) -> LogitLayers:
     """The chain of `model` without its final softmax, as layers to call (see module docstring)."""
-    keras = _keras()
+    import keras
+
+    from pgdl_measures.backend.layers import PreActivation
+
     chain = layer_chain(model)
     while chain and is_softmax(chain[-1]):
         chain = chain[:-1]
@@ -156,7 +128,7 @@ def logit_layers(model) -> LogitLayers:
     layers = list(chain)
     last = chain[-1]
     if isinstance(last, keras.layers.Dense) and _activation_name(last) == "softmax":
-        layers[-1] = pre_activation_class()(last)
+        layers[-1] = PreActivation(last)
     return LogitLayers(layers, chain)
 
 
@@ -182,7 +154,8 @@ def final_dense(model) -> FinalDense:
         PGDLError: the logits are not the output of a Dense layer, the Dense has another
             activation (relu, sigmoid...), or its input is not a flat ``[batch, features]``.
     """
-    keras = _keras()
+    import keras
+
     parts = logit_layers(model)
     last = parts.source[-1]
     if not isinstance(last, keras.layers.Dense):
@@ -203,7 +176,8 @@ def _derived(model, key: str, build):
 
 
 def _input(model):
-    keras = _keras()
+    import keras
+
     spec = model.inputs[0]
     return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype)
 
@@ -218,7 +192,8 @@ def logits_model(model):
         return model
 
     def build():
-        keras = _keras()
+        import keras
+
         x = _input(model)
         h = x
         for layer in parts.layers:
@@ -237,13 +212,16 @@ def features_model(model):
     dense = final_dense(model)
 
     def build():
-        keras = _keras()
+        import keras
+
+        from pgdl_measures.backend.layers import PreActivation
+
         parts = logit_layers(model)
         x = _input(model)
         h = x
         for layer in parts.layers[:-1]:
             h = layer(h)
-        z = pre_activation_class()(dense.layer)(h)
+        z = PreActivation(dense.layer)(h)
         return keras.Model(x, [h, z], name=f"{model.name}_features")
 
     return _derived(model, "features_model", build)
@@ -258,7 +236,8 @@ def perturbed_logits_model(model):
     layers are those of :func:`logit_layers`. Cached.
     """
     def build():
-        keras = _keras()
+        import keras
+
         parts = logit_layers(model)
         x = _input(model)
         inputs = [x]

@@ -6,13 +6,13 @@ Why Keras's own train step rather than a tape or ``jax.grad`` here: the step is
 ``w <- clip(w - lr * step(g), lower, upper)``, which is exactly a Keras optimizer's
 ``update_step``; ``train_on_batch`` then compiles forward, backward and update into one call on
 the TensorFlow and JAX backends alike (and keeps batch-norm statistics and dropout in inference
-mode through :class:`InferenceMode`). A hand-written step per backend would repeat what Keras
-does and give the same numbers.
+mode through :class:`~pgdl_measures.backend.layers.InferenceMode`). A hand-written step per
+backend would repeat what Keras does and give the same numbers. The optimizer is
+:class:`~pgdl_measures.backend.optimizers.BoxProjectedStep`.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,76 +20,6 @@ import numpy as np
 from pgdl_measures.errors import PGDLError
 
 __all__ = ["PerturbedCopy", "numpy_weights"]
-
-
-
-@functools.cache
-def _keras_classes():
-    """The Keras classes below, defined on first use so importing this module stays cheap."""
-    import keras
-    from keras import ops
-
-    class BoxProjectedStep(keras.optimizers.Optimizer):
-        """``w <- clip(w - lr * step(g), lower, upper)`` per variable.
-
-        ``rule="gradient"``: ``step(g) = g`` (SGD, then clipping to the box).
-        ``rule="scaled_sign"``: ``step(g) = scale * sign(g)`` (an L-infinity projected step
-        whose size is relative to each coordinate's box half-width).
-        The bounds (and scales) are optimizer variables set with :meth:`set_box`.
-        """
-
-        def __init__(self, learning_rate=1e-3, rule="gradient", name="box_projected_step"):
-            super().__init__(learning_rate=learning_rate, name=name)
-            if rule not in ("gradient", "scaled_sign"):
-                raise ValueError(f"rule must be 'gradient' or 'scaled_sign', got {rule!r}")
-            self.rule = rule
-
-        def build(self, variables):
-            if self.built:
-                return
-            super().build(variables)
-            self.lower = self.add_optimizer_variables(variables, "lower")
-            self.upper = self.add_optimizer_variables(variables, "upper")
-            self.scale = self.add_optimizer_variables(variables, "scale") if self.rule == "scaled_sign" else []
-
-        def set_box(self, lower, upper, scale=None):
-            for var, value in zip(self.lower, lower):
-                var.assign(value)
-            for var, value in zip(self.upper, upper):
-                var.assign(value)
-            if self.rule == "scaled_sign":
-                for var, value in zip(self.scale, scale):
-                    var.assign(value)
-
-        def update_step(self, gradient, variable, learning_rate):
-            index = self._get_variable_index(variable)
-            learning_rate = ops.cast(learning_rate, variable.dtype)
-            gradient = ops.cast(gradient, variable.dtype)
-            if self.rule == "gradient":
-                step = gradient
-            else:
-                step = ops.multiply(self.scale[index], ops.sign(gradient))
-            moved = ops.subtract(variable, ops.multiply(learning_rate, step))
-            self.assign(variable, ops.minimum(ops.maximum(moved, self.lower[index]), self.upper[index]))
-
-        def get_config(self):
-            config = super().get_config()
-            config["rule"] = self.rule
-            return config
-
-    class InferenceMode(keras.Model):
-        """Runs the wrapped model with ``training=False`` (dropout off, batch-norm moving
-        statistics used and not updated), also inside ``train_on_batch``."""
-
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-            self.built = True
-
-        def call(self, inputs, training=None):
-            return self.inner(inputs, training=False)
-
-    return BoxProjectedStep, InferenceMode
 
 
 def numpy_weights(variables) -> list[np.ndarray]:
@@ -118,7 +48,9 @@ class PerturbedCopy:
     def __init__(self, model, loss, *, rule: str, learning_rate: float):
         import keras
 
-        box_step, inference_mode = _keras_classes()
+        from pgdl_measures.backend.layers import InferenceMode
+        from pgdl_measures.backend.optimizers import BoxProjectedStep
+
         try:
             inner = keras.models.clone_model(model)
             inner.set_weights(numpy_weights(model.weights))
@@ -126,8 +58,8 @@ class PerturbedCopy:
             raise PGDLError(f"cannot copy the model to perturb it ({type(exc).__name__}: {exc}); "
                             "sharpness needs a Sequential or functional Keras model") from exc
         self.inner = inner
-        self.net = inference_mode(inner)
-        self.optimizer = box_step(learning_rate=learning_rate, rule=rule)
+        self.net = InferenceMode(inner)
+        self.optimizer = BoxProjectedStep(learning_rate=learning_rate, rule=rule)
         self.optimizer.build(self.net.trainable_variables)
         self.net.compile(optimizer=self.optimizer, loss=loss)
         self.start_weights = numpy_weights(inner.weights)

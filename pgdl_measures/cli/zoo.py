@@ -48,7 +48,7 @@ def _progress_bar(console):
 
 
 def _hparams_epilog() -> str:
-    from pgdl_measures.zoo.architectures import FAMILIES
+    from pgdl_measures.training.families import FAMILIES
     from pgdl_measures.zoo.train import TRAINING_HPARAMS
 
     lines = ["\b", "Hyper-parameters (grid or fixed; default in brackets):"]
@@ -62,7 +62,7 @@ def _hparams_epilog() -> str:
                 lines.append(f"  {h.name} [{json.dumps(h.default)}]{scope}: {h.doc}")
     import inspect
 
-    from pgdl_measures.zoo.datasets import DATASETS
+    from pgdl_measures.training.datasets import DATASETS
 
     lines += ["", "\b", "Datasets and their options (plus num_shards, TFRecord files per split [1]):"]
     for name, loader in DATASETS.items():

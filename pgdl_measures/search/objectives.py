@@ -155,9 +155,9 @@ def _data(data_json: str, final: bool):
 
 
 def train_config(task: Mapping[str, Any]):
-    """The :class:`~pgdl_measures.training.fit.TrainConfig` of a task: the study's piecewise
+    """The :class:`~pgdl_measures.training.config.TrainConfig` of a task: the study's piecewise
     schedule (divided by 10 at 50% and 75%) over the task's epochs, coupled weight decay."""
-    from pgdl_measures.training.fit import TrainConfig
+    from pgdl_measures.training.config import TrainConfig
 
     params = task["params"]
     return TrainConfig(epochs=int(task["epochs"]), batch_size=int(round(params["batch_size"])),

@@ -1,4 +1,4 @@
-"""Datasets for training and the zoo, as train/test arrays (:class:`Splits`).
+"""Datasets for training and the zoo, as training, validation and test arrays (:class:`Splits`).
 
 Loaders (:data:`DATASETS`), each a function of explicit keyword options (a zoo spec's
 ``"dataset"`` object passes them through):
@@ -19,7 +19,7 @@ Loaders (:data:`DATASETS`), each a function of explicit keyword options (a zoo s
   0..1; CIFAR and SVHN are then standardised per channel with the training split's mean and
   standard deviation (``standardize``), and carry their standard augmentation
   (:attr:`Splits.augment`: pad 4 + random 32x32 crop, + random horizontal flip for CIFAR),
-  which :mod:`pgdl_measures.training.fit` applies to training batches. A missing dataset raises
+  which :mod:`pgdl_measures.training.feeding` applies to training batches. A missing dataset raises
   :class:`~pgdl_measures.errors.PGDLError` naming the files and the folder to put them in.
 
 ``train_size``/``test_size`` choose how many examples each split keeps (an int, or a fraction of
@@ -42,7 +42,8 @@ from pgdl_measures.errors import PGDLError
 
 @dataclass
 class Splits:
-    """Training and held-out test arrays of one dataset.
+    """A dataset's training, validation and test arrays: what the loaders return (no validation
+    split) and what one training run reads (:func:`prepare` cuts the validation split).
 
     Attributes:
         name: the dataset's name (``digits``, the npz file's stem).
@@ -51,6 +52,7 @@ class Splits:
         num_classes: ``max label + 1`` over both splits.
         augment: the training-time augmentation this dataset takes (:data:`AUGMENTATIONS`):
             ``"crop_flip"`` (CIFAR), ``"crop"`` (SVHN) or None.
+        x_val, y_val: the validation split (default: empty arrays, no validation split).
     """
 
     name: str
@@ -60,13 +62,22 @@ class Splits:
     y_test: np.ndarray
     num_classes: int
     augment: str | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.x_val is None:
+            self.x_val = np.zeros((0,) + self.x_train.shape[1:], self.x_train.dtype)
+        if self.y_val is None:
+            self.y_val = np.zeros(0, np.int64)
 
     @property
     def input_shape(self) -> list[int]:
         return [int(d) for d in self.x_train.shape[1:]]
 
     def fingerprint(self) -> str:
-        """SHA-256 of the four arrays (shapes, dtypes and bytes): identifies the data of a run."""
+        """SHA-256 of the training and test arrays (shapes, dtypes and bytes): identifies the
+        data of a zoo run."""
         digest = hashlib.sha256()
         for array in (self.x_train, self.y_train, self.x_test, self.y_test):
             digest.update(f"{array.dtype.str}{array.shape}".encode())
@@ -74,8 +85,9 @@ class Splits:
         return digest.hexdigest()
 
     def summary(self) -> dict:
-        return {"name": self.name, "train_examples": len(self.y_train), "test_examples": len(self.y_test),
-                "input_shape": self.input_shape, "num_classes": self.num_classes}
+        return {"name": self.name, "train_examples": len(self.y_train), "validation_examples": len(self.y_val),
+                "test_examples": len(self.y_test), "input_shape": self.input_shape,
+                "num_classes": self.num_classes, "augment": self.augment}
 
 
 def _as_inputs(x, where: str) -> np.ndarray:
@@ -486,41 +498,8 @@ def augment_batch(x: np.ndarray, kind: str | None, rng: np.random.Generator, pad
     return out
 
 
-@dataclass
-class TrainData:
-    """What one training run reads: training, validation and test arrays, all seeded.
-
-    Attributes:
-        name: the dataset's name.
-        x_train, y_train: the training examples (after :func:`prepare`'s fraction and split).
-        x_val, y_val: the validation split (empty arrays when there is none).
-        x_test, y_test: the held-out test split.
-        num_classes: the number of classes.
-        augment: the training batches' augmentation (:data:`AUGMENTATIONS`) or None.
-    """
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_classes: int
-    augment: str | None = None
-
-    @property
-    def input_shape(self) -> list[int]:
-        return [int(d) for d in self.x_train.shape[1:]]
-
-    def summary(self) -> dict:
-        return {"name": self.name, "train_examples": len(self.y_train), "validation_examples": len(self.y_val),
-                "test_examples": len(self.y_test), "input_shape": self.input_shape,
-                "num_classes": self.num_classes, "augment": self.augment}
-
-
 def prepare(splits: Splits, *, train_fraction: float = 1.0, validation: int | float = 0,
-            seed: int = 0, augment: bool = True) -> TrainData:
+            seed: int = 0, augment: bool = True) -> Splits:
     """A fixed random fraction of the training split and a validation split cut from it.
 
     Args:
@@ -550,5 +529,5 @@ def prepare(splits: Splits, *, train_fraction: float = 1.0, validation: int | fl
             x, x_val, y, y_val = _split(x, y, None, validation, seed + 1)
         except ValueError as exc:
             raise PGDLError(f"cannot cut a validation split of {validation!r} from {len(y)} examples: {exc}") from None
-    return TrainData(splits.name, x, y, x_val, y_val, splits.x_test, splits.y_test, splits.num_classes,
-                     splits.augment if augment else None)
+    return Splits(splits.name, x, y, splits.x_test, splits.y_test, splits.num_classes,
+                  splits.augment if augment else None, x_val=x_val, y_val=y_val)

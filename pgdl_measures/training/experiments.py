@@ -153,7 +153,8 @@ class Runner:
               fraction: float, seed: int, trackers: Mapping[str, Any], epochs: int | None = None,
               reuse: bool = True) -> dict[str, Any]:
         """Train (or read back) run `key`; returns its record."""
-        from pgdl_measures.training.fit import TrainConfig, accuracy, seeded, train
+        from pgdl_measures.training.config import TrainConfig
+        from pgdl_measures.training.fit import accuracy, seeded, train
         from pgdl_measures.training.models import build, count_params
 
         folder = self.root / "runs" / key

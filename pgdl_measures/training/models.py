@@ -45,42 +45,6 @@ from typing import Any
 from pgdl_measures.errors import PGDLError
 
 
-def _keras():
-    import keras
-
-    return keras
-
-
-@functools.cache
-def _zero_pad_shortcut_class():
-    keras = _keras()
-
-    @keras.saving.register_keras_serializable(package="pgdl_measures")
-    class ZeroPadShortcut(keras.layers.Layer):
-        """Option-A shortcut: subsample by `stride` and zero-pad the channels to `filters`."""
-
-        def __init__(self, filters: int, stride: int = 2, **kwargs):
-            super().__init__(**kwargs)
-            self.filters = int(filters)
-            self.stride = int(stride)
-
-        def call(self, x):
-            x = x[:, ::self.stride, ::self.stride, :]
-            extra = self.filters - x.shape[-1]
-            before = extra // 2
-            return keras.ops.pad(x, [[0, 0], [0, 0], [0, 0], [before, extra - before]])
-
-        def compute_output_shape(self, input_shape):
-            b, h, w, _ = input_shape
-            size = (lambda d: None if d is None else -(-d // self.stride))
-            return (b, size(h), size(w), self.filters)
-
-        def get_config(self):
-            return {**super().get_config(), "filters": self.filters, "stride": self.stride}
-
-    return ZeroPadShortcut
-
-
 def _check_image(input_shape: Sequence[int], name: str) -> None:
     if len(input_shape) != 3:
         raise PGDLError(f"model {name!r} needs image inputs [height, width, channels], got input shape "
@@ -109,8 +73,10 @@ def _from_family(family: str):
 def lenet5(input_shape: Sequence[int], num_classes: int, *, activation: str = "relu") -> Any:
     """LeNet-5 (see the module docstring)."""
     _check_image(input_shape, "lenet5")
-    layers = _keras().layers
-    x = inputs = _keras().Input(shape=tuple(input_shape))
+    import keras
+
+    layers = keras.layers
+    x = inputs = keras.Input(shape=tuple(input_shape))
     x = layers.Conv2D(6, 5, padding="same", activation=activation)(x)
     x = layers.MaxPooling2D(2)(x)
     x = layers.Conv2D(16, 5, padding="valid", activation=activation)(x)
@@ -118,11 +84,13 @@ def lenet5(input_shape: Sequence[int], num_classes: int, *, activation: str = "r
     x = layers.Flatten()(x)
     x = layers.Dense(120, activation=activation)(x)
     x = layers.Dense(84, activation=activation)(x)
-    return _keras().Model(inputs, layers.Dense(num_classes)(x), name="lenet5")
+    return keras.Model(inputs, layers.Dense(num_classes)(x), name="lenet5")
 
 
 def _conv_bn(x, filters: int, kernel: int, stride: int = 1):
-    layers = _keras().layers
+    import keras
+
+    layers = keras.layers
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
                       kernel_initializer="he_normal")(x)
     return layers.BatchNormalization()(x)
@@ -139,7 +107,10 @@ def resnet(input_shape: Sequence[int], num_classes: int, *, depth: int = 20, sho
         raise PGDLError(f"resnet depth must be 6n + 2 (20, 32, 44, 56, 110, ...), got {depth}")
     if shortcut not in ("A", "B"):
         raise PGDLError(f"resnet shortcut must be 'A' (zero-padding identity) or 'B' (projection), got {shortcut!r}")
-    keras = _keras()
+    import keras
+
+    from pgdl_measures.training.layers import ZeroPadShortcut
+
     layers = keras.layers
     n = (depth - 2) // 6
     x = inputs = keras.Input(shape=tuple(input_shape))
@@ -150,7 +121,7 @@ def resnet(input_shape: Sequence[int], num_classes: int, *, depth: int = 20, sho
             y = layers.Activation("relu")(_conv_bn(x, filters, 3, stride))
             y = _conv_bn(y, filters, 3)
             if stride != 1 or x.shape[-1] != filters:
-                x = (_zero_pad_shortcut_class()(filters, stride)(x) if shortcut == "A"
+                x = (ZeroPadShortcut(filters, stride)(x) if shortcut == "A"
                      else _conv_bn(x, filters, 1, stride))
             x = layers.Activation("relu")(layers.Add()([x, y]))
     x = layers.GlobalAveragePooling2D()(x)
@@ -167,7 +138,8 @@ def densenet_bc(input_shape: Sequence[int], num_classes: int, *, depth: int = 10
     _check_image(input_shape, "densenet_bc")
     if depth < 10 or (depth - 4) % 6:
         raise PGDLError(f"densenet_bc depth must be 6n + 4 (40, 100, 190, ...), got {depth}")
-    keras = _keras()
+    import keras
+
     layers = keras.layers
     k = int(growth_rate)
     n = (depth - 4) // 6

@@ -37,20 +37,16 @@ References:
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import keras
 import numpy as np
+from keras import ops
 
+from pgdl_measures.backend import model_graph
 from pgdl_measures.errors import PGDLError
-
-
-def _keras():
-    import keras
-
-    return keras
 
 
 def sync_weights(model) -> None:
@@ -74,201 +70,152 @@ def summed(history: Mapping[str, Sequence[float]], key: str) -> float | None:
     return None if not values else float(np.sum(values))
 
 
-def _make(cls_factory):
-    """Build the callback classes lazily (Keras is imported on first use)."""
-    return functools.cache(cls_factory)
+class ExactAGN(keras.callbacks.Callback):
+    """Eq. 5's per-epoch term: the ``agn`` measure over the training set after each epoch,
+    logged as ``agn`` (see the module docstring).
+
+    Args:
+        model: the model whose final Dense layer is used (the one being trained, or the model
+            it was derived from: they share weights).
+        x, y: the training examples (un-augmented).
+        batch_size: examples per forward pass.
+        max_examples: use the first `max_examples` examples (None: all).
+
+    Raises:
+        PGDLError: the model has no final Dense layer.
+    """
+
+    def __init__(self, model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 512,
+                 max_examples: int | None = None):
+        super().__init__()
+        from pgdl_measures.measures.agn import AGN
+
+        model_graph.final_dense(model)  # raises PGDLError without one
+        self.tracked = model
+        self.measure = AGN(max_examples=max_examples, batch_size=batch_size)
+        self.data = _trained(model, x, y)
+        self.seconds = 0.0
+
+    def value(self) -> float:
+        """The ``agn`` measure on the current weights."""
+        return float(self.measure(self.data))
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.perf_counter()
+        sync_weights(self.model)
+        value = self.value()
+        self.seconds += time.perf_counter() - start
+        if logs is not None:
+            logs["agn"] = value
 
 
-@_make
-def _exact_agn_class():
-    keras = _keras()
+class GradientNormTracker(keras.callbacks.Callback):
+    """Eq. 4 with a subsample of examples and of iterations, logged per epoch as ``gn`` (the
+    estimator is in the module docstring).
 
-    class ExactAGN(keras.callbacks.Callback):
-        """Eq. 5's per-epoch term: the ``agn`` measure over the training set after each epoch.
+    Args:
+        model: the model (any Keras model; a final softmax is read as logits + softmax).
+        x, y: the training examples.
+        examples: ``m``, the size of the fixed random subsample of examples (None: all).
+        iterations: ``s``, iterations sampled per epoch (None: every iteration).
+        batch_size: examples per vectorized per-example-gradient call.
+        seed: the random state of both subsamples.
 
-        Args:
-            model: the model whose final Dense layer is used (the one being trained, or the
-                model it was derived from: they share weights).
-            x, y: the training examples (un-augmented).
-            batch_size: examples per forward pass.
-            max_examples: use the first `max_examples` examples (None: all).
+    Raises:
+        PGDLError: a subsample size that is not positive.
+    """
 
-        Raises:
-            PGDLError: (when constructed) the model has no final Dense layer.
-        """
+    def __init__(self, model, x: np.ndarray, y: np.ndarray, *, examples: int | None = None,
+                 iterations: int | None = None, batch_size: int = 64, seed: int = 0):
+        super().__init__()
+        model_graph.logits_model(model)
+        n = len(y)
+        if examples is not None and examples < 1 or iterations is not None and iterations < 1:
+            raise PGDLError("GN subsample sizes (examples, iterations) must be positive integers")
+        rng = np.random.default_rng([int(seed), 4])
+        keep = np.sort(rng.choice(n, size=examples, replace=False)) if examples and examples < n else np.arange(n)
+        self.tracked = model
+        self.x, self.y = np.asarray(x)[keep], np.asarray(y)[keep]
+        self.examples = len(keep)
+        self.iterations = iterations
+        self.batch_size = batch_size
+        self.seed = int(seed)
+        self.seconds = 0.0
+        self.evaluations = 0
+        self._steps: int | None = None
 
-        def __init__(self, model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 512,
-                     max_examples: int | None = None):
-            super().__init__()
-            from pgdl_measures.backend import model_graph
-            from pgdl_measures.measures.agn import AGN
+    def estimator(self) -> str:
+        return (f"GN_e = (T_e / s) sum over s sampled iterations of the mean over m = {self.examples} "
+                f"fixed random training examples of ||grad l_i||^2 (s = "
+                f"{'all' if self.iterations is None else self.iterations} iterations per epoch); GN = sum_e GN_e")
 
-            model_graph.final_dense(model)  # raises PGDLError without one
-            self.tracked = model
-            self.measure = AGN(max_examples=max_examples, batch_size=batch_size)
-            self.data = _trained(model, x, y)
-            self.seconds = 0.0
+    def value(self) -> float:
+        """``(1/m) sum_{i in M} ||grad l_i||^2`` at the current weights."""
+        from pgdl_measures.backend import full_float32
+        from pgdl_measures.measures.gradient_norm import mean_grad_sq_norm
+        from pgdl_measures.tasks.data import ArrayDataset
 
-        def value(self) -> float:
-            """The ``agn`` measure on the current weights."""
-            return float(self.measure(self.data))
+        with full_float32():
+            return mean_grad_sq_norm(self.tracked, ArrayDataset(self.x, self.y), batch_size=self.batch_size)
 
-        def on_epoch_end(self, epoch, logs=None):
-            start = time.perf_counter()
-            sync_weights(self.model)
-            value = self.value()
-            self.seconds += time.perf_counter() - start
-            if logs is not None:
-                logs["agn"] = value
+    def on_epoch_begin(self, epoch, logs=None):
+        steps = self.params.get("steps") if self.params else None
+        if steps is None:
+            raise PGDLError("the GN tracker needs the number of steps per epoch (data of known length)")
+        self._steps = int(steps)
+        s = steps if self.iterations is None else min(self.iterations, steps)
+        rng = np.random.default_rng([self.seed, 5, int(epoch)])
+        self._chosen = set(rng.choice(steps, size=s, replace=False).tolist())
+        self._sum = 0.0
+        self._count = 0
 
-    return ExactAGN
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch not in self._chosen:
+            return
+        start = time.perf_counter()
+        sync_weights(self.model)
+        self._sum += self.value()
+        self._count += 1
+        self.evaluations += 1
+        self.seconds += time.perf_counter() - start
 
-
-def ExactAGN(model, x, y, **options):  # noqa: N802 - a class, built on first use
-    return _exact_agn_class()(model, x, y, **options)
-
-
-ExactAGN.__doc__ = """Eq. 5's per-epoch term: the ``agn`` measure over the training set after each
-epoch, logged as ``agn`` (a ``keras.callbacks.Callback``; see the module docstring).
-
-Args:
-    model: the model whose final Dense layer is used (it shares weights with the trained one).
-    x, y: the training examples (un-augmented).
-    batch_size: examples per forward pass.
-    max_examples: the first `max_examples` examples (None: all).
-
-Raises:
-    PGDLError: the model has no final Dense layer.
-"""
-
-
-@_make
-def _gn_class():
-    keras = _keras()
-
-    class GradientNormTracker(keras.callbacks.Callback):
-        def __init__(self, model, x: np.ndarray, y: np.ndarray, *, examples: int | None = None,
-                     iterations: int | None = None, batch_size: int = 64, seed: int = 0):
-            super().__init__()
-            from pgdl_measures.backend import model_graph
-
-            model_graph.logits_model(model)
-            n = len(y)
-            if examples is not None and examples < 1 or iterations is not None and iterations < 1:
-                raise PGDLError("GN subsample sizes (examples, iterations) must be positive integers")
-            rng = np.random.default_rng([int(seed), 4])
-            keep = np.sort(rng.choice(n, size=examples, replace=False)) if examples and examples < n else np.arange(n)
-            self.tracked = model
-            self.x, self.y = np.asarray(x)[keep], np.asarray(y)[keep]
-            self.examples = len(keep)
-            self.iterations = iterations
-            self.batch_size = batch_size
-            self.seed = int(seed)
-            self.seconds = 0.0
-            self.evaluations = 0
-            self._steps: int | None = None
-
-        def estimator(self) -> str:
-            return (f"GN_e = (T_e / s) sum over s sampled iterations of the mean over m = {self.examples} "
-                    f"fixed random training examples of ||grad l_i||^2 (s = "
-                    f"{'all' if self.iterations is None else self.iterations} iterations per epoch); GN = sum_e GN_e")
-
-        def value(self) -> float:
-            """``(1/m) sum_{i in M} ||grad l_i||^2`` at the current weights."""
-            from pgdl_measures.backend import full_float32
-            from pgdl_measures.measures.gradient_norm import mean_grad_sq_norm
-            from pgdl_measures.tasks.data import ArrayDataset
-
-            with full_float32():
-                return mean_grad_sq_norm(self.tracked, ArrayDataset(self.x, self.y), batch_size=self.batch_size)
-
-        def on_epoch_begin(self, epoch, logs=None):
-            steps = self.params.get("steps") if self.params else None
-            if steps is None:
-                raise PGDLError("the GN tracker needs the number of steps per epoch (data of known length)")
-            self._steps = int(steps)
-            s = steps if self.iterations is None else min(self.iterations, steps)
-            rng = np.random.default_rng([self.seed, 5, int(epoch)])
-            self._chosen = set(rng.choice(steps, size=s, replace=False).tolist())
-            self._sum = 0.0
-            self._count = 0
-
-        def on_train_batch_begin(self, batch, logs=None):
-            if batch not in self._chosen:
-                return
-            start = time.perf_counter()
-            sync_weights(self.model)
-            self._sum += self.value()
-            self._count += 1
-            self.evaluations += 1
-            self.seconds += time.perf_counter() - start
-
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None and self._count:
-                logs["gn"] = self._steps / self._count * self._sum
-
-    return GradientNormTracker
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._count:
+            logs["gn"] = self._steps / self._count * self._sum
 
 
-def GradientNormTracker(model, x, y, **options):  # noqa: N802 - a class, built on first use
-    return _gn_class()(model, x, y, **options)
+class AGNTerms(keras.layers.Layer):
+    """``[z, ||h||^2]``: the logits with the squared norm of the final Dense's input appended."""
 
+    def call(self, h, z):
+        hsq = ops.sum(ops.square(ops.cast(h, "float32")), axis=-1, keepdims=True)
+        return ops.concatenate([ops.cast(z, "float32"), hsq], axis=-1)
 
-GradientNormTracker.__doc__ = """Eq. 4 with a subsample of examples and of iterations, logged per
-epoch as ``gn`` (a ``keras.callbacks.Callback``; the estimator is in the module docstring).
-
-Args:
-    model: the model (any Keras model; a final softmax is read as logits + softmax).
-    x, y: the training examples.
-    examples: ``m``, the size of the fixed random subsample of examples (None: all).
-    iterations: ``s``, iterations sampled per epoch (None: every iteration).
-    batch_size: examples per vectorized per-example-gradient call.
-    seed: the random state of both subsamples.
-"""
-
-
-@_make
-def _agn_terms_class():
-    keras = _keras()
-
-    class AGNTerms(keras.layers.Layer):
-        """``[z, ||h||^2]``: the logits with the squared norm of the final Dense's input appended."""
-
-        def call(self, h, z):
-            hsq = keras.ops.sum(keras.ops.square(keras.ops.cast(h, "float32")), axis=-1, keepdims=True)
-            return keras.ops.concatenate([keras.ops.cast(z, "float32"), hsq], axis=-1)
-
-        def compute_output_shape(self, h_shape, z_shape):
-            return tuple(z_shape[:-1]) + (z_shape[-1] + 1,)
-
-    return AGNTerms
+    def compute_output_shape(self, h_shape, z_shape):
+        return tuple(z_shape[:-1]) + (z_shape[-1] + 1,)
 
 
 def online_agn_head(model):
     """A model sharing `model`'s layers whose output is ``[z, ||h||^2]`` (``C + 1`` columns).
 
     Training it with :func:`head_loss` trains `model` exactly as the cross-entropy on its logits
-    would; :class:`OnlineAGNMetric` and :func:`head_accuracy` read its output.
+    would; :class:`OnlineAGNMetric` and :class:`HeadAccuracy` read its output.
 
     Raises:
         PGDLError: `model` has no final Dense layer (see
             :func:`pgdl_measures.backend.model_graph.final_dense`).
     """
-    from pgdl_measures.backend import model_graph
-
-    keras = _keras()
     dense = model_graph.final_dense(model)
     features = model_graph.features_model(model)
     x = keras.Input(shape=tuple(model.inputs[0].shape[1:]), dtype=model.inputs[0].dtype)
     h, z = features(x)
-    head = keras.Model(x, _agn_terms_class()()(h, z), name=f"{model.name}_online_agn")
+    head = keras.Model(x, AGNTerms()(h, z), name=f"{model.name}_online_agn")
     head.pgdl_use_bias = bool(dense.use_bias)
     return head
 
 
 def head_loss():
     """Sparse cross-entropy on the logits columns of :func:`online_agn_head`'s output."""
-    keras = _keras()
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def loss(y_true, y_pred):
@@ -277,54 +224,40 @@ def head_loss():
     return loss
 
 
-@_make
-def _metric_classes():
-    keras = _keras()
-    ops = keras.ops
+class OnlineAGNMetric(keras.metrics.Mean):
+    """The online AGN over :func:`online_agn_head`'s output: the mean over the epoch's examples
+    of ``(||h||^2 + 1) ||softmax(z) - onehot(y)||^2`` (without the ``+ 1`` when the final Dense
+    has no bias)."""
 
-    class OnlineAGNMetric(keras.metrics.Mean):
-        """Mean over the epoch's examples of ``(||h||^2 + 1) ||softmax(z) - onehot(y)||^2``."""
+    def __init__(self, use_bias: bool = True, name: str = "online_agn", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.use_bias = bool(use_bias)
 
-        def __init__(self, use_bias: bool = True, name: str = "online_agn", **kwargs):
-            super().__init__(name=name, **kwargs)
-            self.use_bias = bool(use_bias)
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        z = y_pred[:, :-1]
+        hsq = y_pred[:, -1]
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        delta = ops.softmax(z, axis=-1) - ops.one_hot(labels, ops.shape(z)[-1], dtype=z.dtype)
+        terms = (hsq + (1.0 if self.use_bias else 0.0)) * ops.sum(ops.square(delta), axis=-1)
+        return super().update_state(terms, sample_weight=sample_weight)
 
-        def update_state(self, y_true, y_pred, sample_weight=None):
-            z = y_pred[:, :-1]
-            hsq = y_pred[:, -1]
-            labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
-            delta = ops.softmax(z, axis=-1) - ops.one_hot(labels, ops.shape(z)[-1], dtype=z.dtype)
-            terms = (hsq + (1.0 if self.use_bias else 0.0)) * ops.sum(ops.square(delta), axis=-1)
-            return super().update_state(terms, sample_weight=sample_weight)
-
-        def get_config(self):
-            return {**super().get_config(), "use_bias": self.use_bias}
-
-    class HeadAccuracy(keras.metrics.Mean):
-        """Accuracy on the logits columns of :func:`online_agn_head`'s output."""
-
-        def __init__(self, name: str = "accuracy", **kwargs):
-            super().__init__(name=name, **kwargs)
-
-        def update_state(self, y_true, y_pred, sample_weight=None):
-            labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
-            hits = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred[:, :-1], axis=-1), "int32"), labels), "float32")
-            return super().update_state(hits, sample_weight=sample_weight)
-
-    return OnlineAGNMetric, HeadAccuracy
+    def get_config(self):
+        return {**super().get_config(), "use_bias": self.use_bias}
 
 
-def OnlineAGNMetric(use_bias: bool = True, name: str = "online_agn"):  # noqa: N802
-    """The online AGN metric over :func:`online_agn_head`'s output (a ``keras.metrics.Mean``)."""
-    return _metric_classes()[0](use_bias=use_bias, name=name)
+class HeadAccuracy(keras.metrics.Mean):
+    """Accuracy on the logits columns of :func:`online_agn_head`'s output."""
+
+    def __init__(self, name: str = "accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        hits = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred[:, :-1], axis=-1), "int32"), labels), "float32")
+        return super().update_state(hits, sample_weight=sample_weight)
 
 
-def head_accuracy(name: str = "accuracy"):
-    """Accuracy over :func:`online_agn_head`'s output (a ``keras.metrics.Mean``)."""
-    return _metric_classes()[1](name=name)
-
-
-__all__ = ["ExactAGN", "GradientNormTracker", "OnlineAGNMetric", "head_accuracy", "head_loss",
+__all__ = ["AGNTerms", "ExactAGN", "GradientNormTracker", "HeadAccuracy", "OnlineAGNMetric", "describe", "head_loss",
            "online_agn_head", "summed", "sync_weights"]
 
 

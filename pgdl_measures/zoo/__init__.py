@@ -6,7 +6,7 @@ alone:
 * :mod:`~pgdl_measures.zoo.spec`: the spec file (dataset, architecture family, grid);
 * :mod:`~pgdl_measures.training.datasets`: the datasets as train/test arrays;
 * :mod:`~pgdl_measures.training.families`: pure builders hparams -> competition layer list;
-* :mod:`~pgdl_measures.training.fit`: Keras 3 training (the training module) and accuracy;
+* :mod:`~pgdl_measures.zoo.train`: each model trained with :func:`pgdl_measures.training.fit.train`;
 * :mod:`~pgdl_measures.zoo.writer`: the task's files, written atomically and resumably.
 
 Example::
@@ -97,7 +97,7 @@ def generate_task(spec: ZooSpec | Mapping | str | os.PathLike, out_dir: str | os
     Raises:
         PGDLError: an invalid spec, or `out_dir` holds the task from another spec or data.
     """
-    from pgdl_measures.training.fit import train_model
+    from pgdl_measures.zoo.train import train_model
     from pgdl_measures.zoo.writer import TaskWriter
 
     start = time.perf_counter()

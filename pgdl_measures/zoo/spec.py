@@ -17,10 +17,10 @@ A spec is a JSON object::
 product of the lists in the order written (the last one varies fastest), and every grid
 hyper-parameter is recorded in model_configs.json with its ``possible_values``. ``fixed`` sets
 other hyper-parameters for all models (not recorded). Everything else takes its default.
-Hyper-parameters: those of the family (:data:`~pgdl_measures.zoo.architectures.FAMILIES`) and
+Hyper-parameters: those of the family (:data:`~pgdl_measures.training.families.FAMILIES`) and
 the training ones (:data:`~pgdl_measures.zoo.train.TRAINING_HPARAMS`).
 
-``dataset`` holds ``name`` (a key of :data:`~pgdl_measures.zoo.datasets.DATASETS`), the
+``dataset`` holds ``name`` (a key of :data:`~pgdl_measures.training.datasets.DATASETS`), the
 loader's options (``seed`` defaults to the spec's seed; an npz ``path`` is relative to the spec
 file's folder) and ``num_shards`` (TFRecord files per split, default 1).
 """
@@ -40,7 +40,7 @@ from pgdl_measures.errors import PGDLError
 from pgdl_measures.params import NON_NEGATIVE_INT, POSITIVE_INT
 from pgdl_measures.training.datasets import DATASETS, Splits
 from pgdl_measures.training.families import FAMILIES, HParam, model_config
-from pgdl_measures.training.fit import TRAINING_HPARAMS
+from pgdl_measures.zoo.train import TRAINING_HPARAMS
 from scoring.files import read_json
 
 SPEC_KEYS = ("task", "seed", "dataset", "architecture", "grid", "fixed")

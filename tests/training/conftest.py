@@ -11,10 +11,15 @@ def small_data():
     return datasets.prepare(datasets.digits(train_size=240, test_size=100, seed=0), validation=40, seed=0)
 
 
-def small_mlp(data, seed=0, **options):
-    import keras
-
+@pytest.fixture(scope="session")
+def small_mlp():
+    """A builder ``small_mlp(data, seed=0, **options)`` of a one-hidden-layer MLP (width 16)."""
     from pgdl_measures.training.models import build
 
-    keras.utils.set_random_seed(seed)
-    return build("mlp", data.input_shape, data.num_classes, **{"depth": 1, "width": 16, **options})
+    def small_mlp(data, seed=0, **options):
+        import keras
+
+        keras.utils.set_random_seed(seed)
+        return build("mlp", data.input_shape, data.num_classes, **{"depth": 1, "width": 16, **options})
+
+    return small_mlp

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.training.datasets import digits, npz
+from pgdl_measures.training.families import FAMILIES, model_config
 from pgdl_measures.zoo import generate_task, load_spec, parse_spec
-from pgdl_measures.zoo.architectures import FAMILIES, model_config
-from pgdl_measures.zoo.datasets import digits, npz
 
 TINY_SPEC = {
     "task": "tiny",
