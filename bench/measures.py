@@ -40,7 +40,7 @@ untimed warm-up that compiles):
 use ``--examples 50000`` for the true 50,000 figure (``bench/device_jax.sh`` is that run, prepared
 for the device machine). With ``--out`` the report is also written to a file after every part
 and every measure, ``"complete": true`` once all ran. Every part runs inside
-:func:`pgdl_measures.backend.full_float32`, as measures do (``float32_mode`` in the report).
+:func:`pgdl_measures.autodiff.full_float32`, as measures do (``float32_mode`` in the report).
 ``tensorflow_imported`` in the output says
 whether TensorFlow ended up imported; with ``--backend jax`` it can be true only because Keras
 itself imports TensorFlow when it is installed (e.g. ``Layer.get_config`` checks
@@ -225,29 +225,29 @@ def _batched_gradient_fn(model):
 
 def bench_gradient_norm(model, x, y, batch_size: int, loop_examples: int, repeats: int) -> dict:
     """Per-example gradient norms: vectorized vs a compiled loop vs an op-by-op loop."""
-    from pgdl_measures import backend
+    from pgdl_measures import autodiff
 
     x, y = x[:2 * batch_size], y[:2 * batch_size]
     xs, ys = x[:loop_examples], y[:loop_examples]
     few = max(2, loop_examples // 4)
 
     def vectorized(method="auto"):
-        return np.concatenate([backend.per_example_grad_sq_norms(model, x[i:i + batch_size], y[i:i + batch_size],
+        return np.concatenate([autodiff.per_example_grad_sq_norms(model, x[i:i + batch_size], y[i:i + batch_size],
                                                                  method=method)
                                for i in range(0, len(x), batch_size)])
 
-    method = backend.grad_sq_norms_method(model)
+    method = autodiff.grad_sq_norms_method(model)
     t_vec = _best(vectorized, repeats) / len(x)
     t_vmap = _best(lambda: vectorized("vmap"), repeats) / len(x) if method != "vmap" else t_vec
-    t_loop = _best(lambda: backend.per_example_grad_sq_norms_loop(model, xs, ys), repeats) / len(xs)
-    t_eager = _best(lambda: backend.per_example_grad_sq_norms_loop(model, xs[:few], ys[:few], compiled=False), 1) / few
+    t_loop = _best(lambda: autodiff.per_example_grad_sq_norms_loop(model, xs, ys), repeats) / len(xs)
+    t_eager = _best(lambda: autodiff.per_example_grad_sq_norms_loop(model, xs[:few], ys[:few], compiled=False), 1) / few
     gradient = _batched_gradient_fn(model)
     t_grad = _best(lambda: [gradient(x[i:i + batch_size], y[i:i + batch_size])
                             for i in range(0, len(x), batch_size)], repeats) / len(x)
     t_forward = _best(lambda: [model.predict_on_batch(x[i:i + batch_size])
                                for i in range(0, len(x), batch_size)], repeats) / len(x)
     fast = vectorized()[:loop_examples]
-    slow = backend.per_example_grad_sq_norms_loop(model, xs, ys)
+    slow = autodiff.per_example_grad_sq_norms_loop(model, xs, ys)
     return {"parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
             "method": method,
             "vectorized_examples": len(x), "vectorized_batch_size": batch_size,
@@ -315,7 +315,7 @@ def main() -> None:
 
     import keras
 
-    from pgdl_measures import backend
+    from pgdl_measures import autodiff
     from pgdl_measures.tasks import TrainedModel
     from pgdl_measures.tasks.data import ArrayDataset
 
@@ -340,7 +340,7 @@ def main() -> None:
             "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
         },
         "examples": args.examples,
-        "float32_mode": backend.float32_mode(),
+        "float32_mode": autodiff.float32_mode(),
     }
 
     def emit() -> None:
@@ -353,7 +353,7 @@ def main() -> None:
     emit()
     # Every part in the mode measures run in (true float32 unless PGDL_ALLOW_TF32 is set), so the
     # plain passes they are compared with compute at the same precision.
-    with backend.full_float32():
+    with autodiff.full_float32():
         parts = set(args.only.split(",")) if args.only else {"agn", "gradient_norm", "measures"}
         if "agn" in parts:
             print("# (a) agn vs inference", file=sys.stderr, flush=True)

@@ -45,21 +45,21 @@ EXACT = {"vc_dimension", "distance_from_init", "agn"}
 def test_rewrite_source_renames_every_form_of_reference():
     source = textwrap.dedent('''\
         """Docstring naming pgdl_measures.tasks stays."""
-        import os, pgdl_measures.backend
+        import os, pgdl_measures.autodiff
         import pgdl_measures.measures.base as base  # comment kept
         import pgdl_measures
         from pgdl_measures.errors import (PGDLError,
                                           __name__ as n)
-        from pgdl_measures import backend
+        from pgdl_measures import autodiff
         from . import sibling
-        MODULES = {"tf": "pgdl_measures.backend.tensorflow", "x": 'pgdl_measures.tasks:TrainedModel'}
+        MODULES = {"tf": "pgdl_measures.autodiff.tensorflow", "x": 'pgdl_measures.tasks:TrainedModel'}
         other = "pgdl_measures_cache"
         é = "ünïcode"; from pgdl_measures.tasks.data import Dataset
 
 
         def f():
             import pgdl_measures.tasks.data
-            return pgdl_measures.backend, pgdl_measures.tasks.data.Dataset
+            return pgdl_measures.autodiff, pgdl_measures.tasks.data.Dataset
         ''')
     out = rewrite_source(source)
     assert out.splitlines()[0] == '"""Docstring naming pgdl_measures.tasks stays."""'
@@ -73,7 +73,7 @@ def test_rewrite_source_renames_every_form_of_reference():
     assert '"pgdl_measures_cache"' in out
     assert 'é = "ünïcode"; from pgdl_vendored.tasks.data import Dataset' in out
     assert "    import pgdl_vendored.tasks.data, pgdl_vendored as pgdl_measures\n" in out
-    assert "return pgdl_measures.backend, pgdl_measures.tasks.data.Dataset" in out  # bound to the vendored package
+    assert "return pgdl_measures.autodiff, pgdl_measures.tasks.data.Dataset" in out  # bound to the vendored package
 
 
 @pytest.mark.parametrize("code", [
@@ -315,7 +315,7 @@ PLUGIN = {
 
 
         def weight_count(trained):
-            backend = importlib.import_module("pgdl_measures.backend")
+            backend = importlib.import_module("pgdl_measures.autodiff")
             return float(sum(w.size for w in trained.model.get_weights())) + 0 * len(backend.MODULES)
         ''',
     "fakeplug/offset.txt": "0.5\n",

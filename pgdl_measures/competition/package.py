@@ -19,7 +19,7 @@ tested alone. Under its own name the vendored code is what runs, wherever it run
 
 Which modules: those reachable from the measure's module and the adapter through ``import``
 statements anywhere in a module (module level or inside a function) and string literals naming
-a toolkit module (``"pgdl_measures.backend.tensorflow"``), with the packages above each
+a toolkit module (``"pgdl_measures.autodiff.tensorflow"``), with the packages above each
 (``pgdl_measures`` and ``scoring``, the bottom layer that holds the exception type, vendored as
 ``pgdl_vendored._scoring``).
 After rewriting, a vendored file that still refers to ``pgdl_measures`` (say through a module

@@ -5,14 +5,14 @@ those representations, the streams of examples it is computed on, and its summar
 As the authors' ``computecomplexityfinal.py`` (``CustomComplexityFinal.computeMargins``,
 ``distancefromMargin``, ``batchMixupLabelwise``) and ``complexitymeasures.py``
 (``complexityMargin``, ``complexity_but_simple``) compute it; the gradients come from
-:func:`pgdl_measures.backend.input_jacobian_sq_sums`, the math is NumPy (float64).
+:func:`pgdl_measures.autodiff.input_jacobian_sq_sums`, the math is NumPy (float64).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pgdl_measures.backend import cached, input_jacobian_sq_sums, model_graph
+from pgdl_measures.autodiff import cached, input_jacobian_sq_sums, model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _representations as rep
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pgdl_measures.backend import model_graph
+from pgdl_measures.autodiff import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
 from pgdl_measures.measures import _representations as rep

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from pgdl_measures.backend import cached, model_graph
+from pgdl_measures.autodiff import cached, model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
 
@@ -106,7 +106,7 @@ def predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
 
 def layers_upto(model, parts, index: int):
     """A fresh input and the output of the model's layers up to and including ``parts.layers[index]``
-    (``parts``: :func:`pgdl_measures.backend.model_graph.logit_layers`), for building a sub-model."""
+    (``parts``: :func:`pgdl_measures.autodiff.model_graph.logit_layers`), for building a sub-model."""
     import keras
 
     spec = model.inputs[0]
@@ -121,7 +121,7 @@ def representation_model(model, layer: int):
     """A model sharing `model`'s layers whose output is layer `layer`'s output, flattened.
 
     `layer` indexes the chain of the model's layers up to its logits
-    (:func:`pgdl_measures.backend.model_graph.logit_layers`; a final softmax is left out), as
+    (:func:`pgdl_measures.autodiff.model_graph.logit_layers`; a final softmax is left out), as
     Python indexes a list: ``0`` is the first layer, ``-1`` the logits, ``-2`` the layer before.
 
     Raises:

@@ -5,7 +5,7 @@ constructor (recorded with every result, so a run can be repeated exactly), and 
 ``compute(trained)`` method returning a float. The math lives in plain functions beside it.
 Calling the measure (``measure(trained)``) checks what it needs first and that the value is a
 finite float afterwards, so a measure never hands back a silent NaN; ``compute`` runs inside
-:func:`pgdl_measures.backend.full_float32` (true float32 on GPUs that default to TensorFloat-32).
+:func:`pgdl_measures.autodiff.full_float32` (true float32 on GPUs that default to TensorFloat-32).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from pgdl_measures import backend as autodiff
+from pgdl_measures import autodiff
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.params import Rule, check_params
 

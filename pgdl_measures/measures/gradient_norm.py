@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from pgdl_measures import backend
-from pgdl_measures.backend import model_graph
+from pgdl_measures import autodiff
+from pgdl_measures.autodiff import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
 from pgdl_measures.measures.base import Measure, validate_params
@@ -19,7 +19,7 @@ def mean_grad_sq_norm(model, dataset, *, batch_size: int, max_examples: int | No
 
     Args:
         model: any Keras model (a final softmax is read as logits + softmax, see
-            :mod:`pgdl_measures.backend.model_graph`).
+            :mod:`pgdl_measures.autodiff.model_graph`).
         dataset: a :class:`~pgdl_measures.tasks.data.Dataset`.
         batch_size: examples per vectorized call.
         max_examples: the number of examples (None: all).
@@ -33,7 +33,7 @@ def mean_grad_sq_norm(model, dataset, *, batch_size: int, max_examples: int | No
     total, count = 0.0, 0
     for x, y, n in _common.padded_batches(dataset, batch_size, max_examples):
         _common.check_labels(y[:n], classes)
-        norms = backend.per_example_grad_sq_norms(logits, x, y, variables=variables)
+        norms = autodiff.per_example_grad_sq_norms(logits, x, y, variables=variables)
         total += float(np.sum(norms[:n]))
         count += n
     if count == 0:
@@ -57,7 +57,7 @@ class GradientNorm(Measure):
     batched backward pass (each layer's per-example norm from its input and output gradient,
     never forming a per-example gradient); for any other model, from per-example gradients
     vectorized over the batch (``jax.vmap(jax.grad)`` or ``tf.vectorized_map``). See
-    :func:`pgdl_measures.backend.per_example_grad_sq_norms`.
+    :func:`pgdl_measures.autodiff.per_example_grad_sq_norms`.
 
     Args:
         max_examples: use the first `max_examples` training examples (None: all).

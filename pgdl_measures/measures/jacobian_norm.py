@@ -8,8 +8,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from pgdl_measures import backend
-from pgdl_measures.backend import model_graph
+from pgdl_measures import autodiff
+from pgdl_measures.autodiff import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures import _common
 from pgdl_measures.measures.base import Measure, validate_params
@@ -21,7 +21,7 @@ def batch_jacobian_score(sq_sums: np.ndarray, sizes: list[int], classes: int) ->
 
     Args:
         sq_sums: ``[examples, layers]``, per example the sum of squared entries of the Jacobian
-            of the logits w.r.t. each layer's input (:func:`pgdl_measures.backend.input_jacobian_sq_sums`).
+            of the logits w.r.t. each layer's input (:func:`pgdl_measures.autodiff.input_jacobian_sq_sums`).
         sizes: the number of entries of each layer's input per example.
         classes: the number of logits.
 
@@ -51,7 +51,7 @@ class JacobianNorm(Measure):
     for every layer, ``mean(square(J))`` per layer, mean over layers, and a running mean over
     batches, stopping after batch index 32. Its models output logits; a model ending in a softmax
     is read here as logits followed by softmax, and the softmax layers are left out (see
-    :mod:`pgdl_measures.backend.model_graph`). All ``C`` Jacobian rows of all layers come from
+    :mod:`pgdl_measures.autodiff.model_graph`). All ``C`` Jacobian rows of all layers come from
     ``C`` backward passes per batch, vectorized over the classes.
 
     Args:
@@ -91,7 +91,7 @@ class JacobianNorm(Measure):
         zeros = [np.zeros((self.batch_size,) + tuple(u.shape[1:]), np.float32) for u in model.inputs[1:]]
         scores = []
         for x, _, n in _common.padded_batches(trained.train, self.batch_size, self.num_batches * self.batch_size):
-            sq_sums = backend.input_jacobian_sq_sums(model, [x] + zeros)
+            sq_sums = autodiff.input_jacobian_sq_sums(model, [x] + zeros)
             scores.append(batch_jacobian_score(sq_sums[:n], sizes, classes))
         if not scores:
             raise PGDLError("the training data yielded no examples")

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pgdl_measures.backend import model_graph
+from pgdl_measures.autodiff import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.base import Measure
 

@@ -20,7 +20,7 @@ The math is in plain NumPy/Python functions tested alone (:func:`magnitude_box`,
 (:mod:`pgdl_measures.measures.sharpness_pgdl`) share with this measure lives in shared modules:
 the seeded stream of batches in :mod:`pgdl_measures.measures._streams`, and the copy of the
 model whose weights take box-projected gradient steps in
-:class:`pgdl_measures.backend.perturbed.PerturbedCopy` (the gradient is computed by Keras's own
+:class:`pgdl_measures.autodiff.perturbed.PerturbedCopy` (the gradient is computed by Keras's own
 train step, behind the backend layer).
 """
 
@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from pgdl_measures.backend.perturbed import PerturbedCopy
+from pgdl_measures.autodiff.perturbed import PerturbedCopy
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures._streams import BatchStream
 from pgdl_measures.measures.base import Measure, validate_params

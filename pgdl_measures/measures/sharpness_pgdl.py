@@ -59,7 +59,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from pgdl_measures.backend.perturbed import PerturbedCopy
+from pgdl_measures.autodiff.perturbed import PerturbedCopy
 from pgdl_measures.measures._streams import batch_stream
 from pgdl_measures.measures.base import Measure, validate_params
 from pgdl_measures.measures.sharpness import sparse_cross_entropy

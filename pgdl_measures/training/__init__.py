@@ -18,7 +18,7 @@ and the study's measurement experiments.
 * :mod:`~pgdl_measures.training.experiments`: ``gn-vs-agn``, ``timing``, ``fit-regimes``.
 
 Nothing here imports TensorFlow or JAX directly: autodiff goes through
-:mod:`pgdl_measures.backend`. Importing this package imports no Keras: the names below are
+:mod:`pgdl_measures.autodiff`. Importing this package imports no Keras: the names below are
 imported from their modules on first use (PEP 562), and the modules that define Keras
 subclasses (``optimizers``, ``feeding``, ``callbacks``, ``fit``, ``trackers``, ``layers``)
 are imported only by each other and on first use.

@@ -41,7 +41,7 @@ from typing import Any, TextIO
 import keras
 import numpy as np
 
-from pgdl_measures.backend import model_graph
+from pgdl_measures.autodiff import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.training import trackers as tr
 from pgdl_measures.training.callbacks import (

@@ -45,7 +45,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from pgdl_measures.backend import model_graph
+from pgdl_measures.autodiff import model_graph
 from pgdl_measures.errors import PGDLError
 
 
@@ -151,7 +151,7 @@ class GradientNormTracker(keras.callbacks.Callback):
 
     def value(self) -> float:
         """``(1/m) sum_{i in M} ||grad l_i||^2`` at the current weights."""
-        from pgdl_measures.backend import full_float32
+        from pgdl_measures.autodiff import full_float32
         from pgdl_measures.measures.gradient_norm import mean_grad_sq_norm
         from pgdl_measures.tasks.data import ArrayDataset
 
@@ -203,7 +203,7 @@ def online_agn_head(model):
 
     Raises:
         PGDLError: `model` has no final Dense layer (see
-            :func:`pgdl_measures.backend.model_graph.final_dense`).
+            :func:`pgdl_measures.autodiff.model_graph.final_dense`).
     """
     dense = model_graph.final_dense(model)
     features = model_graph.features_model(model)

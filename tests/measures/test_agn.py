@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pgdl_measures import backend
-from pgdl_measures.backend import model_graph
+from pgdl_measures import autodiff
+from pgdl_measures.autodiff import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.agn import AGN, agn_per_example, softmax
 from pgdl_measures.measures.base import MeasureError
@@ -33,7 +33,7 @@ def _autodiff_last_layer(model, data, n=None):
     dense = model_graph.final_dense(model).layer
     x, y = data.take(n)
     logits = model_graph.logits_model(model)
-    return float(np.mean(backend.per_example_grad_sq_norms_loop(logits, x, y, variables=dense.trainable_variables)))
+    return float(np.mean(autodiff.per_example_grad_sq_norms_loop(logits, x, y, variables=dense.trainable_variables)))
 
 
 def test_agn_per_example_formula():

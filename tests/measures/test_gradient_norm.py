@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pgdl_measures import backend
+from pgdl_measures import autodiff
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.agn import AGN
 from pgdl_measures.measures.base import MeasureError
@@ -17,7 +17,7 @@ from pgdl_measures.testing import tiny_trained_model
 
 def _loop_reference(model, data, n=None):
     x, y = data.take(n)
-    return float(np.mean(backend.per_example_grad_sq_norms_loop(model, x, y)))
+    return float(np.mean(autodiff.per_example_grad_sq_norms_loop(model, x, y)))
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv"])

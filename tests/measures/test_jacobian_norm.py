@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from pgdl_measures.backend import model_graph
+from pgdl_measures.autodiff import model_graph
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.base import MeasureError
 from pgdl_measures.measures.jacobian_norm import JacobianNorm, batch_jacobian_score
@@ -30,7 +30,7 @@ def _data(shape, n=40, classes=3, seed=0):
 
 def _example_jacobians(layers, x):
     """Per layer l, the Jacobians [n, C, d_l] of the logits w.r.t. layer l's input, one example
-    at a time, with the running backend's own autodiff (independent of pgdl_measures.backend)."""
+    at a time, with the running backend's own autodiff (independent of pgdl_measures.autodiff)."""
     import keras
 
     inputs = [x]

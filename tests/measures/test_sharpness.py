@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from pgdl_measures.backend.perturbed import PerturbedCopy
+from pgdl_measures.autodiff.perturbed import PerturbedCopy
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures._streams import BatchStream, DatasetBatchStream, batch_stream, shuffle_buffer_order
 from pgdl_measures.measures.sharpness import (

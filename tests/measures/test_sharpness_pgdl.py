@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from pgdl_measures.backend.perturbed import PerturbedCopy
+from pgdl_measures.autodiff.perturbed import PerturbedCopy
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.sharpness_pgdl import (
     PGDL_LEARNING_RATE,

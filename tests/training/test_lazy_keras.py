@@ -9,7 +9,7 @@ import sys
 
 def test_light_modules_import_no_keras():
     code = ("import sys, pgdl_measures.training, pgdl_measures.training.models, pgdl_measures.zoo.train, "
-            "pgdl_measures.backend.model_graph, pgdl_measures.backend.perturbed; print('keras' in sys.modules)")
+            "pgdl_measures.autodiff.model_graph, pgdl_measures.autodiff.perturbed; print('keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -17,11 +17,11 @@ def test_light_modules_import_no_keras():
 def test_packages_name_their_keras_classes():
     import keras
 
-    from pgdl_measures import backend, training
-    from pgdl_measures.backend.layers import PreActivation
+    from pgdl_measures import autodiff, training
+    from pgdl_measures.autodiff.layers import PreActivation
     from pgdl_measures.training.optimizers import CoupledSGD
     from pgdl_measures.training.trackers import ExactAGN
 
     assert training.CoupledSGD is CoupledSGD and issubclass(CoupledSGD, keras.optimizers.SGD)
     assert training.ExactAGN is ExactAGN and issubclass(ExactAGN, keras.callbacks.Callback)
-    assert backend.PreActivation is PreActivation and issubclass(backend.BoxProjectedStep, keras.optimizers.Optimizer)
+    assert autodiff.PreActivation is PreActivation and issubclass(autodiff.BoxProjectedStep, keras.optimizers.Optimizer)

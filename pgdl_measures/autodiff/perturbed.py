@@ -6,9 +6,9 @@ Why Keras's own train step rather than a tape or ``jax.grad`` here: the step is
 ``w <- clip(w - lr * step(g), lower, upper)``, which is exactly a Keras optimizer's
 ``update_step``; ``train_on_batch`` then compiles forward, backward and update into one call on
 the TensorFlow and JAX backends alike (and keeps batch-norm statistics and dropout in inference
-mode through :class:`~pgdl_measures.backend.layers.InferenceMode`). A hand-written step per
+mode through :class:`~pgdl_measures.autodiff.layers.InferenceMode`). A hand-written step per
 backend would repeat what Keras does and give the same numbers. The optimizer is
-:class:`~pgdl_measures.backend.optimizers.BoxProjectedStep`.
+:class:`~pgdl_measures.autodiff.optimizers.BoxProjectedStep`.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class PerturbedCopy:
     def __init__(self, model, loss, *, rule: str, learning_rate: float):
         import keras
 
-        from pgdl_measures.backend.layers import InferenceMode
-        from pgdl_measures.backend.optimizers import BoxProjectedStep
+        from pgdl_measures.autodiff.layers import InferenceMode
+        from pgdl_measures.autodiff.optimizers import BoxProjectedStep
 
         try:
             inner = keras.models.clone_model(model)

@@ -2,9 +2,9 @@
 sub-models built from the same layers (so they share the trained weights).
 
 Measures use these to look inside a model; the autodiff modules of this package use
-:func:`layer_chain` and :class:`~pgdl_measures.backend.layers.PreActivation` to plan per-example gradients layer by layer
-(:mod:`pgdl_measures.backend._layerwise`). Derived models are cached on the model with
-:func:`pgdl_measures.backend.cached`, the one per-model cache of the toolkit.
+:func:`layer_chain` and :class:`~pgdl_measures.autodiff.layers.PreActivation` to plan per-example gradients layer by layer
+(:mod:`pgdl_measures.autodiff._layerwise`). Derived models are cached on the model with
+:func:`pgdl_measures.autodiff.cached`, the one per-model cache of the toolkit.
 
 Logits. A PGDL model outputs logits. A model that ends in a softmax -- a ``Softmax`` layer,
 ``Activation("softmax")``, or a ``Dense(activation="softmax")`` -- is read as "logits, then
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pgdl_measures.backend._common import cached
+from pgdl_measures.autodiff._common import cached
 from pgdl_measures.errors import PGDLError
 
 #: the key under which derived models are cached: they are Keras models, valid on any backend
@@ -118,7 +118,7 @@ def logit_layers(model) -> LogitLayers:
     """The chain of `model` without its final softmax, as layers to call (see module docstring)."""
     import keras
 
-    from pgdl_measures.backend.layers import PreActivation
+    from pgdl_measures.autodiff.layers import PreActivation
 
     chain = layer_chain(model)
     while chain and is_softmax(chain[-1]):
@@ -214,7 +214,7 @@ def features_model(model):
     def build():
         import keras
 
-        from pgdl_measures.backend.layers import PreActivation
+        from pgdl_measures.autodiff.layers import PreActivation
 
         parts = logit_layers(model)
         x = _input(model)

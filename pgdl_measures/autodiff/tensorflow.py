@@ -1,4 +1,4 @@
-"""The autodiff interface on the TensorFlow backend (see :mod:`pgdl_measures.backend`).
+"""The autodiff interface on the TensorFlow backend (see :mod:`pgdl_measures.autodiff`).
 
 Each function is a ``tf.function`` with an input signature whose batch axis is ``None``, built
 once per model and cached on it: every batch of that model reuses one traced graph, and the
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from pgdl_measures.backend import _layerwise
-from pgdl_measures.backend._common import cached, variable_indices
+from pgdl_measures.autodiff import _layerwise
+from pgdl_measures.autodiff._common import cached, variable_indices
 
 
 def _spec(shape, dtype=tf.float32) -> tf.TensorSpec:
@@ -53,7 +53,7 @@ def _example_grad_sq_norm(model, variables):
 
 def layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
     """One batched forward pass and one tape gradient of the summed loss w.r.t. every layer's
-    output, then the per-example norms layer by layer (see :mod:`pgdl_measures.backend._layerwise`)."""
+    output, then the per-example norms layer by layer (see :mod:`pgdl_measures.autodiff._layerwise`)."""
 
     def build():
         chosen = set(idx)
@@ -84,7 +84,7 @@ def layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
 
 
 def vmap_sq_norms(model, idx, x, y) -> np.ndarray:
-    """The ``"vmap"`` method of :func:`pgdl_measures.backend.per_example_grad_sq_norms`:
+    """The ``"vmap"`` method of :func:`pgdl_measures.autodiff.per_example_grad_sq_norms`:
     ``tf.vectorized_map`` of the single-example gradient, inside a ``tf.function``."""
     x = np.asarray(x, np.float32)
 
@@ -126,7 +126,7 @@ def per_example_grad_sq_norms_loop(model, x, y, *, variables: Sequence | None = 
 
 
 def input_jacobian_sq_sums(model, inputs) -> np.ndarray:
-    """See :func:`pgdl_measures.backend.input_jacobian_sq_sums`: ``GradientTape.jacobian`` (pfor
+    """See :func:`pgdl_measures.autodiff.input_jacobian_sq_sums`: ``GradientTape.jacobian`` (pfor
     over the ``C`` classes) of the batch-summed output, inside a ``tf.function``."""
     inputs = [np.asarray(u, np.float32) for u in inputs]
     shapes = tuple(u.shape[1:] for u in inputs)

@@ -29,8 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pgdl_measures.backend.layers import PreActivation
-from pgdl_measures.backend.model_graph import layer_chain
+from pgdl_measures.autodiff.layers import PreActivation
+from pgdl_measures.autodiff.model_graph import layer_chain
 from pgdl_measures.errors import PGDLError
 
 
@@ -61,7 +61,7 @@ class Plan:
 
 def _chain(model):
     """The layers of `model` in call order when they form a chain, else None
-    (:func:`pgdl_measures.backend.model_graph.layer_chain`)."""
+    (:func:`pgdl_measures.autodiff.model_graph.layer_chain`)."""
     try:
         return layer_chain(model)
     except PGDLError:

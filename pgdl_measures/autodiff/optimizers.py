@@ -1,4 +1,4 @@
-"""The Keras optimizer of the perturbed copy (:mod:`pgdl_measures.backend.perturbed`): a
+"""The Keras optimizer of the perturbed copy (:mod:`pgdl_measures.autodiff.perturbed`): a
 gradient step projected onto a box."""
 
 from __future__ import annotations

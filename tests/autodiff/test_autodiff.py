@@ -1,4 +1,4 @@
-"""The autodiff interface (pgdl_measures.backend) on the running Keras backend, and the
+"""The autodiff interface (pgdl_measures.autodiff) on the running Keras backend, and the
 agreement of the two backends on the same model and weights.
 
 Run once per backend: ``KERAS_BACKEND=jax python -m pytest tests/backend``. The cross-backend
@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from pgdl_measures import backend
+from pgdl_measures import autodiff
 from pgdl_measures.testing import tiny_trained_model
 
 
@@ -34,13 +34,13 @@ def trained(request):
 def test_backend_module_matches_keras():
     import keras
 
-    assert backend.backend_name() == keras.backend.backend()
-    assert backend.backend_module().__name__ == backend.MODULES[keras.backend.backend()]
+    assert autodiff.backend_name() == keras.backend.backend()
+    assert autodiff.backend_module().__name__ == autodiff.MODULES[keras.backend.backend()]
 
 
 def test_unknown_backend_is_refused():
     with pytest.raises(NotImplementedError, match="torch"):
-        backend.backend_module("torch")
+        autodiff.backend_module("torch")
 
 
 @pytest.mark.parametrize("method", ["auto", "layerwise", "vmap"])
@@ -48,8 +48,8 @@ def test_vectorized_grad_norms_equal_the_loop(trained, method):
     """The vectorized per-example gradients equal a loop of single-example gradients (the conv
     model has batch normalization with non-trivial statistics: inference mode per example)."""
     x, y = trained.train.take(12)
-    fast = backend.per_example_grad_sq_norms(trained.model, x, y, method=method)
-    slow = backend.per_example_grad_sq_norms_loop(trained.model, x, y)
+    fast = autodiff.per_example_grad_sq_norms(trained.model, x, y, method=method)
+    slow = autodiff.per_example_grad_sq_norms_loop(trained.model, x, y)
     assert fast.shape == (12,) and fast.dtype == np.float64
     np.testing.assert_allclose(fast, slow, rtol=1e-5)
     assert np.all(fast > 0)
@@ -59,20 +59,20 @@ def test_vectorized_grad_norms_equal_the_loop(trained, method):
 def test_jax_vmap_width(trained, chunk, monkeypatch):
     """On JAX the CPU vmaps one example per call (CPU_VMAP_CHUNK); an accelerator vmaps the
     whole batch. Force wider vmaps here (12 examples: a padded chunk of 5, one chunk of 64)."""
-    if backend.backend_name() != "jax":
+    if autodiff.backend_name() != "jax":
         pytest.skip("JAX backend only")
-    from pgdl_measures.backend import jax as jax_backend
+    from pgdl_measures.autodiff import jax as jax_backend
 
     monkeypatch.setattr(jax_backend, "CPU_VMAP_CHUNK", chunk)
     x, y = trained.train.take(12)
-    np.testing.assert_allclose(backend.per_example_grad_sq_norms(trained.model, x, y, method="vmap"),
-                               backend.per_example_grad_sq_norms_loop(trained.model, x, y), rtol=1e-5)
+    np.testing.assert_allclose(autodiff.per_example_grad_sq_norms(trained.model, x, y, method="vmap"),
+                               autodiff.per_example_grad_sq_norms_loop(trained.model, x, y), rtol=1e-5)
 
 
 def test_op_by_op_loop_equals_the_compiled_loop(trained):
     x, y = trained.train.take(3)
-    np.testing.assert_allclose(backend.per_example_grad_sq_norms_loop(trained.model, x, y, compiled=False),
-                               backend.per_example_grad_sq_norms_loop(trained.model, x, y), rtol=1e-5)
+    np.testing.assert_allclose(autodiff.per_example_grad_sq_norms_loop(trained.model, x, y, compiled=False),
+                               autodiff.per_example_grad_sq_norms_loop(trained.model, x, y), rtol=1e-5)
 
 
 def test_grad_norms_of_a_linear_softmax_regression():
@@ -89,7 +89,7 @@ def test_grad_norms_of_a_linear_softmax_regression():
     p /= p.sum(1, keepdims=True)
     p[np.arange(7), y] -= 1
     expected = ((x.astype(np.float64) ** 2).sum(1) + 1) * (p ** 2).sum(1)
-    np.testing.assert_allclose(backend.per_example_grad_sq_norms(model, x, y), expected, rtol=1e-5)
+    np.testing.assert_allclose(autodiff.per_example_grad_sq_norms(model, x, y), expected, rtol=1e-5)
 
 
 def test_variables_subset(trained):
@@ -98,19 +98,19 @@ def test_variables_subset(trained):
     x, y = trained.train.take(8)
     variables = model.trainable_variables
     head, tail = variables[:2], variables[2:]
-    whole = backend.per_example_grad_sq_norms(model, x, y)
-    parts = (backend.per_example_grad_sq_norms(model, x, y, variables=head)
-             + backend.per_example_grad_sq_norms(model, x, y, variables=tail))
+    whole = autodiff.per_example_grad_sq_norms(model, x, y)
+    parts = (autodiff.per_example_grad_sq_norms(model, x, y, variables=head)
+             + autodiff.per_example_grad_sq_norms(model, x, y, variables=tail))
     np.testing.assert_allclose(parts, whole, rtol=1e-5)
-    np.testing.assert_allclose(backend.per_example_grad_sq_norms(model, x, y, variables=head),
-                               backend.per_example_grad_sq_norms_loop(model, x, y, variables=head), rtol=1e-5)
+    np.testing.assert_allclose(autodiff.per_example_grad_sq_norms(model, x, y, variables=head),
+                               autodiff.per_example_grad_sq_norms_loop(model, x, y, variables=head), rtol=1e-5)
 
 
 def test_foreign_variable_is_refused(trained):
     other = tiny_trained_model("dense", seed=5).model
     x, y = trained.train.take(2)
     with pytest.raises(ValueError, match="not trainable variables"):
-        backend.per_example_grad_sq_norms(trained.model, x, y, variables=other.trainable_variables[:1])
+        autodiff.per_example_grad_sq_norms(trained.model, x, y, variables=other.trainable_variables[:1])
 
 
 def test_compiled_functions_are_cached_and_read_current_weights(trained):
@@ -118,24 +118,24 @@ def test_compiled_functions_are_cached_and_read_current_weights(trained):
     weights at call time (scaling the last layer by 2 scales its gradient's norm as expected)."""
     model = trained.model
     x, y = trained.train.take(8)
-    before = backend.per_example_grad_sq_norms(model, x, y)
-    cache = backend.model_cache(model)
+    before = autodiff.per_example_grad_sq_norms(model, x, y)
+    cache = autodiff.model_cache(model)
     keys = set(cache)
     assert keys, "nothing was cached on the model"
-    backend.per_example_grad_sq_norms(model, x[:8], y[:8])
+    autodiff.per_example_grad_sq_norms(model, x[:8], y[:8])
     assert set(cache) == keys
     original = [_np(v) for v in model.trainable_variables]
     try:
         for v in model.trainable_variables:
             v.assign((_np(v) * 0.5).astype(np.float32))
-        after = backend.per_example_grad_sq_norms(model, x, y)
+        after = autodiff.per_example_grad_sq_norms(model, x, y)
         assert set(cache) == keys
         assert not np.allclose(after, before)
-        np.testing.assert_allclose(after, backend.per_example_grad_sq_norms_loop(model, x, y), rtol=1e-5)
+        np.testing.assert_allclose(after, autodiff.per_example_grad_sq_norms_loop(model, x, y), rtol=1e-5)
     finally:
         for v, value in zip(model.trainable_variables, original):
             v.assign(value.astype(np.float32))
-    np.testing.assert_allclose(backend.per_example_grad_sq_norms(model, x, y), before, rtol=1e-6)
+    np.testing.assert_allclose(autodiff.per_example_grad_sq_norms(model, x, y), before, rtol=1e-6)
 
 
 def test_input_jacobian_of_a_linear_map():
@@ -149,7 +149,7 @@ def test_input_jacobian_of_a_linear_map():
     model = keras.Model([x_in, e_in], dense(keras.ops.add(x_in, e_in)))
     w = _np(dense.kernel)
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
-    sums = backend.input_jacobian_sq_sums(model, [x, np.zeros_like(x)])
+    sums = autodiff.input_jacobian_sq_sums(model, [x, np.zeros_like(x)])
     assert sums.shape == (5, 2) and sums.dtype == np.float64
     np.testing.assert_allclose(sums, np.full((5, 2), np.sum(w ** 2)), rtol=1e-6)
 
@@ -162,7 +162,7 @@ def test_input_jacobian_of_an_elementwise_map():
     model = keras.Model(x_in, keras.layers.Activation("tanh")(x_in))
     x = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
     expected = np.sum((1 - np.tanh(x.astype(np.float64)) ** 2) ** 2, axis=1)
-    np.testing.assert_allclose(backend.input_jacobian_sq_sums(model, [x])[:, 0], expected, rtol=1e-5)
+    np.testing.assert_allclose(autodiff.input_jacobian_sq_sums(model, [x])[:, 0], expected, rtol=1e-5)
 
 
 # -- the two backends agree ------------------------------------------------------------------
@@ -270,9 +270,9 @@ def test_measures_run_in_full_float32(monkeypatch, allow):
     import keras
 
     if allow is None:
-        monkeypatch.delenv(backend.ALLOW_TF32_VARIABLE, raising=False)
+        monkeypatch.delenv(autodiff.ALLOW_TF32_VARIABLE, raising=False)
     else:
-        monkeypatch.setenv(backend.ALLOW_TF32_VARIABLE, allow)
+        monkeypatch.setenv(autodiff.ALLOW_TF32_VARIABLE, allow)
     before = _framework_precision()
     probe = _precision_probe()
     trained = tiny_trained_model("conv")
@@ -281,14 +281,14 @@ def test_measures_run_in_full_float32(monkeypatch, allow):
     assert _framework_precision() == before
     full = "highest" if keras.backend.backend() == "jax" else False
     assert probe.seen == ([before] if allow else [full])
-    assert backend.float32_mode() == ("tf32-allowed" if allow else "float32")
+    assert autodiff.float32_mode() == ("tf32-allowed" if allow else "float32")
 
 
 def test_full_float32_gives_the_same_values_on_cpu(trained):
     """On a CPU the context changes nothing but the setting: the same per-example norms
     (a function first traced outside the context is traced again inside on JAX)."""
     x, y = trained.train.take(8)
-    outside = backend.per_example_grad_sq_norms(trained.model, x, y)
-    with backend.full_float32():
-        inside = backend.per_example_grad_sq_norms(trained.model, x, y)
+    outside = autodiff.per_example_grad_sq_norms(trained.model, x, y)
+    with autodiff.full_float32():
+        inside = autodiff.per_example_grad_sq_norms(trained.model, x, y)
     np.testing.assert_allclose(inside, outside, rtol=1e-6)

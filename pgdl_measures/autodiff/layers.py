@@ -1,6 +1,6 @@
 """The Keras layers the backend builds derived models from: a Dense layer's pre-activation
-(:mod:`pgdl_measures.backend.model_graph`) and a model run in inference mode
-(:mod:`pgdl_measures.backend.perturbed`)."""
+(:mod:`pgdl_measures.autodiff.model_graph`) and a model run in inference mode
+(:mod:`pgdl_measures.autodiff.perturbed`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The autodiff interface on the JAX backend (see :mod:`pgdl_measures.backend`).
+"""The autodiff interface on the JAX backend (see :mod:`pgdl_measures.autodiff`).
 
 Models are called through Keras 3's stateless API,
 ``model.stateless_call(trainable_values, non_trainable_values, x, training=False)``, so weights
@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pgdl_measures.backend import _layerwise
-from pgdl_measures.backend._common import cached, variable_indices
+from pgdl_measures.autodiff import _layerwise
+from pgdl_measures.autodiff._common import cached, variable_indices
 
 #: Examples per ``vmap`` call of the per-example gradients on the CPU. XLA:CPU materialises
 #: every per-example gradient and lowers a vmapped convolution weight-gradient to a grouped
@@ -73,7 +73,7 @@ def full_float32():
 def layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
     """One batched forward pass with zero perturbations ``e_i`` added to every layer's output,
     ``jax.grad`` of the summed loss w.r.t. the ``e_i`` (the output gradients), then the
-    per-example norms layer by layer (see :mod:`pgdl_measures.backend._layerwise`)."""
+    per-example norms layer by layer (see :mod:`pgdl_measures.autodiff._layerwise`)."""
 
     def build():
         chosen = set(idx)
@@ -110,7 +110,7 @@ def layerwise_sq_norms(model, plan, idx, x, y) -> np.ndarray:
 
 
 def vmap_sq_norms(model, idx, x, y) -> np.ndarray:
-    """The ``"vmap"`` method of :func:`pgdl_measures.backend.per_example_grad_sq_norms`:
+    """The ``"vmap"`` method of :func:`pgdl_measures.autodiff.per_example_grad_sq_norms`:
     ``jit(vmap(grad(loss)))`` over the batch (over chunks of :data:`CPU_VMAP_CHUNK` examples on
     the CPU)."""
 
@@ -159,7 +159,7 @@ def per_example_grad_sq_norms_loop(model, x, y, *, variables: Sequence | None = 
 
 
 def input_jacobian_sq_sums(model, inputs) -> np.ndarray:
-    """See :func:`pgdl_measures.backend.input_jacobian_sq_sums`: one ``jax.vjp`` of the batch,
+    """See :func:`pgdl_measures.autodiff.input_jacobian_sq_sums`: one ``jax.vjp`` of the batch,
     its pullback ``vmap``-ed over the ``C`` one-hot cotangents, all under ``jit``."""
 
     def build():

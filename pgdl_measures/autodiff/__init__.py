@@ -1,19 +1,19 @@
 """Automatic differentiation behind one small interface, one module per Keras backend.
 
 Every gradient tape, ``tf.function``, ``tf.vectorized_map``, ``jax.grad``, ``jax.vmap`` and
-``jax.jit`` of the toolkit lives in :mod:`pgdl_measures.backend.tensorflow` or
-:mod:`pgdl_measures.backend.jax`; measures call the functions below, which forward to the
+``jax.jit`` of the toolkit lives in :mod:`pgdl_measures.autodiff.tensorflow` or
+:mod:`pgdl_measures.autodiff.jax`; measures call the functions below, which forward to the
 module of the running Keras backend (``keras.backend.backend()``, chosen by ``KERAS_BACKEND``).
 Importing this package imports neither TensorFlow nor JAX.
 
 The interface (numpy in, numpy out; ``model`` is a Keras model whose output is *logits*,
-e.g. :func:`pgdl_measures.backend.model_graph.logits_model`):
+e.g. :func:`pgdl_measures.autodiff.model_graph.logits_model`):
 
 * :func:`per_example_grad_sq_norms` -- ``||grad_theta l(model(x_i), y_i)||^2`` for every
   example of a batch, compiled, either layer by layer from one batched backward pass (chains
-  of Dense, Conv2D, BatchNormalization and weightless layers: :mod:`pgdl_measures.backend._layerwise`)
+  of Dense, Conv2D, BatchNormalization and weightless layers: :mod:`pgdl_measures.autodiff._layerwise`)
   or vectorized over the batch (``tf.vectorized_map``, ``jax.vmap``; on XLA:CPU one example per
-  compiled call: see :data:`pgdl_measures.backend.jax.CPU_VMAP_CHUNK`);
+  compiled call: see :data:`pgdl_measures.autodiff.jax.CPU_VMAP_CHUNK`);
 * :func:`per_example_grad_sq_norms_loop` -- the same, one example at a time (the slow,
   obviously correct reference used by tests and ``bench/``);
 * :func:`input_jacobian_sq_sums` -- for a model with inputs ``u_1..u_K``, the per-example sum
@@ -48,12 +48,12 @@ from types import ModuleType
 
 import numpy as np
 
-from pgdl_measures.backend._common import cached, model_cache, variable_indices
+from pgdl_measures.autodiff._common import cached, model_cache, variable_indices
 
 #: Keras backend name -> module implementing the interface.
 MODULES = {
-    "tensorflow": "pgdl_measures.backend.tensorflow",
-    "jax": "pgdl_measures.backend.jax",
+    "tensorflow": "pgdl_measures.autodiff.tensorflow",
+    "jax": "pgdl_measures.autodiff.jax",
 }
 
 #: environment variable that leaves TensorFloat-32 to the framework's default (see :func:`full_float32`)
@@ -104,9 +104,9 @@ def float32_mode() -> str:
 
 
 def layerwise_plan(model):
-    """The cached :func:`pgdl_measures.backend._layerwise.plan` of `model`: how the
+    """The cached :func:`pgdl_measures.autodiff._layerwise.plan` of `model`: how the
     ``"layerwise"`` method computes its per-example norms, or None where it does not apply."""
-    from pgdl_measures.backend import _layerwise
+    from pgdl_measures.autodiff import _layerwise
 
     return cached(model, ("layerwise_plan",), lambda: _layerwise.plan(model), backend=backend_name())
 
@@ -126,7 +126,7 @@ def per_example_grad_sq_norms(model, x: np.ndarray, y: np.ndarray, *, variables:
         variables: a subset of ``model.trainable_variables`` (default: all of them).
         method: ``"layerwise"``: one batched forward and backward pass, then every parametrised
             layer's per-example norms from its input and output gradient (Dense, Conv2D,
-            BatchNormalization; see :mod:`pgdl_measures.backend._layerwise`); ``"vmap"``: the
+            BatchNormalization; see :mod:`pgdl_measures.autodiff._layerwise`); ``"vmap"``: the
             per-example gradients vectorized over the batch; ``"auto"`` (default): layerwise when
             every layer with weights is one it handles, else vmap.
 
