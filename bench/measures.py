@@ -160,7 +160,7 @@ def examples_read(measure, n: int) -> int:
         cap = int(params["num_batches"]) * int(params["batch_size"])
     elif params.get("max_examples") is not None:
         cap = int(params["max_examples"])
-    elif params.get("examples_per_class") is not None:  # class-balanced samples (issue 12's measures)
+    elif params.get("examples_per_class") is not None:  # class-balanced samples (the published measures)
         cap = int(params["examples_per_class"]) * NUM_CLASSES
     return n if cap is None else min(n, cap)
 

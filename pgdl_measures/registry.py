@@ -31,7 +31,7 @@ BUILTINS: dict[str, str] = {
     "sharpness": "pgdl_measures.measures.sharpness:Sharpness",
     "sharpness_pgdl_v1": "pgdl_measures.measures.sharpness_pgdl:SharpnessPGDLv1",
     "sharpness_pgdl_v2": "pgdl_measures.measures.sharpness_pgdl:SharpnessPGDLv2",
-    # the PGDL competition's winners (issue 12)
+    # the PGDL competition's winners
     "davies_bouldin": "pgdl_measures.measures.davies_bouldin:DaviesBouldin",
     "mixup_accuracy": "pgdl_measures.measures.mixup_accuracy:MixupAccuracy",
     "davies_bouldin_mixup": "pgdl_measures.measures.davies_bouldin_mixup:DaviesBouldinMixup",
@@ -58,7 +58,7 @@ BUILTINS: dict[str, str] = {
 }
 
 #: Built-ins that ``pgdl evaluate`` computes only when asked for (by name, or ``--measure all``):
-#: the measures of issue 12, kept out of the default run so the main job's time stays as it was.
+#: the slower published measures, kept out of the default run so the main job stays a few minutes.
 OPT_IN: frozenset[str] = frozenset({
     "davies_bouldin", "mixup_accuracy", "davies_bouldin_mixup", "mixup_margin", "augment_margin",
     "perturbed_margin", "normalized_margin", "augment_robustness", "label_variation", "pacbayes_mag_flatness", "sum_of_fro",

@@ -171,7 +171,7 @@ def jiang_cmi_breakdown_grid(values: np.ndarray, grid: ScoringGrid, *,
                 sets.append((names[a], names[b]))
                 partitions.append((codes[:, a] * sizes[b] + codes[:, b], sizes[a] * sizes[b]))
     # Number the groups present (at most one per model): empty cells are weightless, so this
-    # changes nothing but the work, which no longer grows with the product of value counts.
+    # changes nothing but the work, which then grows with the models, not with the product of value counts.
     partitions = [resampling.present_groups(gid) for gid, _ in partitions]
     counts = pair_counts_by_group(grid.gaps, values, partitions, ("gt", "gt_mt", "gt_ml"))
     return {key: _normalized_cmi(_jiang_cells(block)) for key, block in zip(sets, counts)}

@@ -1,4 +1,4 @@
-"""A grid of many hyper-parameters with many values and few models (issue 10).
+"""A grid of many hyper-parameters with many values and few models.
 
 20 hyper-parameters of 10 values are 10^20 cells: more than an int64 indexes, and far more than
 anything may enumerate. Every command bounds its work by the models that exist: `pgdl score`

@@ -78,7 +78,7 @@ def test_penalty_by_hand():
 
 
 def test_nested_augmentation_lists_are_one_clean_error():
-    """Issue 17: a nested list was a TypeError traceback (unhashable list)."""
+    """A nested list is refused in one line (not a TypeError traceback: a list is unhashable)."""
     with pytest.raises(PGDLError, match="parameter augmentations must be a non-empty list of names"):
         AugmentChangeRate(augmentations=[["flip"], "shift"])
 

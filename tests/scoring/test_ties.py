@@ -1,4 +1,4 @@
-"""Ties in a measure (issue 10): a nearly constant measure must not score 1 from its few untied pairs.
+"""Ties in a measure: a nearly constant measure must not score 1 from its few untied pairs.
 
 Jiang et al.'s V_mu = sign(mu_i - mu_j) is 0 on a tie, a value that tells nothing about the
 gap; the rankers' tables mark the scores of a measure tied on most pairs with ``~``.

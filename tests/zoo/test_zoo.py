@@ -437,7 +437,7 @@ def test_bundled_mini_task_is_its_spec_output(mini_path, tmp_path):
 
 
 def test_bundled_mnist_conv_task_is_its_spec_output(tmp_path):
-    """data/mnist_conv: the second bundled task (issue 12's ranking), 64 conv nets on real MNIST."""
+    """data/mnist_conv: the second bundled task 64 conv nets on real MNIST."""
     from pgdl_measures.tasks import find_tasks, grid_report
 
     folder = Path(__file__).resolve().parents[2] / "data" / "mnist_conv"
