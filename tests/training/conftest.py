@@ -11,10 +11,16 @@ def small_data():
     return datasets.prepare(datasets.digits(train_size=240, test_size=100, seed=0), validation=40, seed=0)
 
 
-def small_mlp(data, seed=0, **options):
+def _small_mlp(data, seed=0, **options):
     import keras
 
     from pgdl_measures.training.models import build
 
     keras.utils.set_random_seed(seed)
     return build("mlp", data.input_shape, data.num_classes, **{"depth": 1, "width": 16, **options})
+
+
+@pytest.fixture(scope="session")
+def small_mlp():
+    """``small_mlp(data, seed=0, **options)``: a seeded MLP (one hidden layer of 16) for `data`."""
+    return _small_mlp

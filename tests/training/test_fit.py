@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-from conftest import small_mlp
 
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.training.fit import TrainConfig, epoch_learning_rate, learning_rate, make_optimizer_for, train
@@ -56,7 +55,7 @@ def test_piecewise_schedule_is_the_studys():
         assert got == pytest.approx(epoch_learning_rate(TrainConfig(epochs=8), step // 10))
 
 
-def test_run_writes_csv_tensorboard_result_and_progress(small_data, tmp_path, capsys):
+def test_run_writes_csv_tensorboard_result_and_progress(small_data, small_mlp, tmp_path, capsys):
     import sys
 
     model = small_mlp(small_data)
@@ -73,7 +72,7 @@ def test_run_writes_csv_tensorboard_result_and_progress(small_data, tmp_path, ca
     assert result.final("test_accuracy") is not None
 
 
-def test_a_killed_run_restarted_continues_and_gives_the_same_result(small_data, tmp_path):
+def test_a_killed_run_restarted_continues_and_gives_the_same_result(small_data, small_mlp, tmp_path):
     import keras
 
     config = TrainConfig(epochs=3, batch_size=40, learning_rate=0.05, milestones=(0.5,))
@@ -96,7 +95,7 @@ def test_a_killed_run_restarted_continues_and_gives_the_same_result(small_data, 
     np.testing.assert_allclose(full.history["loss"], resumed.history["loss"], rtol=1e-5)
 
 
-def test_a_diverging_run_is_stopped_and_recorded(small_data, tmp_path):
+def test_a_diverging_run_is_stopped_and_recorded(small_data, small_mlp, tmp_path):
     model = small_mlp(small_data)
     result = train(model, small_data, TrainConfig(epochs=6, batch_size=20, learning_rate=100.0, weight_decay=0.0,
                                                   schedule="constant", diverge_loss=50.0), out_dir=tmp_path)
@@ -106,7 +105,7 @@ def test_a_diverging_run_is_stopped_and_recorded(small_data, tmp_path):
     assert json.loads((tmp_path / "result.json").read_text())["diverged"] is True
 
 
-def test_bad_output_folder_and_config_are_pgdl_errors(small_data, tmp_path):
+def test_bad_output_folder_and_config_are_pgdl_errors(small_data, small_mlp, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(PGDLError, match="cannot write to the output folder"):
         train(small_mlp(small_data), small_data, TrainConfig(epochs=1), out_dir=tmp_path / "file" / "run")
@@ -114,7 +113,7 @@ def test_bad_output_folder_and_config_are_pgdl_errors(small_data, tmp_path):
         train(small_mlp(small_data), small_data, TrainConfig(epochs=1, decay="l2"))
 
 
-def test_a_damaged_checkpoint_is_discarded_and_the_run_starts_over(small_data, tmp_path):
+def test_a_damaged_checkpoint_is_discarded_and_the_run_starts_over(small_data, small_mlp, tmp_path):
     """A ``latest.weights.h5`` cut short (as a full disk left it before checkpoints were written
     atomically) made every rerun fail with "bad object header version number"."""
     config = TrainConfig(epochs=2, batch_size=40)
@@ -127,7 +126,7 @@ def test_a_damaged_checkpoint_is_discarded_and_the_run_starts_over(small_data, t
     assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
 
 
-def test_a_full_disk_leaves_no_damaged_checkpoint_and_a_rerun_trains(small_data, tmpfs):
+def test_a_full_disk_leaves_no_damaged_checkpoint_and_a_rerun_trains(small_data, small_mlp, tmpfs):
     """On a small tmpfs left nearly full (room for the history and logs, not the weights), the
     checkpoint fails as one PGDLError naming it and leaves no part of a file behind: once space
     is freed, the rerun trains (it used to fail on the half-written ``latest.weights.h5`` with

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import small_mlp
 
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.measures.agn import AGN
@@ -20,14 +19,14 @@ def _on_train(model, data):
     return TrainedModel("m", model, train=ArrayDataset(data.x_train, data.y_train))
 
 
-def test_exact_agn_is_the_agn_measure_after_each_epoch(small_data):
+def test_exact_agn_is_the_agn_measure_after_each_epoch(small_data, small_mlp):
     model = small_mlp(small_data)
     result = train(model, small_data, TrainConfig(epochs=2, batch_size=50), exact_agn=True)
     assert result.history["agn"][-1] == pytest.approx(AGN()(_on_train(model, small_data)), rel=1e-9)
     assert result.summary()["agn_sum"] == pytest.approx(sum(result.history["agn"]))
 
 
-def test_online_agn_and_gn_at_fixed_weights_equal_the_measures(small_data):
+def test_online_agn_and_gn_at_fixed_weights_equal_the_measures(small_data, small_mlp):
     model = small_mlp(small_data)
     at_start = _on_train(model, small_data)
     agn, gn = AGN()(at_start), GradientNorm()(at_start)
@@ -39,7 +38,7 @@ def test_online_agn_and_gn_at_fixed_weights_equal_the_measures(small_data):
     assert result.history["gn"][0] == pytest.approx(steps * gn, rel=1e-4)  # Eq. 4 over the epoch's iterations
 
 
-def test_online_agn_trains_the_model_like_plain_training(small_data):
+def test_online_agn_trains_the_model_like_plain_training(small_data, small_mlp):
     config = TrainConfig(epochs=1, batch_size=50)
     plain, head = small_mlp(small_data), small_mlp(small_data)
     a = train(plain, small_data, config)
@@ -48,7 +47,7 @@ def test_online_agn_trains_the_model_like_plain_training(small_data):
     np.testing.assert_allclose(a.history["accuracy"], b.history["accuracy"], rtol=1e-6)
 
 
-def test_gn_subsample_scales_by_iterations(small_data):
+def test_gn_subsample_scales_by_iterations(small_data, small_mlp):
     from pgdl_measures.training.trackers import GradientNormTracker
 
     model = small_mlp(small_data)
