@@ -385,9 +385,18 @@ MALFORMED = {  # name -> (records of shard_1, regex the message must match)
     "missing_inputs": ([record(None, GOOD_Y)], "no `inputs` feature"),
     "missing_output": ([record(GOOD_X, None)], "no `output` feature"),
     "inputs_not_bytes": ([record(None, GOOD_Y, set_float_list)], "`inputs` must be one bytes value.*float_list"),
-    "inputs_int32": ([record(tensor_proto(INT32, [3], content=b"\0" * 12), GOOD_Y)], "`inputs` holds a DT_INT32 tensor, expected DT_FLOAT"),
-    "output_float": ([record(GOOD_X, tensor_proto(FLOAT, [], content=b"\0" * 4))], "`output` holds a DT_FLOAT tensor, expected DT_INT32"),
-    "output_not_scalar": ([record(GOOD_X, tensor_proto(INT32, [1], content=b"\0" * 4))], "`output` has shape \\[1\\], expected a scalar"),
+    "inputs_int32": (
+        [record(tensor_proto(INT32, [3], content=b"\0" * 12), GOOD_Y)],
+        "`inputs` holds a DT_INT32 tensor, expected DT_FLOAT",
+    ),
+    "output_float": (
+        [record(GOOD_X, tensor_proto(FLOAT, [], content=b"\0" * 4))],
+        "`output` holds a DT_FLOAT tensor, expected DT_INT32",
+    ),
+    "output_not_scalar": (
+        [record(GOOD_X, tensor_proto(INT32, [1], content=b"\0" * 4))],
+        "`output` has shape \\[1\\], expected a scalar",
+    ),
     "inputs_not_tensor_proto": ([record(b"\xff\xff\xff", GOOD_Y)], "not a serialized TensorProto"),
     "content_size": ([record(tensor_proto(FLOAT, [3], content=b"\0" * 8), GOOD_Y)], "tensor_content has 8 bytes"),
     "not_an_example": ([tfrecords._frame(b"\x0a\x05garbage")], "not a serialized tf.train.Example"),
