@@ -13,6 +13,12 @@ TOY = Path(os.environ.get("PGDL_TOY_DATA", ROOT.parent / "shared" / "pgdl_toy_da
 MINI = ROOT / "data" / "mini"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--every-builtin", action="store_true",
+                     help="also run every built-in measure through `pgdl run-submission` (tests/test_package.py: "
+                          "one child process each)")
+
+
 @pytest.fixture(scope="session")
 def toy_path() -> Path:
     """The official PGDL sample task (../shared/pgdl_toy_data); skips where it is absent."""
@@ -51,8 +57,9 @@ class _MainWrapper:
         self.main_fn(list(args or []))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli():
+    """:func:`invoke` (session-scoped, so module-scoped fixtures can run the CLI too)."""
     return invoke
 
 

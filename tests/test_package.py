@@ -10,8 +10,8 @@ zip gives what the toolkit gives (``get_measure(name, **params)(task.load_model(
   TensorFlow's dependencies and tf_keras, the toolkit included, and the project is not on its
   path. Every built-in measure and a plugin package run there in one process.
 
-Running every built-in through ``pgdl run-submission`` (one child each) is the ``slow`` test:
-``pytest -m slow tests/test_package.py``.
+Running every built-in through ``pgdl run-submission`` (one child each) is opt-in:
+``pytest --every-builtin tests/test_package.py``.
 """
 
 from __future__ import annotations
@@ -393,9 +393,23 @@ def _run_submission(cli, zip_path: Path, toy: Path, out: Path, keras: str = "2")
     return json.loads((out / "pgdl_toy_data.predict").read_text())
 
 
+@pytest.fixture(scope="module")
+def toy_runs(cli, toy_path, packaged, tmp_path_factory):
+    """case -> the .predict `pgdl run-submission` writes for the case's zip on the sample task's
+    MODELS: each case runs (one child process) once per module, when first asked for."""
+    runs = {}
+
+    def run(case):
+        if case not in runs:
+            runs[case] = _run_submission(cli, packaged[case][0], toy_path, tmp_path_factory.mktemp("run"))
+        return runs[case]
+
+    return run
+
+
 @pytest.mark.parametrize("case", RUN_SUBMISSION)
-def test_run_submission_gives_the_toolkit_value(cli, tmp_path, toy_path, packaged, expected, case):
-    _check(case, _run_submission(cli, packaged[case][0], toy_path, tmp_path), expected[case])
+def test_run_submission_gives_the_toolkit_value(toy_runs, expected, case):
+    _check(case, toy_runs(case), expected[case])
 
 
 def test_run_submission_on_keras_3_gives_the_toolkit_value(cli, tmp_path, toy_path, packaged, expected):
@@ -405,10 +419,10 @@ def test_run_submission_on_keras_3_gives_the_toolkit_value(cli, tmp_path, toy_pa
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [name for name in BUILTINS if name not in IMAGE_ONLY])
-def test_every_builtin_through_run_submission(request, cli, tmp_path, toy_path, packaged, expected, case):
-    if "slow" not in (request.config.getoption("markexpr", "") or ""):
-        pytest.skip("one child process per measure: select with -m slow")
-    _check(case, _run_submission(cli, packaged[case][0], toy_path, tmp_path), expected[case])
+def test_every_builtin_through_run_submission(request, toy_runs, expected, case):
+    if not request.config.getoption("--every-builtin"):
+        pytest.skip("one child process per measure: run with --every-builtin")
+    _check(case, toy_runs(case), expected[case])
 
 
 #: The competition's ingestion, where only TensorFlow is installed (run with `python -I`).
@@ -526,19 +540,31 @@ def test_every_measure_runs_where_only_tensorflow_is_installed(tmp_path, toy_pat
         _check(case, values, expected[case])
 
 
-@pytest.mark.parametrize("case", ["agn", "distance_from_init", "vc_dimension", "sharpness_pgdl_v2"] + IMAGE_ONLY[:1])
-def test_run_submission_on_the_mini_task_equals_evaluate(cli, tmp_path, mini_path, packaged, case):
-    """On the bundled mini task (conv nets, 10 classes, public-data layout) a packaged zip run
-    by `pgdl run-submission` writes the same .predict as `pgdl evaluate`."""
-    models = "model_0,model_13,model_31"
-    result = cli(["evaluate", str(mini_path), "-m", case, "--models", models, "--out", str(tmp_path / "eval"),
+#: measures compared on the bundled mini task (conv nets, 10 classes, public-data layout)
+MINI_CASES = ["agn", "distance_from_init", "vc_dimension", "sharpness_pgdl_v2"] + IMAGE_ONLY[:1]
+MINI_MODELS = "model_0,model_13,model_31"
+
+
+@pytest.fixture(scope="module")
+def mini_evaluated(cli, mini_path, tmp_path_factory):
+    """case -> the .predict `pgdl evaluate` writes for it on three models of the mini task (one
+    run for every case)."""
+    out = tmp_path_factory.mktemp("eval")
+    result = cli(["evaluate", str(mini_path), "-m", ",".join(MINI_CASES), "--models", MINI_MODELS, "--out", str(out),
                   "--no-progress", "--bootstrap", "10"])
     assert result.exit_code == 0, result.output
-    want = json.loads((tmp_path / "eval" / case / "digits_vgg.predict").read_text())
+    return {case: json.loads((out / case / "digits_vgg.predict").read_text()) for case in MINI_CASES}
+
+
+@pytest.mark.parametrize("case", MINI_CASES)
+def test_run_submission_on_the_mini_task_equals_evaluate(cli, tmp_path, mini_path, packaged, mini_evaluated, case):
+    """On the mini task a packaged zip run by `pgdl run-submission` writes the same .predict as
+    `pgdl evaluate`."""
+    want = mini_evaluated[case]
     zip_path = packaged[case][0] if case in packaged else package_submission(case, {}, tmp_path / "image.zip").path
     result = cli(["run-submission", str(zip_path), str(mini_path), str(tmp_path / "run"),
-                  "--models", models, "--reuse-process", "-q"])
+                  "--models", MINI_MODELS, "--reuse-process", "-q"])
     assert result.exit_code == 0, result.output
     got = json.loads((tmp_path / "run" / "digits_vgg.predict").read_text())
-    assert set(want) == set(got) == set(models.split(","))
+    assert set(want) == set(got) == set(MINI_MODELS.split(","))
     _check(case, got, want)

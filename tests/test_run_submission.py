@@ -58,7 +58,7 @@ def toy_train(toy: Path) -> tuple[np.ndarray, np.ndarray]:
     """The toy task's training data, shards in natural order, without TensorFlow."""
     from pgdl_measures.tasks.tfrecords import iter_batches
 
-    xs, ys = zip(*iter_batches(toy / "dataset_1" / "train", 1000, reader="python"))
+    xs, ys = zip(*iter_batches(toy / "dataset_1" / "train", 1000))
     return np.concatenate(xs), np.concatenate(ys)
 
 

@@ -1,5 +1,5 @@
-"""Tests for pgdl_measures.tasks.tfrecords: both readers against the competition's tf.data loader,
-the writer against TensorFlow, and every user error on both readers."""
+"""Tests for pgdl_measures.tasks.tfrecords: the reader against the competition's tf.data loader,
+the writer against TensorFlow, and every user error."""
 
 from __future__ import annotations
 
@@ -19,9 +19,6 @@ from pgdl_measures.tasks import tfrecords
 from pgdl_measures.tasks.tfrecords import count_examples, iter_batches, list_shards, write_shards
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
-needs_tf = pytest.mark.skipif(not HAS_TF, reason="TensorFlow is not installed")
-
-READERS = [pytest.param("tf", marks=needs_tf), "python"]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +51,8 @@ def competition_load(tf, files):
     return np.stack(xs), np.array(ys)
 
 
-def read_all(files, batch_size, reader, **kwargs):
-    batches = list(iter_batches(files, batch_size, reader=reader, **kwargs))
+def read_all(files, batch_size, **kwargs):
+    batches = list(iter_batches(files, batch_size, **kwargs))
     for x, y in batches:
         assert x.dtype == np.float32 and y.dtype == np.int32
         assert len(x) == len(y) and y.ndim == 1
@@ -107,15 +104,14 @@ def test_list_shards_errors_name_the_folder(tmp_path):
         list_shards(tmp_path / "file")
 
 
-@pytest.mark.parametrize("reader", READERS)
-def test_missing_folder_or_file(tmp_path, reader):
+def test_missing_folder_or_file(tmp_path):
     with pytest.raises(PGDLError, match="not found"):
-        iter_batches(tmp_path / "missing", 4, reader=reader)
+        iter_batches(tmp_path / "missing", 4)
     with pytest.raises(PGDLError, match="not found") as info:
-        iter_batches([tmp_path / "shard_0.tfrecord"], 4, reader=reader)
+        iter_batches([tmp_path / "shard_0.tfrecord"], 4)
     assert "shard_0.tfrecord" in str(info.value)
     with pytest.raises(PGDLError, match="no TFRecord files"):
-        iter_batches([], 4, reader=reader)
+        iter_batches([], 4)
 
 
 def test_count_examples(written, data):
@@ -127,12 +123,11 @@ def test_count_examples(written, data):
 # ------------------------------------------------------------------ the official sample
 
 
-@pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("split", ["train", "test"])
-def test_official_sample_matches_competition_loader(toy_path, tf, reader, split):
+def test_official_sample_matches_competition_loader(toy_path, tf, split):
     files = list_shards(toy_path / "dataset_1" / split)
     want_x, want_y = competition_load(tf, files)
-    x, y, sizes = read_all(files, 64, reader)
+    x, y, sizes = read_all(files, 64)
     np.testing.assert_array_equal(x, want_x)
     np.testing.assert_array_equal(y, want_y)
     assert x.shape[1:] == (3,) and set(np.unique(y)) <= {0, 1}
@@ -145,9 +140,9 @@ def test_official_sample_matches_competition_loader(toy_path, tf, reader, split)
     assert sorted(map(tuple, unsorted_x)) == sorted(map(tuple, x))
 
 
-def test_official_sample_python_reader_without_reference(toy_path):
+def test_official_sample_without_reference(toy_path):
     files = list_shards(toy_path / "dataset_1" / "train")
-    x, y, _ = read_all(files, 50, "python")
+    x, y, _ = read_all(files, 50)
     assert len(y) == count_examples(files) > 0
     assert x.shape[1:] == (3,) and np.isfinite(x).all() and set(np.unique(y)) <= {0, 1}
 
@@ -155,10 +150,9 @@ def test_official_sample_python_reader_without_reference(toy_path):
 # ------------------------------------------------------------------ round trip, batches, limit
 
 
-@pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("batch_size", [1, 5, 8, 100])
-def test_round_trip(written, data, reader, batch_size):
-    x, y, sizes = read_all(written, batch_size, reader)
+def test_round_trip(written, data, batch_size):
+    x, y, sizes = read_all(written, batch_size)
     np.testing.assert_array_equal(x, data[0])
     np.testing.assert_array_equal(y, data[1])
     assert sizes == [batch_size] * (23 // batch_size) + (
@@ -166,10 +160,9 @@ def test_round_trip(written, data, reader, batch_size):
     )
 
 
-@pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("limit", [0, 1, 7, 8, 9, 23, 50])
-def test_limit(written, data, reader, limit):
-    x, y, sizes = read_all(written, 5, reader, limit=limit)
+def test_limit(written, data, limit):
+    x, y, sizes = read_all(written, 5, limit=limit)
     n = min(limit, 23)
     assert len(y) == n and sum(sizes) == n
     np.testing.assert_array_equal(y, data[1][:n])
@@ -177,31 +170,28 @@ def test_limit(written, data, reader, limit):
         np.testing.assert_array_equal(x, data[0][:n])
 
 
-@pytest.mark.parametrize("reader", READERS)
-def test_limit_stops_before_a_bad_record(written, reader):
+def test_limit_stops_before_a_bad_record(written):
     corrupt = bytearray(written[2].read_bytes())
     corrupt[-1] ^= 0xFF  # last record's data checksum
     written[2].write_bytes(bytes(corrupt))
-    _, y, _ = read_all(written, 4, reader, limit=20)
+    _, y, _ = read_all(written, 4, limit=20)
     assert len(y) == 20
     with pytest.raises(PGDLError):
-        read_all(written, 4, reader)
+        read_all(written, 4)
 
 
-@pytest.mark.parametrize("reader", READERS)
-def test_folder_argument_reads_shards_in_natural_order(tmp_path, reader):
+def test_folder_argument_reads_shards_in_natural_order(tmp_path):
     folder = tmp_path / "split"
     x = np.arange(12, dtype=np.float32).reshape(12, 1)
     write_shards(folder, x, np.arange(12), num_shards=12)
-    _, y, _ = read_all(folder, 5, reader)
+    _, y, _ = read_all(folder, 5)
     np.testing.assert_array_equal(y, np.arange(12))
 
 
-@pytest.mark.parametrize("reader", READERS)
-def test_scalar_inputs_and_empty_shards(tmp_path, reader):
+def test_scalar_inputs_and_empty_shards(tmp_path):
     files = write_shards(tmp_path, np.array([1.5, 2.5], np.float64), [3, 4], num_shards=4)
     assert len(files) == 4 and count_examples(files) == 2
-    x, y, _ = read_all(files, 3, reader)
+    x, y, _ = read_all(files, 3)
     assert x.shape == (2,) and x.dtype == np.float32
     np.testing.assert_array_equal(x, [1.5, 2.5])
     np.testing.assert_array_equal(y, [3, 4])
@@ -332,12 +322,11 @@ VALUE_FORMS = [  # (inputs proto, output proto, expected x, expected y): TF's Fr
 ]
 
 
-@pytest.mark.parametrize("reader", READERS)
-def test_repeated_value_forms(tmp_path, reader):
+def test_repeated_value_forms(tmp_path):
     (tmp_path / "shard_0.tfrecord").write_bytes(
         b"".join(record(x, y) for x, y, _, _ in VALUE_FORMS)
     )
-    x, y, _ = read_all(tmp_path, 10, reader)
+    x, y, _ = read_all(tmp_path, 10)
     np.testing.assert_array_equal(x, [want for _, _, want, _ in VALUE_FORMS])
     np.testing.assert_array_equal(y, [want for _, _, _, want in VALUE_FORMS])
 
@@ -348,7 +337,7 @@ def test_repeated_value_forms_match_tf_parse_tensor(tf):
         assert tf.io.parse_tensor(y, tf.int32).numpy() == want_y
 
 
-# ------------------------------------------------------------------ user errors, both readers
+# ------------------------------------------------------------------ user errors
 
 
 def flip_byte(offset):
@@ -359,32 +348,22 @@ def flip_byte(offset):
     return edit
 
 
-# name -> (how to make the shard bytes from a good shard, {reader: regex the message must match})
+# name -> (how to make the shard bytes from a good shard, regex the message must match)
 CORRUPTIONS = {
-    "data_checksum": (
-        flip_byte(40),
-        {"python": "bad checksum of the data", "tf": "corrupted record"},
-    ),
-    "length_checksum": (
-        flip_byte(2),
-        {"python": "bad checksum of the length", "tf": "corrupted record"},
-    ),
-    "truncated_record": (lambda d: d[:-10], {"python": "truncated file", "tf": "truncated record"}),
-    "truncated_header": (
-        lambda d: d + b"\x05\x00\x00",
-        {"python": "truncated file", "tf": "truncated file"},
-    ),
+    "data_checksum": (flip_byte(40), "bad checksum of the data"),
+    "length_checksum": (flip_byte(2), "bad checksum of the length"),
+    "truncated_record": (lambda d: d[:-10], "truncated file"),
+    "truncated_header": (lambda d: d + b"\x05\x00\x00", "truncated file"),
 }
 
 
-@pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("case", sorted(CORRUPTIONS))
-def test_corrupt_file(written, reader, case):
+def test_corrupt_file(written, case):
     make, expected = CORRUPTIONS[case]
     bad = written[1]
     bad.write_bytes(bytes(make(bytearray(bad.read_bytes()))))
-    with pytest.raises(PGDLError, match=expected[reader]) as info:
-        read_all(written, 4, reader)
+    with pytest.raises(PGDLError, match=expected) as info:
+        read_all(written, 4)
     assert info.value.path == str(bad)
     assert str(bad) in str(info.value)
 
@@ -402,105 +381,49 @@ def set_float_list(example):
     example.features.feature["inputs"].float_list.value.extend([1.0, 2.0])
 
 
-MALFORMED = {  # name -> (records of shard_1, {reader: regex})
-    "missing_inputs": (
-        [record(None, GOOD_Y)],
-        {"python": "no `inputs` feature", "tf": "inputs .* is required"},
-    ),
-    "missing_output": (
-        [record(GOOD_X, None)],
-        {"python": "no `output` feature", "tf": "output .* is required"},
-    ),
-    "inputs_not_bytes": (
-        [record(None, GOOD_Y, set_float_list)],
-        {
-            "python": "`inputs` must be one bytes value.*float_list",
-            "tf": "inputs.*float but expected type: string",
-        },
-    ),
+MALFORMED = {  # name -> (records of shard_1, regex the message must match)
+    "missing_inputs": ([record(None, GOOD_Y)], "no `inputs` feature"),
+    "missing_output": ([record(GOOD_X, None)], "no `output` feature"),
+    "inputs_not_bytes": ([record(None, GOOD_Y, set_float_list)], "`inputs` must be one bytes value.*float_list"),
     "inputs_int32": (
         [record(tensor_proto(INT32, [3], content=b"\0" * 12), GOOD_Y)],
-        {
-            "python": "`inputs` holds a DT_INT32 tensor, expected DT_FLOAT",
-            "tf": r"parsed tensor \(int32\) and dtype \(float\)",
-        },
+        "`inputs` holds a DT_INT32 tensor, expected DT_FLOAT",
     ),
     "output_float": (
         [record(GOOD_X, tensor_proto(FLOAT, [], content=b"\0" * 4))],
-        {
-            "python": "`output` holds a DT_FLOAT tensor, expected DT_INT32",
-            "tf": r"parsed tensor \(float\) and dtype \(int32\)",
-        },
+        "`output` holds a DT_FLOAT tensor, expected DT_INT32",
     ),
     "output_not_scalar": (
         [record(GOOD_X, tensor_proto(INT32, [1], content=b"\0" * 4))],
-        {
-            "python": "`output` has shape \\[1\\], expected a scalar",
-            "tf": "not compatible with expected shape",
-        },
+        "`output` has shape \\[1\\], expected a scalar",
     ),
-    "inputs_not_tensor_proto": (
-        [record(b"\xff\xff\xff", GOOD_Y)],
-        {"python": "not a serialized TensorProto", "tf": "as TensorProto"},
-    ),
-    "content_size": (
-        [record(tensor_proto(FLOAT, [3], content=b"\0" * 8), GOOD_Y)],
-        {"python": "tensor_content has 8 bytes", "tf": "parse tensor from proto"},
-    ),
-    "not_an_example": (
-        [tfrecords._frame(b"\x0a\x05garbage")],
-        {"python": "not a serialized tf.train.Example", "tf": "parse example"},
-    ),
+    "inputs_not_tensor_proto": ([record(b"\xff\xff\xff", GOOD_Y)], "not a serialized TensorProto"),
+    "content_size": ([record(tensor_proto(FLOAT, [3], content=b"\0" * 8), GOOD_Y)], "tensor_content has 8 bytes"),
+    "not_an_example": ([tfrecords._frame(b"\x0a\x05garbage")], "not a serialized tf.train.Example"),
     "other_shape": (
         [record(GOOD_X, GOOD_Y), record(tensor_proto(FLOAT, [4], content=b"\0" * 16), GOOD_Y)],
-        {
-            "python": r"shape \[4\], but shard_0.tfrecord record 0 has \[3\]",
-            "tf": r"shape \[4\], but shard_0.tfrecord record 0 has \[3\]",
-        },
+        r"shape \[4\], but shard_0.tfrecord record 0 has \[3\]",
     ),
 }
 
 
-@pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_record(tmp_path, reader, case):
+def test_malformed_record(tmp_path, case):
     records, expected = MALFORMED[case]
     (tmp_path / "shard_0.tfrecord").write_bytes(record(GOOD_X, GOOD_Y) * 3)
     bad = tmp_path / "shard_1.tfrecord"
     bad.write_bytes(b"".join(records))
-    with pytest.raises(PGDLError, match=expected[reader]) as info:
-        read_all(tmp_path, 2, reader)
+    with pytest.raises(PGDLError, match=expected) as info:
+        read_all(tmp_path, 2)
     assert info.value.path == str(bad)
 
 
-# ------------------------------------------------------------------ reader choice
+# ------------------------------------------------------------------ without TensorFlow
 
 
-def test_reader_choice(monkeypatch):
-    monkeypatch.setenv(tfrecords.READER_ENV, "python")
-    assert tfrecords._choose_reader(None) == "python"
-    monkeypatch.setenv(tfrecords.READER_ENV, "TF ")
-    if HAS_TF:
-        assert tfrecords._choose_reader(None) == "tf"
-        assert tfrecords._choose_reader("python") == "python"  # the argument wins
-    else:
-        with pytest.raises(PGDLError, match="not installed"):
-            tfrecords._choose_reader(None)
-    monkeypatch.setenv(tfrecords.READER_ENV, "jax")
-    with pytest.raises(PGDLError, match="unknown TFRecord reader 'jax'"):
-        tfrecords._choose_reader(None)
-    monkeypatch.delenv(tfrecords.READER_ENV)
-    if HAS_TF:
-        import keras
-
-        assert tfrecords._choose_reader(None) == (
-            "tf" if keras.backend.backend() == "tensorflow" else "python"
-        )
-
-
-def test_python_reader_needs_no_tensorflow(tmp_path):
-    """In a process where TensorFlow cannot be imported, write, count and read (auto reader);
-    then TensorFlow still imports and reads the same shards (no protobuf descriptor clash)."""
+def test_reader_needs_no_tensorflow(tmp_path):
+    """In a process where TensorFlow cannot be imported, write, count and read; then TensorFlow
+    still imports and reads the same shards, and so do we (no protobuf descriptor clash)."""
     script = textwrap.dedent(
         f"""
         import sys
@@ -510,7 +433,6 @@ def test_python_reader_needs_no_tensorflow(tmp_path):
         x = np.ones((5, 2), np.float32)
         files = t.write_shards({str(tmp_path)!r}, x, [0, 1, 2, 3, 4], num_shards=2)
         assert t.count_examples(files) == 5
-        assert t._choose_reader(None) == "python"
         ys = [y for _, y in t.iter_batches(files, 2)]
         assert np.concatenate(ys).tolist() == [0, 1, 2, 3, 4], ys
         loaded = [m for m, v in sys.modules.items() if m.startswith("tensorflow") and v]
@@ -518,13 +440,13 @@ def test_python_reader_needs_no_tensorflow(tmp_path):
         if {HAS_TF!r}:
             del sys.modules["tensorflow"]
             import tensorflow as tf
-            ys = [y for _, y in t.iter_batches(files, 5, reader="tf")]
+            assert sum(1 for _ in tf.data.TFRecordDataset([str(f) for f in files])) == 5
+            ys = [y for _, y in t.iter_batches(files, 5)]
             assert ys[0].tolist() == [0, 1, 2, 3, 4]
         print("ok")
         """
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="jax")
-    env.pop(tfrecords.READER_ENV, None)
     root = str(Path(tfrecords.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     done = subprocess.run(
@@ -533,11 +455,10 @@ def test_python_reader_needs_no_tensorflow(tmp_path):
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
 
 
-@pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("batch_size", [2, 10])
-def test_shape_mismatch_within_or_across_batches(tmp_path, reader, batch_size):
+def test_shape_mismatch_within_or_across_batches(tmp_path, batch_size):
     other = tensor_proto(FLOAT, [2], content=b"\0" * 8)
     (tmp_path / "shard_0.tfrecord").write_bytes(record(GOOD_X, GOOD_Y) * 2 + record(other, GOOD_Y))
     with pytest.raises(PGDLError, match=r"record 2 feature `inputs` has shape \[2\]") as info:
-        read_all(tmp_path, batch_size, reader)
+        read_all(tmp_path, batch_size)
     assert info.value.path == str(tmp_path / "shard_0.tfrecord")

@@ -1,4 +1,4 @@
-"""Read and write the PGDL competition's TFRecord datasets, with or without TensorFlow.
+"""Read and write the PGDL competition's TFRecord datasets, without TensorFlow.
 
 A PGDL dataset folder (``dataset_1/train``, ``dataset_1/test``) holds TFRecord shards
 ``shard_<k>.tfrecord``. Every record is a serialized ``tf.train.Example`` with two ``bytes``
@@ -21,18 +21,12 @@ and records in file order, so the same folder gives the same batches on every ma
 that use a fixed number of batches may therefore see different examples than the competition's
 ingestion program did on a folder whose directory listing was not sorted.
 
-Two readers behind one function, :func:`iter_batches`:
-
-* ``"tf"``: a ``tf.data`` pipeline (``TFRecordDataset`` over the sorted file list, parallel
-  ``parse_single_example`` + ``parse_tensor``, ``batch``, ``prefetch``): the fast path, used when
-  TensorFlow is importable and Keras runs on the TensorFlow backend.
-* ``"python"``: pure Python + NumPy with no TensorFlow (the JAX backend set-up): the record
-  framing and its CRC32C checks are done here with the ``crc32c`` package, ``tf.train.Example``
-  and ``TensorProto`` are decoded by the ``protobuf`` runtime (``TensorProto`` from
-  ``tensorboard.compat.proto``; ``Example`` from the descriptor built in :func:`_example_class`),
-  and each batch is decoded with one ``np.frombuffer``.
-
-``PGDL_TFRECORD_READER=tf|python`` (or ``reader=`` of :func:`iter_batches`) forces one.
+The reader, :func:`iter_batches`, is pure Python + NumPy and needs no TensorFlow: the record
+framing and its CRC32C checks are done here with the ``crc32c`` package, ``tf.train.Example`` and
+``TensorProto`` are decoded by the ``protobuf`` runtime (``TensorProto`` from
+``tensorboard.compat.proto``; ``Example`` from the descriptor built in :func:`_example_class`),
+and each batch is decoded with one ``np.frombuffer``. It is also faster than a ``tf.data``
+pipeline (``bench/tfrecords.py``).
 
 Why not the ``tfrecord`` PyPI package: its ``tfrecord_iterator`` reads the two CRCs of each record
 but never checks them, and importing any part of it (``tfrecord/__init__`` imports its own
@@ -43,16 +37,14 @@ private descriptor pool, which cannot clash with TensorFlow's.
 
 Errors a user can cause (missing folder, no shards, bad checksum, truncated file, a record
 without ``inputs``/``output`` or of the wrong type) raise :class:`~pgdl_measures.errors.PGDLError`
-naming the shard file, on both readers.
+naming the shard file.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import os
-import re
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -63,10 +55,7 @@ from google.protobuf.message import DecodeError
 from pgdl_measures.errors import PGDLError
 from scoring.rules import natural_key
 
-__all__ = ["count_examples", "iter_batches", "list_shards", "write_shards", "READER_ENV"]
-
-READER_ENV = "PGDL_TFRECORD_READER"
-"""Environment variable that forces a reader: ``tf`` or ``python``."""
+__all__ = ["count_examples", "iter_batches", "list_shards", "write_shards"]
 
 SHARD_GLOB = "shard_*.tfrecord"
 _HEADER = struct.Struct("<QI")  # length, masked crc of length
@@ -264,7 +253,7 @@ def _tensor_protos():
 
 
 # --------------------------------------------------------------------------------------------
-# Pure-Python reader
+# Reader
 # --------------------------------------------------------------------------------------------
 
 
@@ -360,7 +349,7 @@ def _decode_tensor(data: bytes, key: str, dtype: int, np_dtype: str, values_fiel
     return shape, out.tobytes()
 
 
-def _iter_batches_python(paths: list[Path], batch_size: int, limit: int | None):
+def _iter_batches(paths: list[Path], batch_size: int, limit: int | None):
     example_class = _example_class()
     _, types_pb2 = _tensor_protos()
     remaining = limit
@@ -426,119 +415,8 @@ def _iter_batches_python(paths: list[Path], batch_size: int, limit: int | None):
 
 
 # --------------------------------------------------------------------------------------------
-# tf.data reader
-# --------------------------------------------------------------------------------------------
-
-
-def _tf_dataset(tf, paths: list[Path], limit: int | None):
-    """The competition's per-record pipeline (unbatched), over `paths` in the given order."""
-
-    def parse(record):
-        example = tf.io.parse_single_example(
-            record,
-            {
-                "inputs": tf.io.FixedLenFeature([], tf.string),
-                "output": tf.io.FixedLenFeature([], tf.string),
-            },
-        )
-        x = tf.io.parse_tensor(example["inputs"], out_type=tf.float32)
-        y = tf.ensure_shape(tf.io.parse_tensor(example["output"], out_type=tf.int32), [])
-        return x, y
-
-    dataset = tf.data.TFRecordDataset([os.fspath(p) for p in paths])
-    if limit is not None:
-        dataset = dataset.take(limit)  # before map: never read records past the limit
-    return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _tf_problem(exc) -> str:
-    message = (exc.message or str(exc)).strip().splitlines()[0]
-    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
-    message = re.sub(r"\s*\[Op:\w+\].*$", "", message)
-    message = re.sub(r"^Error in user-defined function .*?Iterator::Root::\w+:\s*", "", message)
-    return f"TensorFlow could not read it: {type(exc).__name__}: {message}"
-
-
-def _diagnose_tf(tf, paths: list[Path], limit: int | None, problem: str) -> PGDLError:
-    """Find which file made the combined tf.data pipeline fail by reading file by file."""
-    remaining = limit
-    first = None  # (input shape, where) of the first example
-    for path in paths:
-        if remaining == 0:
-            break
-        try:
-            n = 0
-            for index, (x, _) in enumerate(_tf_dataset(tf, [path], remaining)):
-                n += 1
-                if first is None:
-                    first = (x.shape, f"{path.name} record {index}")
-                elif x.shape != first[0]:
-                    return PGDLError(
-                        f"record {index} feature `inputs` has shape {x.shape.as_list()}, but "
-                        f"{first[1]} has {first[0].as_list()}; all examples must have the same "
-                        f"shape; {_FIX}",
-                        path,
-                    )
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as file_exc:
-            return PGDLError(f"{_tf_problem(file_exc)}; {_FIX}", path)
-        if remaining is not None:
-            remaining -= n
-    where = paths[0].parent if len({p.parent for p in paths}) == 1 else paths[0]
-    return PGDLError(problem, where)
-
-
-def _iter_batches_tf(paths: list[Path], batch_size: int, limit: int | None):
-    import tensorflow as tf
-
-    dataset = _tf_dataset(tf, paths, limit).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    seen = 0
-    x_shape = None
-    try:
-        for x, y in dataset.as_numpy_iterator():
-            if x_shape is None:
-                x_shape = x.shape[1:]
-            elif x.shape[1:] != x_shape:  # batches are uniform, but must agree with each other
-                raise _diagnose_tf(
-                    tf, paths, limit, f"examples have input shapes {x_shape} and {x.shape[1:]}"
-                )
-            seen += len(y)
-            yield x, y
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
-        raise _diagnose_tf(tf, paths, limit, _tf_problem(exc)) from None
-    if limit is None or seen < limit:
-        # TFRecordDataset takes a file that ends inside a record header (1-11 bytes) for a clean
-        # end of file; the header scan reports it, as the python reader does.
-        for path in paths:
-            _count_file(path)
-
-
-# --------------------------------------------------------------------------------------------
 # Public reader
 # --------------------------------------------------------------------------------------------
-
-
-def _choose_reader(reader: str | None) -> str:
-    """`reader`, else $PGDL_TFRECORD_READER, else "tf" iff TensorFlow + Keras TF backend."""
-    choice = (reader or os.environ.get(READER_ENV, "")).strip().lower()
-    tf_installed = importlib.util.find_spec("tensorflow") is not None
-    if choice == "python":
-        return "python"
-    if choice == "tf":
-        if not tf_installed:
-            raise PGDLError(
-                f"the tf TFRecord reader was requested ({READER_ENV} or reader=) but TensorFlow "
-                "is not installed; install tensorflow or use the python reader"
-            )
-        return "tf"
-    if choice:
-        raise PGDLError(f"unknown TFRecord reader {choice!r}: use 'tf' or 'python' ({READER_ENV})")
-    if not tf_installed:
-        return "python"
-    try:
-        import keras
-    except ImportError:
-        return "tf"
-    return "tf" if keras.backend.backend() == "tensorflow" else "python"
 
 
 def iter_batches(
@@ -546,21 +424,17 @@ def iter_batches(
     batch_size: int,
     *,
     limit: int | None = None,
-    reader: str | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream ``(x, y)`` batches from PGDL TFRecord shards, in file then record order.
 
-    Only one batch (plus the tf.data prefetch buffer) is in memory at a time. The last batch is
-    smaller when the number of examples is not a multiple of ``batch_size``.
+    Only one batch is in memory at a time. The last batch is smaller when the number of
+    examples is not a multiple of ``batch_size``.
 
     Args:
         files: the shards in reading order (e.g. from :func:`list_shards`), one file, or a
             dataset folder (read through :func:`list_shards`).
         batch_size: examples per batch (positive).
         limit: stop after this many examples (``None``: all); records past it are not read.
-        reader: ``"tf"`` (tf.data) or ``"python"`` (no TensorFlow). ``None`` takes
-            ``$PGDL_TFRECORD_READER``, else ``"tf"`` when TensorFlow is installed and
-            ``keras.backend.backend() == "tensorflow"``, else ``"python"``.
 
     Yields:
         ``x``: float32 array ``[b, *input_shape]``; ``y``: int32 labels ``[b]``.
@@ -579,9 +453,7 @@ def iter_batches(
     paths = _as_file_list(files)
     batch_size = int(batch_size)
     limit = None if limit is None else int(limit)
-    if _choose_reader(reader) == "tf":
-        return _iter_batches_tf(paths, batch_size, limit)
-    return _iter_batches_python(paths, batch_size, limit)
+    return _iter_batches(paths, batch_size, limit)
 
 
 # --------------------------------------------------------------------------------------------

@@ -62,28 +62,11 @@ def _worker_starts(out: Path) -> list[int]:
     return [int(p) for p in re.findall(r"pgdl worker (\d+) started", log.read_text())] if log.exists() else []
 
 
-class _Main:
-    """`pgdl` for CliRunner (as the `cli` fixture of conftest.py, usable in module-scoped fixtures)."""
-
-    name = "pgdl"
-
-    def main(self, args=None, prog_name=None, **_):
-        from pgdl_measures.cli import main
-
-        main(list(args or []))
-
-
-def _invoke(args):
-    from click.testing import CliRunner
-
-    return CliRunner().invoke(_Main(), args, catch_exceptions=False)
-
-
 @pytest.fixture(scope="module")
-def full_run(plugin_site, toy_path, tmp_path_factory):
+def full_run(cli, plugin_site, toy_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("full")
-    result = _invoke(["evaluate", str(toy_path), *MEASURES, "--models", MODELS, "--out", str(out),
-                      "--bootstrap", "20"])
+    result = cli(["evaluate", str(toy_path), *MEASURES, "--models", MODELS, "--out", str(out),
+                  "--bootstrap", "20"])
     assert result.exit_code == 0, result.output
     return out, result
 
@@ -111,18 +94,18 @@ def test_outputs(full_run):
     assert len(_worker_starts(out)) == 1
 
 
-def test_rerun_computes_nothing(full_run, toy_path):
+def test_rerun_computes_nothing(cli, full_run, toy_path):
     out, _ = full_run
     before = _store(out)
-    result = _invoke(["evaluate", str(toy_path), *MEASURES, "--models", MODELS, "--out", str(out),
-                      "--bootstrap", "20", "--no-progress"])
+    result = cli(["evaluate", str(toy_path), *MEASURES, "--models", MODELS, "--out", str(out),
+                  "--bootstrap", "20", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "computed 0 results (nothing new); 18 already stored" in result.output
     assert _store(out) == before
     assert len(_worker_starts(out)) == 1  # no worker was started
 
 
-def test_kill_and_restart_gives_the_same_store(full_run, plugin_site, toy_path, tmp_path):
+def test_kill_and_restart_gives_the_same_store(cli, full_run, plugin_site, toy_path, tmp_path):
     out = tmp_path / "killed"
     args = ["evaluate", str(toy_path), *MEASURES, "--models", MODELS, "--out", str(out), "--bootstrap", "20",
             "--no-progress"]
@@ -159,16 +142,16 @@ def test_kill_and_restart_gives_the_same_store(full_run, plugin_site, toy_path, 
         time.sleep(0.1)
     else:
         pytest.fail(f"the worker {workers[0]} outlived the killed CLI")
-    result = _invoke(args)
+    result = cli(args)
     assert result.exit_code == 0, result.output
     assert f"computed {N_ROWS - stored} results" in result.output
     assert _store(out) == _store(full_run[0])
 
 
-def test_hanging_measure_is_exceeded(plugin_site, toy_path, tmp_path):
+def test_hanging_measure_is_exceeded(cli, plugin_site, toy_path, tmp_path):
     out = tmp_path / "out"
-    result = _invoke(["evaluate", str(toy_path), "-m", "vc_dimension,test_hangs", "-p", "test_hangs.model=model_0",
-                      "--models", "model_0,model_1", "--time-budget", "5", "--out", str(out), "--bootstrap", "0"])
+    result = cli(["evaluate", str(toy_path), "-m", "vc_dimension,test_hangs", "-p", "test_hangs.model=model_0",
+                  "--models", "model_0,model_1", "--time-budget", "5", "--out", str(out), "--bootstrap", "0"])
     # the exit status tells that a result is not a value (the README's promise); the results are kept
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines()[-1].startswith("1 results are not values (1 exceeded)")
@@ -219,12 +202,12 @@ def _copy_out(out: Path, dest: Path) -> Path:
     return dest
 
 
-def test_subset_run_keeps_the_complete_outputs(full_run, plugin_site, toy_path, tmp_path):
+def test_subset_run_keeps_the_complete_outputs(cli, full_run, plugin_site, toy_path, tmp_path):
     """--models SUBSET into a folder holding a complete run: the .predict files and the report
     still cover every model stored for the task, not only the subset."""
     out = _copy_out(full_run[0], tmp_path / "out")
-    result = _invoke(["evaluate", str(toy_path), *MEASURES, "--models", "model_0", "--out", str(out),
-                      "--bootstrap", "0", "--no-progress"])
+    result = cli(["evaluate", str(toy_path), *MEASURES, "--models", "model_0", "--out", str(out),
+                  "--bootstrap", "0", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "computed 0 results (nothing new); 3 already stored" in result.output
     for measure in ("vc_dimension", "distance_from_init", "test_slow"):
@@ -235,7 +218,7 @@ def test_subset_run_keeps_the_complete_outputs(full_run, plugin_site, toy_path, 
     assert score["models"] == 6
 
 
-def test_same_name_other_contents_is_not_reused(full_run, plugin_site, toy_path, tmp_path):
+def test_same_name_other_contents_is_not_reused(cli, full_run, plugin_site, toy_path, tmp_path):
     """A different task with the same name (its model_0 is the sample's model_1) does not get the
     stored values of the sample task: they are computed, and the output says why."""
     import shutil
@@ -248,8 +231,8 @@ def test_same_name_other_contents_is_not_reused(full_run, plugin_site, toy_path,
     shutil.copytree(toy_path / "model_1", other / "model_0")
     shutil.copytree(toy_path / "model_0", other / "model_1")
     before = {(k.model, k.measure): v for k, v in _store(out).items()}
-    result = _invoke(["evaluate", str(other), "-m", "vc_dimension,distance_from_init", "--models", "model_0,model_1",
-                      "--out", str(out), "--bootstrap", "0", "--no-progress"])
+    result = cli(["evaluate", str(other), "-m", "vc_dimension,distance_from_init", "--models", "model_0,model_1",
+                  "--out", str(out), "--bootstrap", "0", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "computed 4 results (4 ok); 0 already stored" in result.output
     said = " ".join(result.output.split())  # rich wraps long lines
