@@ -23,7 +23,7 @@ from scoring.errors import PGDLError
 
 #: The value the competition's ingestion program wrote in a ``.predict`` for a model whose
 #: submission ran out of time (``"EXCEEDED"``, upper case). Not to be confused with the status
-#: ``"exceeded"`` of a row of ``pgdl evaluate``'s results store (``STATUS_EXCEEDED`` there).
+#: ``Status.EXCEEDED`` ("exceeded") of a model or a row of ``pgdl evaluate``'s results store.
 EXCEEDED = "EXCEEDED"
 
 #: The competition's time budget per model, in seconds (its ingestion's ``max_time_per_model =

@@ -19,10 +19,11 @@ from pgdl_measures.evaluate.pipeline import (
     resolve_measures,
     write_predictions,
 )
-from pgdl_measures.evaluate.store import ERROR, OK, STATUS_EXCEEDED, ResultStore, Row, canonical_params
+from pgdl_measures.evaluate.store import ResultStore, Row, canonical_params
 from pgdl_measures.measures.base import Measure
 from pgdl_measures.measures.vc_dimension import VCDimension
 from pgdl_measures.tasks import find_tasks
+from scoring.rules import Status
 
 
 def test_resolve_measures():
@@ -50,7 +51,7 @@ def test_measures_must_be_importable_by_the_worker():
 
 def _put(store, task, model, measure, status, seconds=1.0, backend="tensorflow", contents="c"):
     store.put(Row(task, model, measure.name, canonical_params(measure.params), backend, status,
-                  value=1.0 if status == OK else None, error=None if status == OK else "x", seconds=seconds,
+                  value=1.0 if status == Status.OK else None, error=None if status == Status.OK else "x", seconds=seconds,
                   contents=contents))
 
 
@@ -60,12 +61,12 @@ def test_plan_skips_stored_results_and_counts_their_time(toy_path, tmp_path):
     selected = {task.name: ["model_0", "model_1"]}
     contents = {(task.name, "model_0"): "c", (task.name, "model_1"): "c"}
     with ResultStore.in_folder(tmp_path) as store:
-        _put(store, task.name, "model_0", vc, OK, 2.0)
-        _put(store, task.name, "model_0", fails, STATUS_EXCEEDED, 3.0)
-        _put(store, task.name, "model_1", vc, ERROR, 0.5)
-        _put(store, task.name, "model_1", fails, OK, backend="jax")  # another backend: not a result here
-        _put(store, task.name, "model_1", VCDimension(use_input_size=True), OK)  # other parameters
-        _put(store, task.name, "model_1", fails, OK, contents="other")  # other contents of the task
+        _put(store, task.name, "model_0", vc, Status.OK, 2.0)
+        _put(store, task.name, "model_0", fails, Status.EXCEEDED, 3.0)
+        _put(store, task.name, "model_1", vc, Status.ERROR, 0.5)
+        _put(store, task.name, "model_1", fails, Status.OK, backend="jax")  # another backend: not a result here
+        _put(store, task.name, "model_1", VCDimension(use_input_size=True), Status.OK)  # other parameters
+        _put(store, task.name, "model_1", fails, Status.OK, contents="other")  # other contents of the task
         jobs, reused, notes = _plan([task], [vc, fails], store, "tensorflow", selected, False, contents)
         assert reused == 3
         assert [(m, [x.name for x in p], c) for _, m, p, c in jobs] == [("model_1", ["test_fails"], 0.5)]
@@ -91,8 +92,8 @@ def _rows(measure, statuses):
     out = {}
     for i, status in enumerate(statuses):
         out[f"model_{i}"] = None if status is None else Row(
-            "toy", f"model_{i}", measure, "{}", "tensorflow", status, value=float(i + 1) if status == OK else None,
-            error=None if status == OK else f"{status} {i}")
+            "toy", f"model_{i}", measure, "{}", "tensorflow", status, value=float(i + 1) if status == Status.OK else None,
+            error=None if status == Status.OK else f"{status} {i}")
     return out
 
 
@@ -100,9 +101,9 @@ def test_write_predictions(tmp_path):
     stale = tmp_path / "test_fails" / "toy.predict"
     stale.parent.mkdir()
     stale.write_text("{}")
-    results = {("toy", "test_slow"): _rows("test_slow", [OK, STATUS_EXCEEDED, OK]),
-               ("toy", "test_fails"): _rows("test_fails", [OK, ERROR, OK]),
-               ("toy", "vc_dimension"): _rows("vc_dimension", [OK, None])}
+    results = {("toy", "test_slow"): _rows("test_slow", [Status.OK, Status.EXCEEDED, Status.OK]),
+               ("toy", "test_fails"): _rows("test_fails", [Status.OK, Status.ERROR, Status.OK]),
+               ("toy", "vc_dimension"): _rows("vc_dimension", [Status.OK, None])}
     written, notes = write_predictions(results, [Slow(), FailOn(), VCDimension()], tmp_path)
     assert list(written) == [("test_slow", "toy")]
     # direction -1: the prediction is the negated value, as the competition read predictions
@@ -142,7 +143,7 @@ def test_failures_are_recorded_and_the_run_goes_on(four_models, tmp_path):
         evaluate([four_models], measures, out, n_resamples=10)
     with ResultStore.in_folder(out) as store:
         status = {(r.model, r.measure): r.status for r in store.rows()}
-        errors = {(r.model, r.measure): r.error for r in store.rows() if r.status == ERROR}
+        errors = {(r.model, r.measure): r.error for r in store.rows() if r.status == Status.ERROR}
     assert len(status) == 12
     assert errors.keys() == {("model_1", "test_fails"), ("model_2", "test_crashes"), ("model_3", "vc_dimension"),
                              ("model_3", "test_fails"), ("model_3", "test_crashes")}
@@ -186,12 +187,12 @@ def test_collect_results_covers_every_stored_model_of_the_current_contents(toy_p
     vc = VCDimension()
     with ResultStore.in_folder(tmp_path) as store:
         for model in ("model_0", "model_1", "model_2", "model_10"):
-            _put(store, task.name, model, vc, OK, contents=digests[model])
-        _put(store, task.name, "model_3", vc, OK, contents="other")  # another task's contents: ignored
+            _put(store, task.name, model, vc, Status.OK, contents=digests[model])
+        _put(store, task.name, "model_3", vc, Status.OK, contents="other")  # another task's contents: ignored
         results = collect_results(store, [task], [vc], "tensorflow", ["model_1", "model_4"])
     by_model = results[(task.name, "vc_dimension")]
     assert list(by_model) == ["model_0", "model_1", "model_2", "model_4", "model_10"]
-    assert by_model["model_4"] is None and by_model["model_10"].status == OK
+    assert by_model["model_4"] is None and by_model["model_10"].status == Status.OK
 
 
 def test_why_nothing_ranked_gives_the_real_reason(toy_path, tmp_path):
@@ -200,7 +201,7 @@ def test_why_nothing_ranked_gives_the_real_reason(toy_path, tmp_path):
     task = find_tasks(toy_path)[0]
     vc = VCDimension()
     results = {(task.name, "vc_dimension"): {
-        f"model_{i}": Row(task.name, f"model_{i}", "vc_dimension", "{}", "tensorflow", STATUS_EXCEEDED, error="x")
+        f"model_{i}": Row(task.name, f"model_{i}", "vc_dimension", "{}", "tensorflow", Status.EXCEEDED, error="x")
         for i in range(3)}}
     ranking = rank_results([task], [vc], results, n_resamples=0)
 

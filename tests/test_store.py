@@ -12,13 +12,14 @@ import textwrap
 import pytest
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.evaluate.store import ERROR, OK, STATUS_EXCEEDED, STORE_NAME, Key, ResultStore, Row, canonical_params
+from pgdl_measures.evaluate.store import STORE_NAME, Key, ResultStore, Row, canonical_params
+from scoring.rules import Status
 
 
-def _row(model="model_0", status=OK, value=1.5, **kw):
+def _row(model="model_0", status=Status.OK, value=1.5, **kw):
     base = dict(task="toy", model=model, measure="vc_dimension", params="{}", backend="tensorflow",
-                status=status, value=value if status == OK else None,
-                error=None if status == OK else "boom", seconds=0.25, version="0.1.0")
+                status=status, value=value if status == Status.OK else None,
+                error=None if status == Status.OK else "boom", seconds=0.25, version="0.1.0")
     base.update(kw)
     return Row(**base)
 
@@ -35,18 +36,18 @@ def test_canonical_params_ignore_order_and_spacing():
 def test_put_get_replace_and_reopen(tmp_path):
     with ResultStore.in_folder(tmp_path / "new" / "folder") as store:
         store.put(_row("model_0"))
-        store.put(_row("model_1", ERROR))
-        store.put(_row("model_2", STATUS_EXCEEDED))
-        store.put(_row("model_1", OK, 2.0))  # a retried error replaces the row with its key
+        store.put(_row("model_1", Status.ERROR))
+        store.put(_row("model_2", Status.EXCEEDED))
+        store.put(_row("model_1", Status.OK, 2.0))  # a retried error replaces the row with its key
         assert len(store) == 3
         key = Key("toy", "model_1", "vc_dimension", "{}", "tensorflow")
-        assert store.get(key).value == 2.0 and store.get(key).status == OK
+        assert store.get(key).value == 2.0 and store.get(key).status == Status.OK
         assert store.get(Key("toy", "model_1", "vc_dimension", "{}", "jax")) is None
     with ResultStore(tmp_path / "new" / "folder" / STORE_NAME) as store:
         rows = store.rows()
         assert [r.model for r in rows] == ["model_0", "model_1", "model_2"]
-        assert [r.status for r in rows] == [OK, OK, STATUS_EXCEEDED]
-        assert store.rows(status=STATUS_EXCEEDED)[0].error == "boom"
+        assert [r.status for r in rows] == [Status.OK, Status.OK, Status.EXCEEDED]
+        assert store.rows(status=Status.EXCEEDED)[0].error == "boom"
         assert set(store.index()) == {r.key for r in rows}
         with pytest.raises(ValueError, match="unknown columns"):
             store.rows(colour="red")

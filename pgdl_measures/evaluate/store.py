@@ -49,7 +49,6 @@ STORE_NAME = "results.sqlite"
 SCHEMA_VERSION = "2"
 #: A row's status (:class:`scoring.rules.Status`); the ``.predict`` file shows a result over its
 #: time budget as the competition's marker :data:`scoring.rules.EXCEEDED` (``"EXCEEDED"``).
-OK, ERROR, STATUS_EXCEEDED = Status.OK, Status.ERROR, Status.EXCEEDED
 STATUSES = tuple(s.value for s in Status)
 
 _RESULTS_TABLE = """
@@ -143,7 +142,7 @@ class Row:
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
-        if self.status == OK and (self.value is None or not math.isfinite(self.value)):
+        if self.status == Status.OK and (self.value is None or not math.isfinite(self.value)):
             raise ValueError(f"an 'ok' row needs a finite value, got {self.value!r}")
 
     @property

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from pgdl_test_measures import ENTRY_POINTS
 
-from pgdl_measures.evaluate.store import OK, STATUS_EXCEEDED, STORE_NAME, ResultStore
+from pgdl_measures.evaluate.store import STORE_NAME, ResultStore
 from pgdl_measures.registry import ENTRY_POINT_GROUP, available_measures
+from scoring.rules import Status
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
@@ -78,7 +79,7 @@ def test_outputs(full_run):
     for name in ("vc_dimension", "distance_from_init", "test_slow"):
         assert name in result.output
     rows = _store(out)
-    assert len(rows) == N_ROWS and {status for status, _, _ in rows.values()} == {OK}
+    assert len(rows) == N_ROWS and {status for status, _, _ in rows.values()} == {Status.OK}
     for measure in ("vc_dimension", "distance_from_init", "test_slow"):
         prediction = json.loads((out / measure / "pgdl_toy_data.predict").read_text())
         assert list(prediction) == MODELS.split(",")
@@ -156,9 +157,9 @@ def test_hanging_measure_is_exceeded(cli, plugin_site, toy_path, tmp_path):
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines()[-1].startswith("1 results are not values (1 exceeded)")
     rows = {(key.model, key.measure): value for key, value in _store(out).items()}
-    assert rows[("model_0", "test_hangs")][0] == STATUS_EXCEEDED
+    assert rows[("model_0", "test_hangs")][0] == Status.EXCEEDED
     assert "exceeded the time budget of 5 s for pgdl_toy_data/model_0" in rows[("model_0", "test_hangs")][2]
-    assert {rows[k][0] for k in rows if k != ("model_0", "test_hangs")} == {OK}
+    assert {rows[k][0] for k in rows if k != ("model_0", "test_hangs")} == {Status.OK}
     prediction = json.loads((out / "test_hangs" / "pgdl_toy_data.predict").read_text())
     assert prediction["model_0"] == "EXCEEDED" and isinstance(prediction["model_1"], float)
     assert len(_worker_starts(out)) == 2  # the hung worker was killed and a fresh one took model_1

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from pgdl_test_measures import KillsWorker, Slow
 
-from pgdl_measures.evaluate.store import ERROR, OK, STORE_NAME, ResultStore
+from pgdl_measures.evaluate.store import STORE_NAME, ResultStore
+from scoring.rules import Status
 
 pytest.importorskip("distributed")
 
@@ -66,7 +67,7 @@ def two_workers(mini_path, tmp_path_factory):
 def test_two_workers_give_the_serial_results(serial, two_workers):
     (serial_out, _), (out, result, _) = serial, two_workers
     assert _values(out) == _values(serial_out)
-    assert {s for s, _ in _values(out).values()} == {OK}
+    assert {s for s, _ in _values(out).values()} == {Status.OK}
     assert _predicts(out) == _predicts(serial_out) and len(_predicts(out)) == 4
     assert (out / "report.md").read_bytes() == (serial_out / "report.md").read_bytes()
     assert (out / "ranking.json").read_bytes() == (serial_out / "ranking.json").read_bytes()
@@ -76,7 +77,7 @@ def test_two_workers_give_the_serial_results(serial, two_workers):
 def test_killed_worker_is_retried_and_counted_once(two_workers):
     out, result, log = two_workers
     (killed,) = [int(line) for line in log.read_text().split()]
-    assert result.stats.computed == {OK: len(MODELS) * len(MEASURES)}  # each model once, nothing lost
+    assert result.stats.computed == {Status.OK: len(MODELS) * len(MEASURES)}  # each model once, nothing lost
     (model_1,) = [d for d in result.stats.dispatch if d["model"] == "model_1"]
     assert model_1["pid"] != killed  # completed by a live worker
     with pytest.raises(ProcessLookupError):
@@ -91,13 +92,13 @@ def test_model_that_kills_every_worker_is_recorded_after_the_tries(serial, mini_
                        env={"PGDL_TEST_KILL_MODEL": "model_2", "PGDL_TEST_KILL_LOG": str(log)})
     assert len(log.read_text().split()) == 2  # two workers died, then no third try
     rows = {(k.model, k.measure): (s, v) for k, (s, v) in _values(tmp_path / "out").items()}
-    assert rows[("model_2", "test_kills_worker")][0] == ERROR and rows[("model_2", "vc_dimension")][0] == ERROR
-    assert rows[("model_0", "test_kills_worker")][0] == OK and rows[("model_0", "vc_dimension")][0] == OK
+    assert rows[("model_2", "test_kills_worker")][0] == Status.ERROR and rows[("model_2", "vc_dimension")][0] == Status.ERROR
+    assert rows[("model_0", "test_kills_worker")][0] == Status.OK and rows[("model_0", "vc_dimension")][0] == Status.OK
     with ResultStore.in_folder(tmp_path / "out") as store:
-        errors = {r.error for r in store.rows() if r.status == ERROR}
+        errors = {r.error for r in store.rows() if r.status == Status.ERROR}
     assert errors == {"computing digits_vgg/model_2 killed 2 Dask worker processes (the most tries allowed); "
                       "not tried again"}
-    assert result.failed_counts() == {ERROR: 2}
+    assert result.failed_counts() == {Status.ERROR: 2}
     expected = {k: v for k, v in _values(serial[0]).items()
                 if k.model == "model_0" and k.measure in ("vc_dimension", "test_kills_worker")}
     assert {k: v for k, v in _values(tmp_path / "out").items() if k.model == "model_0"} == expected

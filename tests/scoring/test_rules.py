@@ -8,7 +8,7 @@ import pytest
 
 from scoring.errors import PGDLError
 from scoring.predictions import align_prediction, load_reference
-from scoring.rules import COMPETITION_TIME_BUDGET, EXCEEDED, natural_key, normalize_model_id
+from scoring.rules import COMPETITION_TIME_BUDGET, EXCEEDED, Status, natural_key, normalize_model_id
 
 
 def test_model_ids_are_normalized_as_the_competition_did():
@@ -32,7 +32,7 @@ def test_one_definition_of_each_rule():
     assert tasks.natural_key is natural_key and tasks.normalize_model_id is normalize_model_id
     assert predictions.normalize_model_id is normalize_model_id and predictions.EXCEEDED is EXCEEDED
     assert run.EXCEEDED is EXCEEDED and EXCEEDED == "EXCEEDED"
-    assert store.STATUS_EXCEEDED == "exceeded" and not hasattr(store, "EXCEEDED")
+    assert Status.EXCEEDED == "exceeded" and not hasattr(store, "EXCEEDED") and not hasattr(store, "STATUS_EXCEEDED")
     assert run.select_models is tasks.select_models and pipeline.select_models is tasks.select_models
     assert COMPETITION_TIME_BUDGET == 300.0
     assert not hasattr(run, "DEFAULT_TIME_BUDGET") and not hasattr(pipeline, "DEFAULT_TIME_BUDGET")
