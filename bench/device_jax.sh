@@ -11,7 +11,7 @@
 # numpy, scipy, pandas, scikit-learn, h5py, rich, click, protobuf, tensorboard and JAX), then
 # runs bench/measures.py with KERAS_BACKEND=jax on 50,000 synthetic examples: (a) agn against
 # inference, (b) gradient_norm vectorized against the loops and the floors (batches of 256),
-# (c) every measure's seconds per model; then the JAX tests of tests/backend and tests/measures
+# (c) every measure's seconds per model; then the JAX tests of tests/autodiff and tests/measures
 # on the GPU ($OUT/pytest_jax_gpu.txt; the official sample task's tests run where `fetch` copied
 # it into .toy/, carried too). BENCH_EXAMPLES, BENCH_TIMEOUT (default 330 s) and TEST_TIMEOUT
 # (150 s) override the defaults; the whole run fits a 540 s timeout_s.
@@ -65,7 +65,7 @@ run|run12)
     # tests call the autodiff functions directly and compare them at rtol 1e-5).
     if [ -d .toy/pgdl_toy_data ]; then export PGDL_TOY_DATA=$PWD/.toy/pgdl_toy_data; fi
     JAX_DEFAULT_MATMUL_PRECISION=highest timeout "${TEST_TIMEOUT:-150}" python3 -m pytest -q -p no:cacheprovider \
-        tests/backend tests/measures > "$OUT/pytest_jax_gpu.txt" 2>&1
+        tests/autodiff tests/measures > "$OUT/pytest_jax_gpu.txt" 2>&1
     echo "pytest exit status $?" >> "$OUT/pytest_jax_gpu.txt"
     tail -n 40 "$OUT/log.txt"
     tail -n 15 "$OUT/pytest_jax_gpu.txt"

@@ -15,7 +15,7 @@ MINI = ROOT / "data" / "mini"
 
 def pytest_addoption(parser):
     parser.addoption("--every-builtin", action="store_true",
-                     help="also run every built-in measure through `pgdl run-submission` (tests/test_package.py: "
+                     help="also run every built-in measure through `pgdl run-submission` (tests/competition/test_package.py: "
                           "one child process each)")
 
 

@@ -1,7 +1,7 @@
 """The autodiff interface (pgdl_measures.autodiff) on the running Keras backend, and the
 agreement of the two backends on the same model and weights.
 
-Run once per backend: ``KERAS_BACKEND=jax python -m pytest tests/backend``. The cross-backend
+Run once per backend: ``KERAS_BACKEND=jax python -m pytest tests/autodiff``. The cross-backend
 test runs both backends in subprocesses whichever backend runs the suite.
 """
 

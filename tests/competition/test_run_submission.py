@@ -1,6 +1,6 @@
 """`pgdl run-submission`: 2020-style submissions on the official sample task.
 
-The fixture submissions live in tests/submissions/ (see its README). Every model runs in a
+The fixture submissions live in tests/competition/submissions/ (see its README). Every model runs in a
 child process that imports TensorFlow (several seconds each), so the runs are restricted to one
 or two models of the toy task; the unit tests above them need no child.
 """
@@ -269,7 +269,7 @@ def test_legacy_idioms_and_program_dir(tmp_path, cli, toy_path):
     assert predict(out)["model_0"] == pytest.approx(2.5 * float(np.sum(x[0])), rel=1e-6)
 
 
-#: the models tests/submissions/misbehaves meets, in the order one child runs them
+#: the models tests/competition/submissions/misbehaves meets, in the order one child runs them
 MISBEHAVING = {  # model: (value in the .predict, error message, stage)
     "model_0": (None, "ValueError: deliberate failure in complexity", "complexity"),
     "model_1": (None, "model_1: complexity returned str 'not a number'", "complexity"),
@@ -283,8 +283,8 @@ MISBEHAVING_BUDGET = 4.0
 
 
 @pytest.fixture(scope="module")
-def misbehaving(toy_path, tmp_path_factory):
-    """One --reuse-process run of tests/submissions/misbehaves over :data:`MISBEHAVING` (three
+def misbehaving(toy_path, tmp_path_factory, cli):
+    """One --reuse-process run of tests/competition/submissions/misbehaves over :data:`MISBEHAVING` (three
     children: the hang and the crash each cost a restart, no more) and one of missing_module;
     the live processes carrying the run's marker are listed as it ends."""
     import os
@@ -292,14 +292,12 @@ def misbehaving(toy_path, tmp_path_factory):
     import uuid
     from types import SimpleNamespace
 
-    from conftest import invoke
-
     root = tmp_path_factory.mktemp("misbehaving")
     marker = f"pgdl-test-{uuid.uuid4().hex}"
     before = os.environ.get("PGDL_TEST_MARKER")
     os.environ["PGDL_TEST_MARKER"] = marker
     try:
-        result = invoke(["run-submission", str(SUBMISSIONS / "misbehaves"), str(toy_path),
+        result = cli(["run-submission", str(SUBMISSIONS / "misbehaves"), str(toy_path),
                          str(root / "misbehaves"), "--models", ",".join(MISBEHAVING),
                          "--reuse-process", "--time-budget", str(MISBEHAVING_BUDGET)])
         survivors = _processes_with(marker)
@@ -310,7 +308,7 @@ def misbehaving(toy_path, tmp_path_factory):
             os.environ.pop("PGDL_TEST_MARKER")
         else:
             os.environ["PGDL_TEST_MARKER"] = before
-    missing = invoke(["run-submission", str(SUBMISSIONS / "missing_module"), str(toy_path),
+    missing = cli(["run-submission", str(SUBMISSIONS / "missing_module"), str(toy_path),
                       str(root / "missing_module"), "--models", "model_0,model_1"])
     return SimpleNamespace(result=result, out=root / "misbehaves", survivors=survivors,
                            missing=missing, missing_out=root / "missing_module")

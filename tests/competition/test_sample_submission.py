@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_run_submission import numpy_forward, toy_train
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_submission"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_submission"
 
 
 def numpy_agn(model_dir: Path, x: np.ndarray, y: np.ndarray) -> float:

@@ -11,7 +11,7 @@ zip gives what the toolkit gives (``get_measure(name, **params)(task.load_model(
   path. Every built-in measure and a plugin package run there in one process.
 
 Running every built-in through ``pgdl run-submission`` (one child each) is opt-in:
-``pytest --every-builtin tests/test_package.py``.
+``pytest --every-builtin tests/competition/test_package.py``.
 """
 
 from __future__ import annotations
