@@ -52,7 +52,8 @@ def test_sample_layout_reads_every_model(toy_path):
 
 
 def test_matches_tf_keras_predictions(toy_path):
-    """Keras 3 loading equals tf.keras 2 (tf_keras) loading the same files, atol 1e-5."""
+    """Keras 3 loading equals tf.keras 2 (tf_keras) loading the same files: probabilities within
+    1e-4 (two float32 convolution implementations, on either Keras backend)."""
     tf_keras = pytest.importorskip("tf_keras")
     (task,) = find_tasks(toy_path)
     x, _ = task.train.take()
@@ -66,7 +67,7 @@ def test_matches_tf_keras_predictions(toy_path):
         legacy.load_weights(str(toy_path / model_id / "weights.hdf5"))
         expected = legacy.predict(x, verbose=0)
         got = np.asarray(trained.model.predict(x, verbose=0))
-        np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=model_id)
+        np.testing.assert_allclose(got, expected, atol=1e-4, err_msg=model_id)
 
 
 def test_public_layout(toy_path, tmp_path):
@@ -244,7 +245,7 @@ def test_loads_on_jax_without_tensorflow(toy_path):
     assert result["n"] == len(x) == 200 and result["labels"] == int(y.sum())
     for model_id in ("model_0", "model_17"):
         expected = np.asarray(task.load_model(model_id).model.predict(x, verbose=0))
-        np.testing.assert_allclose(np.asarray(result["preds"][model_id]), expected, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(result["preds"][model_id]), expected, atol=1e-4)  # float32, two backends
     assert len(result["preds"]) == 18
 
 
