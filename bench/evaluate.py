@@ -12,7 +12,7 @@ of every run are checked to be bitwise those of the serial run (``same_values``)
 Usage::
 
     python bench/evaluate.py [TASK] [--models model_0,model_1] [--workers 1,2] [--no-serial]
-        [--resamples 0] [--out FILE.json]
+        [--resamples 0] [--out FILE.json] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--resamples", type=int, default=0, help="ranking resamples and permutations (default 0: "
                                                                  "the ranking is not what is measured)")
     parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser.add_argument("--keep", default=None, help="keep each run's output folder under DIR (run0, run1, ...)")
     args = parser.parse_args(argv)
     models = args.models.split(",") if args.models else None
     sizes = [None] * (not args.no_serial) + [int(n) for n in args.workers.split(",") if n]
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> dict:
               "task": args.task, "models": models or "all", "runs": []}
     reference = None
     with tempfile.TemporaryDirectory() as tmp:
+        if args.keep:
+            tmp = args.keep
+            Path(tmp).mkdir(parents=True, exist_ok=True)
         for i, workers in enumerate(sizes):
             figures, values = _run(args.task, Path(tmp) / f"run{i}", workers, models, args.resamples)
             reference = values if reference is None else reference

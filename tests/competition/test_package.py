@@ -63,13 +63,13 @@ def test_rewrite_source_renames_every_form_of_reference():
         ''')
     out = rewrite_source(source)
     assert out.splitlines()[0] == '"""Docstring naming pgdl_measures.tasks stays."""'
-    assert "import os, pgdl_vendored.backend, pgdl_vendored as pgdl_measures\n" in out
+    assert "import os, pgdl_vendored.autodiff, pgdl_vendored as pgdl_measures\n" in out
     assert "import pgdl_vendored.measures.base as base  # comment kept\n" in out
     assert "import pgdl_vendored as pgdl_measures\n" in out
     assert "from pgdl_vendored.errors import (PGDLError,\n" in out
-    assert "from pgdl_vendored import backend\n" in out
+    assert "from pgdl_vendored import autodiff\n" in out
     assert "from . import sibling\n" in out
-    assert '"pgdl_vendored.backend.tensorflow"' in out and "'pgdl_vendored.tasks:TrainedModel'" in out
+    assert '"pgdl_vendored.autodiff.tensorflow"' in out and "'pgdl_vendored.tasks:TrainedModel'" in out
     assert '"pgdl_measures_cache"' in out
     assert 'é = "ünïcode"; from pgdl_vendored.tasks.data import Dataset' in out
     assert "    import pgdl_vendored.tasks.data, pgdl_vendored as pgdl_measures\n" in out
@@ -315,8 +315,8 @@ PLUGIN = {
 
 
         def weight_count(trained):
-            backend = importlib.import_module("pgdl_measures.autodiff")
-            return float(sum(w.size for w in trained.model.get_weights())) + 0 * len(backend.MODULES)
+            autodiff = importlib.import_module("pgdl_measures.autodiff")
+            return float(sum(w.size for w in trained.model.get_weights())) + 0 * len(autodiff.MODULES)
         ''',
     "fakeplug/offset.txt": "0.5\n",
 }
