@@ -60,6 +60,8 @@ def run_model(job: dict[str, Any], data: dict[str, bytes] | None = None) -> dict
     try:
         measures = [_rebuild(*spec) for spec in job["measures"]]
         task = _local_task(job, data)
+        if job.get("threads"):  # TensorFlow splits its sums by its thread count: the serial run's count
+            os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(job["threads"]))
         runner = _runner(job["backend"], job["log_dir"])
         rows: list[tuple] = []
         index = {id(m): i for i, m in enumerate(measures)}
@@ -162,7 +164,10 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
     queue, in_flight, dispatch = deque(jobs), {}, []
     finished = engine.as_completed()
     common = {"sys_path": list(sys.path), "backend": backend, "log_dir": str(log_dir), "time_budget": time_budget,
-              "shipped_only": shipped_only}
+              "shipped_only": shipped_only,
+              # on a local cluster, each worker's children keep the thread count of a serial run here,
+              # so that their sums (and values) are bitwise the serial run's on fewer cores
+              "threads": None if engine.scheduler else len(os.sched_getaffinity(0))}
 
     def submit_next():
         task, model, pending, credit = queue.popleft()
@@ -173,8 +178,9 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
                "model_files": _pack(task.input_dir / model) if ship_data else None}
         if ship_data and (task.name not in data or data[task.name].status != "finished"):
             data[task.name] = engine.scatter(_pack(task.dataset_dir))  # again when its holders died
+        submitted = time.monotonic()  # before submit: the worker may start before submit returns
         future = engine.submit(run_model, job, data.get(task.name), key=f"pgdl-model-{uuid.uuid4().hex}", retries=0)
-        in_flight[future.key] = (task, model, pending, credit, time.monotonic(), future)
+        in_flight[future.key] = (task, model, pending, credit, submitted, future)
         finished.add(future)
 
     def fill():
