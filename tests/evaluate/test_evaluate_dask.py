@@ -22,8 +22,9 @@ pytest.importorskip("distributed")
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-MODELS = ["model_0", "model_1", "model_2", "model_3"]
-MEASURES = ["vc_dimension", "distance_from_init", Slow(seconds=0.5), KillsWorker()]
+# model_18's gradient norm differs in its last bits when TensorFlow sums over another thread count
+MODELS = ["model_0", "model_1", "model_2", "model_18"]
+MEASURES = ["vc_dimension", "distance_from_init", "gradient_norm", Slow(seconds=0.5), KillsWorker()]
 KILL_ENV = ("PGDL_TEST_KILL_MODEL", "PGDL_TEST_KILL_LOG", "PGDL_TEST_KILL_ONCE")
 
 
@@ -68,10 +69,10 @@ def test_two_workers_give_the_serial_results(serial, two_workers):
     (serial_out, _), (out, result, _) = serial, two_workers
     assert _values(out) == _values(serial_out)
     assert {s for s, _ in _values(out).values()} == {Status.OK}
-    assert _predicts(out) == _predicts(serial_out) and len(_predicts(out)) == 4
+    assert _predicts(out) == _predicts(serial_out) and len(_predicts(out)) == len(MEASURES)
     assert (out / "report.md").read_bytes() == (serial_out / "report.md").read_bytes()
     assert (out / "ranking.json").read_bytes() == (serial_out / "ranking.json").read_bytes()
-    assert sorted(d["model"] for d in result.stats.dispatch) == MODELS
+    assert sorted(d["model"] for d in result.stats.dispatch) == sorted(MODELS)
 
 
 def test_killed_worker_is_retried_and_counted_once(two_workers):
