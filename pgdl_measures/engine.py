@@ -142,7 +142,7 @@ class Engine:
         else:
             n = int(self.workers or max(1, len(self.gpus)))
         with dask.config.set({"distributed.scheduler.allowed-failures": self.max_tries - 1}):
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                         memory_limit=0, silence_logs=logging.ERROR)
         self.client = Client(self.cluster)
         cpus = cpu_shares(n) if self.pin_cpus else []

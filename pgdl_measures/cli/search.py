@@ -28,7 +28,7 @@ def search():
               help="Seconds to reach --scheduler.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def run(spec, out, scheduler, storage, workers, connect_timeout, quiet):
-    """Search SPEC (a JSON file or a preset: ci, paper) into OUT; started again with the same
+    """Search SPEC (a JSON file or a preset: ci, paper, study-cpu) into OUT; started again with the same
     command, a killed search continues where it stopped. Then writes the report."""
     from pgdl_measures.search.driver import run_search
     from pgdl_measures.search.report import write_report

@@ -275,9 +275,10 @@ class Driver:
         if frozen.state == TrialState.COMPLETE:  # never told twice
             return
         full = int(self.spec.raw["epochs"])
-        value = objectives.objective_value(run.cell.objective, run.cell.alpha, result, full)
+        cell = run.cell
+        value = objectives.objective_value(cell.objective, cell.alpha, result, full, cell.weighting)
         storage = study._storage
-        for step, v in enumerate(objectives.per_epoch_values(run.cell.objective, run.cell.alpha, result, full)):
+        for step, v in enumerate(objectives.per_epoch_values(cell.objective, cell.alpha, result, full, cell.weighting)):
             if math.isfinite(v):
                 storage.set_trial_intermediate_value(frozen._trial_id, step, v)
         attrs = {k: result.get(k) for k in ("loss", "val_loss", "val_accuracy", "test_accuracy", "agn_sum",
@@ -391,7 +392,8 @@ class Driver:
             best = self.best_trial(run)
             cells.append({
                 "cell": run.cell.name, "algorithm": run.cell.algorithm, "objective": run.cell.objective,
-                "alpha": run.cell.alpha, "configurations": sum(1 for t in trials if t.user_attrs.get("rung", 0) == 0),
+                "alpha": run.cell.alpha, "weighting": run.cell.weighting,
+                "configurations": sum(1 for t in trials if t.user_attrs.get("rung", 0) == 0),
                 "trials": len(trials), "epochs": int(sum(t.user_attrs.get("epochs", 0) for t in trials)),
                 "epochs_trained": int(sum(int(t.user_attrs.get("epochs_run") or 0) for t in trials)),
                 "diverged": sum(1 for t in trials if t.user_attrs.get("diverged")),

@@ -20,6 +20,12 @@ Objectives (all minimised; :func:`objective_value`):
   algorithm. (The AGN of a shorter run still differs in level: it is taken over the early, high
   learning-rate part of the schedule.)
 
+With ``weighting="convex"`` (a spec's ``bohb.weighting``; the study weighs AGN in BOHB with
+0.9, 0.5 and 0.1 against the loss and calls its AGN normalised), the AGN objectives are
+``alpha * (agn_sum / epochs_run) + (1 - alpha) * loss``: AGN normalised to its mean per epoch,
+so that its level does not grow with the budget, and a convex weight. The study's text does not
+give its normalisation; this is our reading of it.
+
 A trial that diverges (non-finite or exploding loss, or a trainer error) gets
 :data:`DIVERGED_VALUE`: it is recorded (``diverged`` in the trial's attributes) and ranks last;
 the search goes on.
@@ -56,7 +62,8 @@ def normalised_agn(result: Mapping[str, Any], epochs: int) -> float:
     return float(agn) * float(epochs) / float(run)
 
 
-def objective_value(objective: str, alpha: float | None, result: Mapping[str, Any], epochs: int) -> float:
+def objective_value(objective: str, alpha: float | None, result: Mapping[str, Any], epochs: int,
+                    weighting: str = "additive") -> float:
     """The value `objective` minimises for a trial's `result` (:data:`DIVERGED_VALUE` when it
     diverged or the value is not finite); `epochs` is the spec's full schedule."""
     if result.get("diverged"):
@@ -68,7 +75,13 @@ def objective_value(objective: str, alpha: float | None, result: Mapping[str, An
         value = None if acc is None else 1.0 - float(acc)
     elif objective in ("agn_train_loss", "agn_val_loss"):
         loss = result.get("loss" if objective == "agn_train_loss" else "val_loss")
-        value = None if loss is None else float(alpha or 0.0) * normalised_agn(result, epochs) + float(loss)
+        a = float(alpha or 0.0)
+        if loss is None:
+            value = None
+        elif weighting == "convex":
+            value = a * normalised_agn(result, 1) + (1.0 - a) * float(loss)
+        else:
+            value = a * normalised_agn(result, epochs) + float(loss)
     else:
         raise PGDLError(f"unknown objective {objective!r}")
     if value is None or not math.isfinite(float(value)):
@@ -76,7 +89,8 @@ def objective_value(objective: str, alpha: float | None, result: Mapping[str, An
     return float(value)
 
 
-def per_epoch_values(objective: str, alpha: float | None, result: Mapping[str, Any], epochs: int) -> list[float]:
+def per_epoch_values(objective: str, alpha: float | None, result: Mapping[str, Any], epochs: int,
+                     weighting: str = "additive") -> list[float]:
     """The objective after each epoch (AGN summed so far and normalised as above), for Optuna's
     intermediate values."""
     history = result.get("history") or {}
@@ -88,7 +102,7 @@ def per_epoch_values(objective: str, alpha: float | None, result: Mapping[str, A
         if agn:
             partial["agn_sum"] = float(sum(agn[:e + 1]))
         partial["epochs_run"] = e + 1
-        out.append(objective_value(objective, alpha, partial, epochs))
+        out.append(objective_value(objective, alpha, partial, epochs, weighting))
     return out
 
 

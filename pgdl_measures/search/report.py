@@ -103,6 +103,7 @@ def _collect(out: Path, spec, store, named_by_digest: bool) -> dict[str, Any]:
             so_far.append(current if math.isfinite(current) else None)
         rows.append({
             "cell": cell.name, "algorithm": cell.algorithm, "objective": cell.objective, "alpha": cell.alpha,
+            "weighting": cell.weighting,
             "configurations": sum(1 for t in trials if t.user_attrs.get("rung", 0) == 0),
             "trials": len(trials), "epochs": int(sum(t.user_attrs.get("epochs", 0) for t in trials)),
             "diverged": sum(1 for t in trials if t.user_attrs.get("diverged")),
@@ -125,7 +126,8 @@ def markdown(data: dict[str, Any]) -> str:
              "best configuration | its val acc | test acc (full training set) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in data["rows"]:
-        lines.append(f"| {r['algorithm']} | {r['objective']} | {_fmt(r['alpha'])} | {r['configurations']} | "
+        objective = r["objective"] + (" (convex, mean AGN)" if r.get("weighting") == "convex" else "")
+        lines.append(f"| {r['algorithm']} | {objective} | {_fmt(r['alpha'])} | {r['configurations']} | "
                      f"{r['trials']} | {r['epochs']} | {r['diverged']} | {_fmt(r['best_value'])} | "
                      f"{_params(r['best_params'])} | {_fmt(r['best_val_accuracy'])} | {_acc(r['final'])} |")
     d = data["default"]
@@ -152,7 +154,8 @@ def figure(data: dict[str, Any], path: Path) -> None:
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in data["rows"]:
-        key = r["objective"] + ("" if r["alpha"] is None else f" (alpha {r['alpha']:g})")
+        key = r["objective"] + ("" if r["alpha"] is None else f" (alpha {r['alpha']:g}"
+                                + (", convex)" if r.get("weighting") == "convex" else ")"))
         groups.setdefault(key, []).append(r)
     n = max(1, len(groups))
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)

@@ -1,20 +1,24 @@
 """The search spec: what is searched, with which algorithms and objectives, on what budget.
 
 A spec is a JSON object; ``pgdl search run SPEC`` takes a file or a preset name (``ci``,
-``paper``). A file may start from a preset with ``"preset": "ci"`` and override any key (the
+``paper``, ``study-cpu``). A file may start from a preset with ``"preset": "ci"`` and override any key (the
 ``space``, ``data``, ``model`` and ``bohb`` objects are merged key by key).
 
 Keys (the ``paper`` preset's values, An et al. Tables 1, 2 and 4):
 
 * ``algorithms``: any of ``random``, ``cmaes``, ``pso``, ``bohb`` (:data:`ALGORITHMS`).
 * ``objectives``: any of :data:`OBJECTIVES`; ``alphas``: the weights of AGN in the two AGN
-  objectives. Every (algorithm, objective, alpha) is one *cell*: its own Optuna study with the
-  full budget.
+  objectives, one list for every algorithm or an object algorithm -> list (the study weighs
+  AGN differently in BOHB). Every (algorithm, objective, alpha) is one *cell*: its own Optuna
+  study with the full budget.
 * ``space``: parameter -> ``{"low", "high", "log", "int"}``; ``start``: the start point (CMA-ES's
   mean ``x0``, PSO's initial particle position).
 * ``epochs``: the full training schedule of one configuration (160); ``budget``: GPU x epochs per
   cell (5,120); ``round_size``: configurations trained at once (8, CMA-ES's and PSO's population).
-* ``bohb``: ``{"eta": 2, "min_epochs": 40}`` (budgets 40, 80, 160).
+* ``bohb``: ``{"eta": 2, "min_epochs": 40}`` (budgets 40, 80, 160); ``"weighting"``: how its
+  AGN objectives weigh AGN, ``additive`` (``alpha * AGN + loss``, as the other algorithms) or
+  ``convex`` (``alpha * mean AGN per epoch + (1 - alpha) * loss``, the study's normalised AGN
+  for BOHB as we read it; see :mod:`pgdl_measures.search.objectives`).
 * ``data``: ``{"dataset", "options", "train_fraction", "validation", "seed"}`` for
   :func:`pgdl_measures.training.datasets.load_dataset` and ``prepare``; ``model``:
   ``{"name", "options"}`` for :func:`pgdl_measures.training.models.build`.
@@ -59,6 +63,8 @@ OBJECTIVES = {
 }
 AGN_OBJECTIVES = ("agn_train_loss", "agn_val_loss")
 TRAINING_PARAMS = ("batch_size", "learning_rate", "momentum", "weight_decay")
+#: how an AGN objective weighs AGN against the loss (objectives.objective_value)
+WEIGHTINGS = ("additive", "convex")
 
 PAPER: dict[str, Any] = {
     "name": "paper",
@@ -108,7 +114,29 @@ CI: dict[str, Any] = {
     "final_seeds": [0, 1, 2],
 }
 
-PRESETS = {"paper": PAPER, "ci": CI}
+STUDY_CPU: dict[str, Any] = {
+    **copy.deepcopy(PAPER),
+    "name": "study-cpu",
+    # The study's protocol on data a CPU trains (every departure is named here and in the README):
+    # its 160-epoch piecewise schedule (divided by 10 at epoch 80 and by 100 at 120), 5,120 GPU x
+    # epochs per cell (32 configurations of 160 epochs), CMA-ES and PSO in 4 generations of 8,
+    # BOHB with budgets 40/80/160 and eta 2, its space and start point, its objectives and alphas
+    # (0.1, 0.05, 0.005 for the black-box searches; 0.9, 0.5, 0.1 on a normalised AGN for BOHB),
+    # the default configuration and the finals with 3 seeds. Departures: scikit-learn's digits
+    # (searched on half of the training split: 505 training and 169 validation images) and the
+    # `ci` preset's small VGG instead of CIFAR-10 and ResNets; the batch size capped at 500 (the
+    # study: 1,000), as a batch cannot exceed the 505 training images.
+    "algorithms": ["cmaes", "pso", "bohb"],
+    "objectives": ["val_loss", "agn_train_loss", "agn_val_loss"],
+    "alphas": {"cmaes": [0.1, 0.05, 0.005], "pso": [0.1, 0.05, 0.005], "random": [0.1, 0.05, 0.005],
+               "bohb": [0.9, 0.5, 0.1]},
+    "space": {**copy.deepcopy(PAPER["space"]), "batch_size": {"low": 32, "high": 500, "int": True}},
+    "bohb": {"eta": 2, "min_epochs": 40, "weighting": "convex"},
+    "data": copy.deepcopy(CI["data"]),
+    "model": copy.deepcopy(CI["model"]),
+}
+
+PRESETS = {"paper": PAPER, "ci": CI, "study-cpu": STUDY_CPU}
 _MERGED = ("space", "data", "model", "bohb", "start", "default")
 
 
@@ -132,10 +160,13 @@ class Cell:
     algorithm: str
     objective: str
     alpha: float | None = None
+    weighting: str = "additive"  # or "convex" (see objectives.objective_value)
 
     @property
     def name(self) -> str:
-        return f"{self.algorithm}-{self.objective}" + ("" if self.alpha is None else f"-a{self.alpha:g}")
+        if self.alpha is None:
+            return f"{self.algorithm}-{self.objective}"
+        return f"{self.algorithm}-{self.objective}-{'n' if self.weighting == 'convex' else 'a'}{self.alpha:g}"
 
 
 @dataclass
@@ -158,10 +189,16 @@ class SearchSpec:
         for algorithm in self.raw["algorithms"]:
             for objective in self.raw["objectives"]:
                 if objective in AGN_OBJECTIVES:
-                    out += [Cell(algorithm, objective, float(a)) for a in self.raw["alphas"]]
+                    weighting = self.raw["bohb"].get("weighting", "additive") if algorithm == "bohb" else "additive"
+                    out += [Cell(algorithm, objective, float(a), weighting) for a in self.alphas_of(algorithm)]
                 else:
                     out.append(Cell(algorithm, objective))
         return out
+
+    def alphas_of(self, algorithm: str) -> list[float]:
+        """The alphas of `algorithm`'s AGN cells (``alphas`` is a list, or an object per algorithm)."""
+        alphas = self.raw["alphas"]
+        return list(alphas[algorithm]) if isinstance(alphas, dict) else list(alphas)
 
     @property
     def bohb_budgets(self) -> list[int]:
@@ -223,7 +260,7 @@ def load_spec(spec: str | os.PathLike | dict[str, Any]) -> SearchSpec:
 
 
 _KEYS = {"data": ("dataset", "options", "train_fraction", "validation", "seed"), "model": ("name", "options"),
-         "bohb": ("eta", "min_epochs"), "space": ("low", "high", "log", "int")}
+         "bohb": ("eta", "min_epochs", "weighting"), "space": ("low", "high", "log", "int")}
 #: a training parameter -> the values it may take (a floor), wherever it is given
 _PARAM_FLOOR = {"batch_size": Interval(float, 1, None), "learning_rate": Interval(float, 0, None, closed="neither"),
                 "momentum": NON_NEGATIVE, "weight_decay": NON_NEGATIVE}
@@ -332,16 +369,33 @@ def _check_alphas(raw: dict[str, Any], problems: list[str]) -> None:
     alphas = raw.get("alphas")
     objectives = raw.get("objectives") if isinstance(raw.get("objectives"), list) else []
     needed = any(o in AGN_OBJECTIVES for o in objectives)
+    if isinstance(alphas, dict):
+        algorithms = raw.get("algorithms") if isinstance(raw.get("algorithms"), list) else []
+        unknown = sorted(set(alphas) - set(ALGORITHMS))
+        missing = [a for a in algorithms if a in ALGORITHMS and a not in alphas]
+        if unknown:
+            problems.append(f"alphas: unknown algorithms {', '.join(map(str, unknown))}; known: {', '.join(ALGORITHMS)}")
+        elif needed and missing:
+            problems.append(f"alphas gives no list for {', '.join(missing)}")
+        for algorithm, values in alphas.items():
+            if algorithm in ALGORITHMS:
+                _check_alpha_list(values, needed, f"alphas.{algorithm}", problems)
+        return
+    _check_alpha_list(alphas, needed, "alphas", problems)
+
+
+def _check_alpha_list(alphas: Any, needed: bool, key: str, problems: list[str]) -> None:
     if not isinstance(alphas, list) or (needed and not alphas) \
             or not all(NON_NEGATIVE.is_satisfied_by(a) for a in alphas):
-        problems.append("alphas must be a " + ("non-empty " if needed else "") + "list of numbers >= 0")
+        problems.append(f"{key} must be a " + ("non-empty " if needed else "") + "list of numbers >= 0"
+                        + (", or an object algorithm -> list" if key == "alphas" else ""))
         return
     seen: dict[str, Any] = {}
     for a in alphas:
         label = f"{float(a):g}"  # what names the alpha's cells (and studies)
         if label in seen:
             same = "given twice" if seen[label] == a else f"and {seen[label]} name the same cells (a{label})"
-            problems.append(f"alphas: {a} {same}; each alpha must be distinct")
+            problems.append(f"{key}: {a} {same}; each alpha must be distinct")
             return
         seen[label] = a
 
@@ -387,6 +441,8 @@ def _check_bohb(raw: dict[str, Any], problems: list[str]) -> None:
     if not isinstance(raw.get("bohb"), dict):
         return
     eta, low = bohb.get("eta"), bohb.get("min_epochs")
+    if bohb.get("weighting", "additive") not in WEIGHTINGS:
+        problems.append(f"bohb.weighting must be one of {', '.join(WEIGHTINGS)}")
     if not _ETA.is_satisfied_by(eta):
         problems.append(f"bohb.eta must be {_ETA}")
     if not _MIN_EPOCHS.is_satisfied_by(low):

