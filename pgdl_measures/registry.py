@@ -55,6 +55,8 @@ BUILTINS: dict[str, str] = {
     "power_law_alpha": "pgdl_measures.measures.power_law_alpha:PowerLawAlpha",
     "weighted_power_law_alpha": "pgdl_measures.measures.power_law_alpha:WeightedPowerLawAlpha",
     "power_law_alpha_sliced": "pgdl_measures.measures.power_law_alpha:PowerLawAlphaSliced",
+    # a fitted combination of the others (`pgdl meta fit`)
+    "meta_measure": "pgdl_measures.meta.measure:MetaMeasure",
 }
 
 #: Built-ins that ``pgdl evaluate`` computes only when asked for (by name, or ``--measure all``):
@@ -64,7 +66,7 @@ OPT_IN: frozenset[str] = frozenset({
     "perturbed_margin", "normalized_margin", "augment_robustness", "label_variation", "pacbayes_mag_flatness", "sum_of_fro",
     "log_prod_of_spec", "log_prod_of_spec_over_margin", "sum_of_spec", "sum_of_spec_over_margin",
     "log_path_norm", "inverse_margin", "power_law_alpha", "weighted_power_law_alpha",
-    "power_law_alpha_sliced", "augment_change_rate", "label_variation_knn",
+    "power_law_alpha_sliced", "augment_change_rate", "label_variation_knn", "meta_measure",
 })
 
 #: the ``--measure`` name that selects every registered measure (built-ins and plugins)

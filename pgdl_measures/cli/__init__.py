@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run-submission": ("run_submission", "run_submission",
                        "Run a competition submission on tasks, as the ingestion program did."),
     "search": ("search", "search", "Hyper-parameter search with AGN objectives on a Dask cluster."),
+    "meta": ("meta", "meta", "Fit a combination of measures on a benchmark of tasks (a meta-measure)."),
 }
 
 

@@ -34,7 +34,7 @@ from pgdl_measures.registry import BUILTINS, ENTRY_POINT_GROUP, available_measur
 
 MODELS = ("model_0", "model_1")
 #: measures run through `pgdl run-submission` by default (one child process each)
-RUN_SUBMISSION = ("vc_dimension", "distance_from_init", "agn")
+RUN_SUBMISSION = ("vc_dimension", "distance_from_init", "agn", "meta_measure")
 #: values that must be equal to the last bit; the others to rtol 1e-6
 EXACT = {"vc_dimension", "distance_from_init", "agn"}
 
