@@ -15,6 +15,11 @@ Families (:data:`FAMILIES`):
 * ``nin``: Network-in-Network (Lin et al., 2014). ``depth`` blocks of a 3x3 convolution and two
   1x1 convolutions with ``width`` filters, a 2x2 max-pooling between blocks and optional
   dropout; the head is a 1x1 convolution to one channel per class and global average pooling.
+* ``allconv``: the all-convolutional net (Springenberg et al., 2015), the competition's
+  fully-convolutional kind: ``depth`` blocks of a 3x3 convolution with ``width * 2**i`` filters,
+  each block but the last ending in a 3x3 convolution with stride 2 in place of pooling, optional
+  dropout; the head is a 1x1 convolution to one channel per class and global average pooling
+  (no pooling layer, no dense layer).
 * ``mlp``: ``Flatten`` (for inputs of rank > 1), ``depth`` hidden ``Dense(width)`` layers with
   optional batch norm and dropout, and a ``Dense`` classifier.
 
@@ -22,6 +27,8 @@ References:
     Jiang et al., "NeurIPS 2020 Competition: Predicting Generalization in Deep Learning",
     arXiv:2012.07976 (the VGG-like and NiN task families).
     Lin, Chen, Yan, "Network In Network", ICLR 2014.
+    Springenberg, Dosovitskiy, Brox, Riedmiller, "Striving for Simplicity: The All Convolutional
+    Net", ICLR 2015 workshop (arXiv:1412.6806).
 """
 
 from __future__ import annotations
@@ -79,8 +86,8 @@ def one_of(*choices) -> Callable[[Any], str | None]:
 
 
 COMMON_HPARAMS = (
-    HParam("depth", 2, int_at_least(1), "number of blocks (vgg, nin) or hidden layers (mlp)"),
-    HParam("width", 16, int_at_least(1), "filters of the first block (vgg), of every block (nin), "
+    HParam("depth", 2, int_at_least(1), "number of blocks (vgg, nin, allconv) or hidden layers (mlp)"),
+    HParam("width", 16, int_at_least(1), "filters of the first block (vgg, allconv), of every block (nin), "
            "or units of every hidden layer (mlp)"),
     HParam("dropout", 0.0, number_in(0.0, 1.0), "dropout rate after each block; 0 adds no Dropout layer"),
     HParam("batch_norm", False, one_of(True, False), "batch normalization after each convolution or hidden layer"),
@@ -159,6 +166,35 @@ def nin(hp: Mapping[str, Any], input_shape: Sequence[int], num_classes: int) -> 
     return layers
 
 
+def allconv(hp: Mapping[str, Any], input_shape: Sequence[int], num_classes: int) -> list[dict]:
+    """All-convolutional net: ``depth`` x [3x3 conv (``width * 2**i`` filters), then, but in the
+    last block, a stride-2 3x3 conv], a 1x1 convolution to ``num_classes`` channels and global
+    average pooling.
+
+    Raises:
+        ValueError: the input is not an image, or ``depth`` strides it below 1x1.
+    """
+    _check_image(input_shape, "allconv")
+    size = list(input_shape[:2])
+    layers: list[dict] = []
+    for i in range(hp["depth"]):
+        filters = hp["width"] * 2 ** i
+        _conv(layers, filters, 3, hp)
+        if i < hp["depth"] - 1:
+            if min(size) < 2:
+                raise ValueError(f"depth {i + 2} strides the input below 1x1 (it is {size[0]}x{size[1]} "
+                                 f"before block {i + 2}); use a smaller depth")
+            layers.append(layer_spec("Conv2D", filters=filters, kernel_size=3, strides=2, padding="same",
+                                     activation=hp["activation"]))
+            if hp["batch_norm"]:
+                layers.append(layer_spec("BatchNormalization"))
+            size = [-(-size[0] // 2), -(-size[1] // 2)]
+        _block_end(layers, hp["dropout"])
+    layers.append(layer_spec("Conv2D", filters=num_classes, kernel_size=1, padding="same"))
+    layers.append(layer_spec("GlobalAveragePooling2D"))
+    return layers
+
+
 def mlp(hp: Mapping[str, Any], input_shape: Sequence[int], num_classes: int) -> list[dict]:
     """Multi-layer perceptron: ``depth`` x [Dense(width), batch norm, dropout], dense head."""
     layers: list[dict] = []
@@ -193,6 +229,7 @@ FAMILIES: dict[str, Family] = {
             HParam("convs_per_block", 1, int_at_least(1), "3x3 convolutions per block"),),
             "PGDL-style VGG-like conv net"),
         Family("nin", nin, COMMON_HPARAMS, "Network-in-Network"),
+        Family("allconv", allconv, COMMON_HPARAMS, "all-convolutional net (strided convolutions, no pooling)"),
         Family("mlp", mlp, tuple(h if h.name != "depth" else HParam(
             "depth", 2, int_at_least(0), "number of hidden layers") for h in COMMON_HPARAMS),
             "multi-layer perceptron"),

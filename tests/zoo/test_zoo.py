@@ -362,7 +362,8 @@ def test_spec_order_defaults_and_seed():
 # -- architectures and datasets -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("family, input_shape", [("vgg", [8, 8, 1]), ("nin", [8, 8, 3]), ("mlp", [8, 8, 1]), ("mlp", [5])])
+@pytest.mark.parametrize("family, input_shape", [("vgg", [8, 8, 1]), ("nin", [8, 8, 3]), ("allconv", [8, 8, 1]),
+                                                  ("mlp", [8, 8, 1]), ("mlp", [5])])
 def test_every_family_builds_logits(family, input_shape):
     from pgdl_measures.tasks.model_config import build_model
 
@@ -373,6 +374,9 @@ def test_every_family_builds_logits(family, input_shape):
     assert model.output_shape == (None, 4)
     names = [layer["layer_name"] for layer in config["model_config"]]
     assert names.count("Dropout") == 2 and "BatchNormalization" in names
+    if family == "allconv":  # strided convolutions, no pooling, no dense layer
+        assert not {"MaxPooling2D", "Dense", "Flatten"} & set(names)
+        assert [layer.get("strides", 1) for layer in config["model_config"] if layer["layer_name"] == "Conv2D"] == [1, 2, 1, 1]
     assert ("Flatten" in names) == (family == "vgg" or (family == "mlp" and len(input_shape) > 1))
     head = [layer for layer in config["model_config"] if layer["layer_name"] in ("Dense", "Conv2D")][-1]
     assert "activation" not in head  # logits
@@ -390,7 +394,12 @@ def test_family_shapes():
         model_config("vgg", {"depth": 4}, [8, 8, 1], 10)
     with pytest.raises(ValueError, match="needs image inputs"):
         model_config("nin", {}, [64], 10)
-    assert set(FAMILIES) == {"vgg", "nin", "mlp"}
+    allconv = model_config("allconv", {"depth": 3, "width": 4}, [8, 8, 1], 10)["model_config"]
+    assert [(layer["filters"], layer.get("strides", 1)) for layer in allconv if layer["layer_name"] == "Conv2D"] == \
+        [(4, 1), (4, 2), (8, 1), (8, 2), (16, 1), (10, 1)]
+    with pytest.raises(ValueError, match="depth 5 strides"):
+        model_config("allconv", {"depth": 5}, [8, 8, 1], 10)
+    assert set(FAMILIES) == {"vgg", "nin", "allconv", "mlp"}
 
 
 def test_digits_split():
@@ -436,29 +445,44 @@ def test_bundled_mini_task_is_its_spec_output(mini_path, tmp_path):
     assert rerun.trained == [] and rerun.complete
 
 
-def test_bundled_mnist_conv_task_is_its_spec_output(tmp_path):
-    """data/mnist_conv: the second bundled task 64 conv nets on real MNIST."""
+#: the bundled tasks beside data/mini: (folder under data/, models, input shape, training and test examples,
+#: the most bytes the folder may take)
+BUNDLED = {
+    "mnist_conv": (64, (28, 28, 1), 1000, 1000, 25e6),
+    "mnist_nin": (64, (28, 28, 1), 1000, 1000, 16e6),
+    "mnist_allconv": (64, (28, 28, 1), 1000, 1000, 16e6),
+    "digits_nin": (64, (8, 8, 1), 150, 1647, 5e6),
+    "digits_allconv": (64, (8, 8, 1), 150, 1647, 5e6),
+}
+
+
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_bundled_task_is_its_spec_output(name, tmp_path):
+    """data/<name>: a task of the benchmark (data/README.md), what data/<name>_spec.json generates."""
     from pgdl_measures.tasks import find_tasks, grid_report
 
-    folder = Path(__file__).resolve().parents[2] / "data" / "mnist_conv"
+    n_models, shape, n_train, n_test, max_bytes = BUNDLED[name]
+    folder = Path(__file__).resolve().parents[2] / "data" / name
     if not folder.is_dir():
-        pytest.skip("data/mnist_conv has not been generated (see data/README.md)")
+        pytest.skip(f"data/{name} has not been generated (see data/README.md)")
     (task,) = find_tasks(folder)
     configs = task.model_configs()
     report = grid_report(configs)
     df = configs.set_index("model_id")
-    assert report.complete and report.unique and report.size == len(task.model_ids()) == 64
-    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 25e6
+    assert report.complete and report.unique and report.size == len(task.model_ids()) == n_models
+    assert len(report.hparams) >= 6 and all(len(values) >= 2 for values in report.hparams.values())
+    assert df["gen_gap"].std() > 0.005  # a spread of gaps to rank
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < max_bytes
     # the reference accuracies are those of the committed weights on the committed TFRecords
     x, y = task.train.take()
     x_test, y_test = task.test.take()
-    assert x.shape[1:] == (28, 28, 1) and len(y) == len(y_test) == 1000
-    for model_id in ("model_0", "model_63"):
+    assert x.shape[1:] == shape and len(y) == n_train and len(y_test) == n_test
+    for model_id in ("model_0", f"model_{n_models - 1}"):
         model = task.load_model(model_id).model
         assert df.loc[model_id, "train_acc"] == pytest.approx(np.mean(np.argmax(model.predict(x, verbose=0), -1) == y))
         assert df.loc[model_id, "test_acc"] == pytest.approx(
             np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test))
-    # data/mnist_conv is what data/mnist_conv_spec.json generates: a rerun finds every model finished
-    out = Path(shutil.copytree(folder, tmp_path / "mnist_conv"))
-    rerun = generate_task(folder.parent / "mnist_conv_spec.json", out)
+    # the folder is what its spec generates: a rerun finds every model finished
+    out = Path(shutil.copytree(folder, tmp_path / name))
+    rerun = generate_task(folder.parent / f"{name}_spec.json", out)
     assert rerun.trained == [] and rerun.complete
