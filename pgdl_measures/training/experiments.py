@@ -242,8 +242,8 @@ class Runner:
         record_path = folder / "record.json"
         if reuse and record_path.is_file():
             return json.loads(record_path.read_text())
-        self.planned_missing += 1
         if self.finished_only:
+            self.planned_missing += 1
             return None
         data = self.data(fraction, seed)
         config = TrainConfig(epochs=epochs or self.preset.epochs, batch_size=int(hp["batch_size"]),
@@ -523,6 +523,9 @@ def run_experiment(name: str, preset: str | Preset, out_dir: str | os.PathLike, 
     runner.finished_only = finished_only
     result = RUNNERS[name](runner)
     result["unfinished_runs"] = runner.planned_missing
+    # the training time of every run, also of runs an earlier (resumed) call trained
+    result["fit_seconds_total"] = round(sum(r.get("fit_seconds", 0.0) for r in result.get("records", [])
+                                            if r is not None), 1)
     result = {"experiment": name, "preset": label, "settings": _jsonable(asdict(preset)),
               "departures_from_the_study": list(preset.departures),
               "data": runner.splits.summary(), "machine": _machine(),

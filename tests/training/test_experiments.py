@@ -41,8 +41,11 @@ def test_fit_regimes_writes_json_and_figure_and_resumes(tmp_path):
     assert (tmp_path / "fit-regimes.png").stat().st_size > 1000
     assert saved["halves"]["upper"]["models"] + saved["halves"]["lower"]["models"] + saved["diverged"] == 4
     assert all(r["agn_sum"] > 0 for r in saved["records"] if not r["diverged"])
+    assert saved["unfinished_runs"] == 0  # every run trained: none left unfinished
+    assert saved["fit_seconds_total"] == pytest.approx(sum(r["fit_seconds"] for r in saved["records"]), abs=0.1)
     again = run_experiment("fit-regimes", "smoke", tmp_path, **small)  # every model read back
     assert [r["fit_seconds"] for r in again["records"]] == [r["fit_seconds"] for r in result["records"]]
+    assert again["fit_seconds_total"] == saved["fit_seconds_total"]  # the runs' training time, read back
     # --finished-only: the result over the finished runs, training nothing
     (tmp_path / "fit-regimes" / "runs" / "mlp-2" / "record.json").unlink()
     partial = run_experiment("fit-regimes", "smoke", tmp_path, finished_only=True, **small)
