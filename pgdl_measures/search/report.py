@@ -6,6 +6,10 @@
   training set with the final seeds (mean +- std), beside the default hyper-parameters.
 * Best-so-far per round: the lowest objective value among the full-schedule trials of rounds
   ``<= r`` (a table, and ``report.png``: one panel per objective, one line per method).
+* For each cell with an AGN objective, what AGN was among its full-schedule trials: Spearman's
+  rho of the summed AGN with the validation accuracy, and the median summed AGN of the trials
+  that learned (validation accuracy at least :data:`LEARNED`) and of those that did not; this
+  says whether the objective's penalty falls on learning itself.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from typing import Any
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.search.objectives import DIVERGED_VALUE
 from pgdl_measures.search.spec import OBJECTIVES, validate
+
+#: a trial "learned" when its validation accuracy reaches this (the report's AGN table)
+LEARNED = 0.8
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -111,8 +118,33 @@ def _collect(out: Path, spec, store, named_by_digest: bool) -> dict[str, Any]:
             "best_params": None if best is None else dict(best.params),
             "best_val_accuracy": None if best is None else best.user_attrs.get("val_accuracy"),
             "best_so_far": so_far, "final": final_results(out, cell.name),
+            "agn_trials": _agn_trials(finite) if "agn" in cell.objective else None,
         })
     return {"spec": spec.raw, "rows": rows, "default": final_results(out, "default")}
+
+
+def _agn_trials(trials) -> dict[str, Any] | None:
+    """Summed AGN against validation accuracy over full-schedule trials (see the module docstring)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    pairs = [(t.user_attrs.get("agn_sum"), t.user_attrs.get("val_accuracy")) for t in trials]
+    pairs = [(float(a), float(v)) for a, v in pairs if a is not None and v is not None
+             and math.isfinite(a) and math.isfinite(v)]
+    if not pairs:
+        return None
+    agn, acc = np.array(pairs).T
+    learned, other = agn[acc >= LEARNED], agn[acc < LEARNED]
+    rho, p = spearmanr(agn, acc) if len(pairs) >= 3 and np.ptp(agn) > 0 and np.ptp(acc) > 0 else (math.nan, math.nan)
+    return {"trials": len(pairs), "spearman_rho": _finite(rho), "p": _finite(p), "learned": int(len(learned)),
+            "agn_sum_median_learned": _finite(np.median(learned)) if len(learned) else None,
+            "agn_sum_median_not_learned": _finite(np.median(other)) if len(other) else None,
+            "agn_sum_range": [float(agn.min()), float(agn.max())]}
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -142,6 +174,19 @@ def markdown(data: dict[str, Any]) -> str:
     for r in data["rows"]:
         cells = [_fmt(v) for v in r["best_so_far"]] + [""] * (width - len(r["best_so_far"]))
         lines.append(f"| {r['cell']} | " + " | ".join(cells) + " |")
+    agn_rows = [r for r in data["rows"] if r.get("agn_trials")]
+    if agn_rows:
+        lines += ["", "## AGN among the full-schedule trials of each AGN cell", "",
+                  f"Learned: validation accuracy >= {LEARNED}. A positive rho means the AGN term penalises "
+                  "the configurations that learn.", "",
+                  "| cell | trials | Spearman rho(AGN sum, val acc) | p | learned | median AGN sum, learned | "
+                  "median AGN sum, not learned | AGN sum range |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in agn_rows:
+            a = r["agn_trials"]
+            lines.append(f"| {r['cell']} | {a['trials']} | {_fmt(a['spearman_rho'], 3)} | {_fmt(a['p'], 2)} | "
+                         f"{a['learned']} | {_fmt(a['agn_sum_median_learned'])} | "
+                         f"{_fmt(a['agn_sum_median_not_learned'])} | {_fmt(a['agn_sum_range'][0])}-"
+                         f"{_fmt(a['agn_sum_range'][1])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -31,5 +31,17 @@ def test_tiny_ci_search_with_keras(tmp_path, sync_engine):
     trial = study.runs[0].algo.study.get_trials()[0]
     assert trial.user_attrs["agn"] > 0 and len(trial.intermediate_values) == 2
     paths = write_report(out)
-    assert "| cmaes | agn_val_loss | 0.1 |" in paths["markdown"].read_text()
+    text = paths["markdown"].read_text()
+    assert "| cmaes | agn_val_loss | 0.1 |" in text
+    # what AGN was among each AGN cell's full-schedule trials: the trials' own summed AGN
+    import json
+
+    rows = {r["cell"]: r for r in json.loads(paths["json"].read_text())["rows"]}
+    cmaes = rows["cmaes-agn_val_loss-a0.1"]["agn_trials"]
+    (run,) = [r for r in study.runs if r.cell.name == "cmaes-agn_val_loss-a0.1"]
+    sums = [t.user_attrs["agn_sum"] for t in run.algo.study.get_trials()
+            if t.user_attrs.get("epochs") == 2 and t.user_attrs.get("agn_sum") is not None]
+    assert cmaes["trials"] == len(sums) == 2
+    assert cmaes["agn_sum_range"] == pytest.approx([min(sums), max(sums)])
+    assert "## AGN among the full-schedule trials" in text and "| cmaes-agn_val_loss-a0.1 | 2 |" in text
     assert paths["png"].stat().st_size > 1000
