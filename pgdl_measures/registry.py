@@ -69,7 +69,12 @@ OPT_IN: frozenset[str] = frozenset({
     "power_law_alpha_sliced", "augment_change_rate", "label_variation_knn", "meta_measure",
 })
 
-#: the ``--measure`` name that selects every registered measure (built-ins and plugins)
+#: Built-ins fitted on a benchmark of tasks (``pgdl meta fit``): ranking one among the measures it
+#: was fitted from, on the tasks it was fitted on, would score its own training data, so
+#: ``--measure all`` leaves it out; it is computed when named.
+FITTED: frozenset[str] = frozenset({"meta_measure"})
+
+#: the ``--measure`` name that selects every registered measure (built-ins and plugins) but :data:`FITTED`
 ALL = "all"
 
 

@@ -29,15 +29,16 @@ def default_measure_names() -> list[str]:
 
 
 def all_measure_names() -> list[str]:
-    """Every registered measure: the available built-ins (opt-in ones included), then plugins."""
-    from pgdl_measures.registry import available_measures
+    """Every registered measure: the available built-ins (opt-in ones included, fitted ones not:
+    :data:`~pgdl_measures.registry.FITTED`), then plugins."""
+    from pgdl_measures.registry import FITTED, available_measures
 
-    return list(available_measures())
+    return [name for name in available_measures() if name not in FITTED]
 
 
 def resolve_measures(names: Sequence[str] = (), params: dict[str, dict[str, Any]] | None = None) -> list[Measure]:
     """Measure instances from registry names and parameters (the default built-ins when `names` is
-    empty; every registered measure for the name ``all``).
+    empty; every registered measure but the fitted ones for the name ``all``).
 
     Raises:
         PGDLError: an unknown measure (the message lists the available ones), an unknown

@@ -162,3 +162,11 @@ def test_cli_bad_input_is_one_line_exit_2(cli, tmp_path, args, message):
     result = cli(args + ["--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_all_leaves_the_fitted_measure_out_and_its_name_selects_it():
+    from pgdl_measures.evaluate.inputs import resolve_measures
+
+    everything = [m.name for m in resolve_measures(["all"])]
+    assert "meta_measure" not in everything and "mixup_accuracy" in everything
+    assert [m.name for m in resolve_measures(["all", "meta_measure"])][-1] == "meta_measure"
