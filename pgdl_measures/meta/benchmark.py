@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pgdl_measures.errors import PGDLError
+from pgdl_measures.registry import FITTED
 from scoring.predictions import find_references, generalization_gap, load_prediction, load_reference
 from scoring.rules import normalize_model_id
 
@@ -52,7 +53,9 @@ def read_benchmark(reference_dir: str | os.PathLike, prediction_dirs: Sequence[s
         reference_dir: a folder holding tasks' reference data (searched recursively).
         prediction_dirs: folders of ``<measure>/<task>.predict`` files; a later folder's file
             for the same measure and task replaces an earlier one's.
-        measures: only these measures (default: every sub-folder holding a ``.predict`` of a task).
+        measures: only these measures (default: every sub-folder holding a ``.predict`` of a task,
+            but fitted measures' (:data:`~pgdl_measures.registry.FITTED`): a meta-measure is not
+            a component of another).
 
     Returns:
         The tasks that have values of at least one measure, sorted by name.
@@ -68,7 +71,8 @@ def read_benchmark(reference_dir: str | os.PathLike, prediction_dirs: Sequence[s
         if not folder.is_dir():
             raise PGDLError("predictions folder not found", folder)
         for path in sorted(folder.glob("*/*.predict")):
-            if path.stem in references and (measures is None or path.parent.name in measures):
+            chosen = path.parent.name not in FITTED if measures is None else path.parent.name in measures
+            if path.stem in references and chosen:
                 files[(path.parent.name, path.stem)] = path
     found = sorted({m for m, _ in files})
     missing = [m for m in (measures or []) if m not in found]

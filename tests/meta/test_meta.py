@@ -55,8 +55,14 @@ def synthetic(tmp_path_factory):
     return _write_benchmark(tmp_path_factory.mktemp("bench"))
 
 
-def test_the_known_combination_is_recovered(synthetic):
-    tasks = read_benchmark(*synthetic[:1], [synthetic[1]])
+def test_the_known_combination_is_recovered(synthetic, tmp_path):
+    import shutil
+
+    # a meta-measure's own .predict files beside the others are not a component
+    preds = Path(shutil.copytree(synthetic[1], tmp_path / "preds"))
+    shutil.copytree(preds / "left", preds / "meta_measure")
+    tasks = read_benchmark(synthetic[0], [preds])
+    assert sorted(tasks[0].values) == ["left", "noise", "right"]
     assert [t.name for t in tasks] == [f"task{i}" for i in range(6)]
     fit = fit_meta(tasks)
     w = dict(zip(fit.measures, fit.weights))
