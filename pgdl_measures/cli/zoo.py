@@ -79,7 +79,7 @@ def zoo(spec, out_dir, quiet):
     """Train every model of SPEC's hyper-parameter grid and write a PGDL task to OUT_DIR.
 
     SPEC is a JSON file naming the dataset (digits or an .npz file), the architecture family
-    (vgg, nin, mlp) and the grid, e.g.
+    (vgg, nin, allconv, mlp) and the grid, e.g.
 
     \b
       {"task": "digits_vgg", "dataset": {"name": "digits", "train_size": 300},
