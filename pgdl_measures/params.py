@@ -24,7 +24,7 @@ from scoring.values import is_finite, is_finite_number, is_int, is_number, short
 
 __all__ = [
     "BOOL", "FRACTION", "INTEGER", "MAX_SEED", "NON_NEGATIVE", "NON_NEGATIVE_INT", "PERCENTILE", "POSITIVE",
-    "POSITIVE_INT", "SEED", "Constraint", "Interval", "NameList", "Options", "Rule", "check_params", "describe",
+    "POSITIVE_INT", "SEED", "Constraint", "Interval", "ListOf", "NameList", "Options", "Rule", "Text", "check_params", "describe",
     "is_finite", "is_finite_number", "is_int", "is_number", "satisfies", "short_repr",
 ]
 
@@ -164,6 +164,46 @@ class NameList(Constraint):
 
     def __repr__(self) -> str:
         return f"NameList({self.known!r})"
+
+
+class Text(Constraint):
+    """A non-empty string."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, str) and bool(value)
+
+    def __str__(self) -> str:
+        return "a non-empty string"
+
+    def __repr__(self) -> str:
+        return "Text()"
+
+
+class ListOf(Constraint):
+    """A non-empty list (or tuple) whose every item satisfies `item`.
+
+    Args:
+        item: the rule of one item.
+        plural: what the items are, in the plural, for the message (``"positive numbers"``).
+    """
+
+    def __init__(self, item: Constraint, plural: str):
+        self.item, self.plural = item, plural
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, (list, tuple)) and bool(value) and all(self.item.is_satisfied_by(v) for v in value)
+
+    def explain(self, value: Any) -> str:
+        if isinstance(value, (list, tuple)) and value:
+            bad = next(v for v in value if not self.item.is_satisfied_by(v))
+            return f"must be {self}; item {short_repr(bad)} is not {self.item}"
+        return super().explain(value)
+
+    def __str__(self) -> str:
+        return f"a non-empty list of {self.plural}"
+
+    def __repr__(self) -> str:
+        return f"ListOf({self.item!r}, {self.plural!r})"
 
 
 #: A rule: a constraint, None (the value may be None), or a list of them (any one will do).

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from pgdl_measures.errors import PGDLError
-from pgdl_measures.measures.base import Measure
+from pgdl_measures.measures.base import Measure, validate_params
+from pgdl_measures.params import POSITIVE, Interval, ListOf, Text
 
 #: The defaults are the fit ``pgdl meta fit data results/ranking --out results/meta`` on the two
 #: bundled tasks (the committed ranking's 30 measures): it keeps one component.
@@ -69,6 +70,9 @@ class MetaMeasure(Measure):
                  "cross-validation; in the spirit of the PGDL winners' product of two measures "
                  "(Natekar & Sharma, arXiv:2012.02775)")
 
+    @validate_params({"measures": ListOf(Text(), "measure names"),
+                      "weights": ListOf(Interval(float, None, None), "finite numbers"),
+                      "scales": ListOf(POSITIVE, "positive numbers")})
     def __init__(self, *, measures: tuple[str, ...] = DEFAULT_MEASURES, weights: tuple[float, ...] = DEFAULT_WEIGHTS,
                  scales: tuple[float, ...] = DEFAULT_SCALES):
         self.measures, self.weights, self.scales = _check(measures, weights, scales)

@@ -122,8 +122,10 @@ def test_the_fitted_plugin_computes_the_combination_of_its_components(mini_path)
     ({"measures": ("meta_measure",), "weights": (1.0,), "scales": (1.0,)}, "its own component"),
     ({"measures": ("agn",), "weights": (1.0,), "scales": (0.0,)}, "positive"),
     ({"measures": ("agn",), "weights": (float("nan"),), "scales": (1.0,)}, "finite"),
-    ({"measures": (), "weights": (), "scales": ()}, "at least one"),
-    ({"measures": "agn", "weights": (1.0,), "scales": (1.0,)}, "must be a list"),
+    ({"measures": (), "weights": (), "scales": ()}, "parameter measures must be a non-empty list of measure names"),
+    ({"measures": ("agn",), "weights": ("x",), "scales": (1.0,)}, "parameter weights must be a non-empty list of finite "
+                                                                 "numbers; item 'x' is not a number"),
+    ({"measures": "agn", "weights": (1.0,), "scales": (1.0,)}, "must be a non-empty list of measure names, got 'agn'"),
 ])
 def test_bad_parameters_are_one_line_errors(params, message):
     with pytest.raises(PGDLError, match=message):
