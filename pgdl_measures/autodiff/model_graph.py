@@ -1,4 +1,4 @@
-"""A model's graph, backend-neutral: its chain of layers, its last Dense layer, its logits, and
+"""A model's graph, backend-neutral: its chain of layers, its last linear layer, its logits, and
 sub-models built from the same layers (so they share the trained weights).
 
 Measures use these to look inside a model; the autodiff modules of this package use
@@ -134,33 +134,69 @@ def logit_layers(model) -> LogitLayers:
 
 @dataclass
 class FinalDense:
-    """The last Dense layer of a model, whose pre-activation is the model's logits.
+    """The last linear layer of a model, whose pre-activation is the model's logits.
+
+    Either a ``Dense`` (linear or softmax) on a flat input, or -- the head of the NiN and
+    all-convolutional families -- a linear 1x1 ``Conv2D`` followed by ``GlobalAveragePooling2D``.
+    The second is a Dense on the pooled features: with ``h_p`` the conv's input at position
+    ``p`` of ``P``, ``mean_p(h_p W + b) = (mean_p h_p) W + b``, and the loss gradient with
+    respect to the 1x1 kernel ``W`` is the Dense one, ``mean_p(h_p) delta^T``.
 
     Attributes:
-        layer: the ``keras.layers.Dense``.
+        layer: the ``keras.layers.Dense``, or the 1x1 ``keras.layers.Conv2D``.
         index: its position in :func:`layer_chain`.
         use_bias: whether it has a bias.
+        pooled: whether it is the 1x1 Conv2D read through the global average pooling after it.
     """
 
     layer: object
     index: int
     use_bias: bool
+    pooled: bool = False
+
+
+def _pooled_head(parts, name: str) -> FinalDense | None:
+    """The 1x1 Conv2D + GlobalAveragePooling2D head of `parts`, or None (errors when it is
+    almost one: a conv that is not linear or not 1x1)."""
+    import keras
+
+    if len(parts.source) < 2:
+        return None
+    pool, conv = parts.source[-1], parts.source[-2]
+    if not (isinstance(pool, keras.layers.GlobalAveragePooling2D) and isinstance(conv, keras.layers.Conv2D)):
+        return None
+    if getattr(pool, "data_format", "channels_last") != "channels_last" or getattr(pool, "keepdims", False) \
+            or getattr(conv, "data_format", "channels_last") != "channels_last":
+        return None
+    if tuple(conv.kernel_size) != (1, 1) or tuple(conv.strides) != (1, 1) or tuple(conv.dilation_rate) != (1, 1) \
+            or getattr(conv, "groups", 1) != 1:
+        return None
+    activation = _activation_name(conv)
+    if activation != "linear":
+        raise PGDLError(f"the final 1x1 Conv2D layer {conv.name!r} of model {name!r} before the global average "
+                        f"pooling has activation {activation!r}; it must be linear (its pooled output is the logits)")
+    return FinalDense(conv, len(parts.source) - 2, bool(conv.use_bias), pooled=True)
 
 
 def final_dense(model) -> FinalDense:
-    """The Dense layer producing `model`'s logits (a linear or softmax Dense at the end).
+    """The linear layer producing `model`'s logits: a linear or softmax Dense at the end, or a
+    linear 1x1 Conv2D followed by GlobalAveragePooling2D (see :class:`FinalDense`).
 
     Raises:
-        PGDLError: the logits are not the output of a Dense layer, the Dense has another
-            activation (relu, sigmoid...), or its input is not a flat ``[batch, features]``.
+        PGDLError: the logits come from neither, the layer has another activation (relu,
+            sigmoid...), or the Dense's input is not a flat ``[batch, features]``.
     """
     import keras
 
     parts = logit_layers(model)
     last = parts.source[-1]
+    pooled = _pooled_head(parts, model.name)
+    if pooled is not None:
+        return pooled
     if not isinstance(last, keras.layers.Dense):
         raise PGDLError(f"model {model.name!r} has no final Dense layer: its logits come from layer "
-                        f"{last.name!r} ({type(last).__name__}); a final Dense (linear or softmax) is needed")
+                        f"{last.name!r} ({type(last).__name__}); a final Dense (linear or softmax), or a linear "
+                        "1x1 Conv2D followed by GlobalAveragePooling2D, is needed")
     activation = _activation_name(last)
     if activation not in ("linear", "softmax"):
         raise PGDLError(f"the final Dense layer {last.name!r} of model {model.name!r} has activation "
@@ -204,7 +240,9 @@ def logits_model(model):
 
 
 def features_model(model):
-    """A Keras model with outputs ``[h, z]``: the input and pre-activation of the final Dense.
+    """A Keras model with outputs ``[h, z]``: the input and pre-activation of the final Dense
+    (for a pooled 1x1 Conv2D head, ``h`` is the conv's input averaged over positions and ``z``
+    the pooled logits: the Dense it equals, see :class:`FinalDense`).
 
     Raises:
         PGDLError: as :func:`final_dense`.
@@ -219,9 +257,15 @@ def features_model(model):
         parts = logit_layers(model)
         x = _input(model)
         h = x
-        for layer in parts.layers[:-1]:
-            h = layer(h)
-        z = PreActivation(dense.layer)(h)
+        if dense.pooled:
+            for layer in parts.layers[:-2]:
+                h = layer(h)
+            z = parts.layers[-1](parts.layers[-2](h))
+            h = keras.layers.GlobalAveragePooling2D(name="pooled_features")(h)
+        else:
+            for layer in parts.layers[:-1]:
+                h = layer(h)
+            z = PreActivation(dense.layer)(h)
         return keras.Model(x, [h, z], name=f"{model.name}_features")
 
     return _derived(model, "features_model", build)

@@ -59,7 +59,11 @@ class AGN(Measure):
     inference mode. A Dense without bias drops the ``+ 1``. The final Dense may be linear
     (logits) or apply the softmax itself, and may be followed by a ``Softmax`` or
     ``Activation("softmax")`` layer; no backpropagation through the network is needed
-    (Goodfellow's per-example gradient identity), so it costs one inference pass.
+    (Goodfellow's per-example gradient identity), so it costs one inference pass. The head of
+    the NiN and all-convolutional families -- a linear 1x1 ``Conv2D`` followed by
+    ``GlobalAveragePooling2D`` -- is a Dense on the pooled features (``h_i`` is the conv's input
+    averaged over positions), and its AGN is that Dense's, exactly
+    (:class:`~pgdl_measures.autodiff.model_graph.FinalDense`).
 
     Args:
         max_examples: use the first `max_examples` training examples (None: all).
@@ -67,7 +71,7 @@ class AGN(Measure):
 
     Raises:
         MeasureError: the model has no final Dense layer (or one with another activation or a
-            non-flat input), the training data is empty, or a label exceeds the model's outputs.
+            non-flat input) and no linear 1x1 Conv2D + GlobalAveragePooling2D head, the training data is empty, or a label exceeds the model's outputs.
         PGDLError: (when constructed) a parameter is not a positive integer.
 
     References:

@@ -5,7 +5,7 @@ trackers apply. :data:`MODELS` maps a name to a builder ``(input_shape, num_clas
 
 * ``mlp``: ``Flatten``, ``depth`` hidden ``Dense(width)`` layers, ``Dense`` head (the PGDL
   ``mlp`` family; options ``depth``, ``width``, ``activation``, ``dropout``, ``batch_norm``).
-* ``vgg``, ``nin``: the PGDL-style families of the zoo (:mod:`pgdl_measures.training.families`),
+* ``vgg``, ``nin``, ``allconv``: the PGDL-style families of the zoo (:mod:`pgdl_measures.training.families`),
   built from their competition layer list; options are the family's hyper-parameters.
 * ``lenet5``: LeCun et al. 1998 as usually reimplemented: 5x5 convolutions with 6 (``same``
   padding) and 16 (``valid``) filters, each followed by 2x2 max-pooling, then ``Dense`` 120,
@@ -167,6 +167,7 @@ MODELS: dict[str, Callable[..., Any]] = {
     "mlp": _from_family("mlp"),
     "vgg": _from_family("vgg"),
     "nin": _from_family("nin"),
+    "allconv": _from_family("allconv"),
     "lenet5": lenet5,
     "resnet": resnet,
     "resnet20": functools.partial(resnet, depth=20),

@@ -65,6 +65,32 @@ def test_agn_equals_autodiff_on_a_vgg_like_conv_model():
     np.testing.assert_allclose(AGN()(trained), _autodiff_last_layer(model, data), rtol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["nin", "allconv"])
+def test_agn_equals_autodiff_on_a_global_average_pooled_head(family):
+    """The NiN / all-conv head (linear 1x1 Conv2D, then GlobalAveragePooling2D) is a Dense on the
+    pooled features: AGN equals the per-example autodiff gradient w.r.t. the 1x1 kernel and bias."""
+    import keras
+
+    from pgdl_measures.training.models import build
+
+    keras.utils.set_random_seed(0)
+    model = build(family, (8, 8, 1), 5, width=4, depth=2)
+    head = model_graph.final_dense(model)
+    assert head.pooled and isinstance(head.layer, keras.layers.Conv2D) and head.layer.kernel_size == (1, 1)
+    data = _data((8, 8, 1), n=20, classes=5)
+    value = AGN(batch_size=6)(TrainedModel("model_gap", model, train=data))
+    np.testing.assert_allclose(value, _autodiff_last_layer(model, data), rtol=1e-5)
+
+
+def test_gap_head_with_a_relu_1x1_conv_is_a_measure_error():
+    import keras
+
+    L = keras.layers
+    model = _sequential([L.Conv2D(3, 1, activation="relu"), L.GlobalAveragePooling2D()], (6, 6, 1), name="relu_head")
+    with pytest.raises(MeasureError, match=r"1x1 Conv2D .*activation 'relu'"):
+        AGN()(TrainedModel("model_0", model, train=_data((6, 6, 1))))
+
+
 def test_agn_without_bias():
     import keras
 

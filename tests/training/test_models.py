@@ -79,4 +79,4 @@ def test_bad_model_names_and_options_are_one_line_errors():
         build("mlp", [8], 10, depht=2)
     with pytest.raises(PGDLError, match="image inputs"):
         build("lenet5", [64], 10)
-    assert {"mlp", "lenet5", "resnet20", "resnet56", "resnet110", "densenet100x24", "vgg", "nin"} <= set(MODELS)
+    assert {"mlp", "lenet5", "resnet20", "resnet56", "resnet110", "densenet100x24", "vgg", "nin", "allconv"} <= set(MODELS)

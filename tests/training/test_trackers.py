@@ -58,11 +58,28 @@ def test_gn_subsample_scales_by_iterations(small_data, small_mlp):
     assert "m = 30" in tracker.estimator() and "s = 2" in tracker.estimator()
 
 
-def test_agn_trackers_need_a_final_dense(small_data):
+def test_agn_trackers_on_a_pooled_head_equal_the_measure(small_data):
+    """NiN's head (linear 1x1 Conv2D, then global average pooling) is a Dense on the pooled
+    features: the exact and the online AGN trackers follow it as they follow a Dense."""
     import keras
 
     keras.utils.set_random_seed(0)
     nin = build("nin", small_data.input_shape, small_data.num_classes, width=4, depth=1)
+    agn = AGN()(_on_train(nin, small_data))
+    still = TrainConfig(epochs=1, batch_size=50, learning_rate=1e-9, momentum=0.0, weight_decay=0.0,
+                        schedule="constant")
+    result = train(nin, small_data, still, online_agn=True, exact_agn=True)
+    assert result.history["online_agn"][0] == pytest.approx(agn, rel=1e-4)
+    assert result.history["agn"][0] == pytest.approx(AGN()(_on_train(nin, small_data)), rel=1e-9)
+
+
+def test_agn_trackers_need_a_final_linear_layer(small_data):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    model = keras.Sequential([keras.Input(small_data.input_shape), L.Conv2D(small_data.num_classes, 3),
+                              L.GlobalAveragePooling2D()])
     for option in ({"exact_agn": True}, {"online_agn": True}):
         with pytest.raises(PGDLError, match="Dense"):
-            train(nin, small_data, TrainConfig(epochs=1), **option)
+            train(model, small_data, TrainConfig(epochs=1), **option)
