@@ -71,7 +71,8 @@ class AGN(Measure):
 
     Raises:
         MeasureError: the model has no final Dense layer (or one with another activation or a
-            non-flat input) and no linear 1x1 Conv2D + GlobalAveragePooling2D head, the training data is empty, or a label exceeds the model's outputs.
+            non-flat input) and no linear 1x1 Conv2D + GlobalAveragePooling2D head, the training
+            data is empty, or a label exceeds the model's outputs.
         PGDLError: (when constructed) a parameter is not a positive integer.
 
     References:
