@@ -178,3 +178,18 @@ def test_all_leaves_the_fitted_measure_out_and_its_name_selects_it():
     everything = [m.name for m in resolve_measures(["all"])]
     assert "meta_measure" not in everything and "mixup_accuracy" in everything
     assert "meta_measure" in [m.name for m in resolve_measures(["all", "meta_measure"])]
+
+
+def test_a_measure_missing_on_the_held_out_task_is_not_a_component_of_its_rotation(synthetic, tmp_path):
+    """`pgdl evaluate` writes no .predict file for a measure that failed on one model of a task: the
+    rotation that holds that task out fits without the measure, so the task still gets a score."""
+    import shutil
+
+    preds = Path(shutil.copytree(synthetic[1], tmp_path / "preds"))
+    (preds / "left" / "task5.predict").unlink()
+    tasks = read_benchmark(synthetic[0], [preds])
+    loto = leave_one_task_out(tasks, n_resamples=50, n_permutations=0, workers=1)
+    signed, _ = loto.fits["task5"]
+    assert "left" not in signed.measures and "right" in signed.measures
+    rows = {r["task"]: r for r in loto.rows("kendall_tau")}
+    assert rows["task5"]["meta"][0] is not None and rows["task5"]["meta"][0] > 0.2, rows["task5"]
