@@ -8,10 +8,13 @@ Ctrl-C prints one line and exits with status 130.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -74,6 +77,23 @@ def cli():
 _KERAS_COMMANDS = {"task", "zoo", "experiment", "measures", "evaluate", "package"}
 
 
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold Ctrl-C until the block ends, then raise it: some modules imported with Keras catch
+    every exception around an optional import, which would swallow a KeyboardInterrupt raised there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _import_keras_quietly() -> None:
     """Import Keras with the C++ start-up chatter of TensorFlow (written to fd 2) silenced.
 
@@ -84,7 +104,7 @@ def _import_keras_quietly() -> None:
     """
     saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as devnull:
+        with open(os.devnull, "w") as devnull, _sigint_deferred():
             os.dup2(devnull.fileno(), 2)
             try:
                 import keras  # noqa: F401
