@@ -110,4 +110,8 @@ def zoo(spec, out_dir, quiet):
     if len(gaps):
         click.echo(f"generalization gap (train_acc - test_acc): mean {gaps.mean():.4f}, "
                    f"std {gaps.std():.4f}, min {gaps.min():.4f}, max {gaps.max():.4f}")
+    diverged = [f"model_{m}" for m, r in report.records.items() if r.get("history", {}).get("finite_weights") is False]
+    if diverged:
+        click.echo(f"warning: {len(diverged)} models diverged (non-finite weights): {', '.join(diverged)}; they are "
+                   "kept (the grid must be complete) and measures that read their weights give an error on them")
     click.echo(f"reference: {report.model_configs}")

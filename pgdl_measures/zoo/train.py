@@ -85,5 +85,7 @@ def train_model(config: Mapping[str, Any], hp: Mapping[str, Any], x_train: np.nd
     loss = fit.final("loss")
     history = {"final_loss": loss if loss is not None and math.isfinite(loss) else None,  # None: diverged
                "epochs_run": fit.epochs_run,
-               "train_seconds": round(fit.seconds, 3)}
+               "train_seconds": round(fit.seconds, 3),
+               # a diverged model can keep a finite loss (pooling drops NaN activations)
+               "finite_weights": all(bool(np.isfinite(w).all()) for w in model.get_weights())}
     return TrainResult(model, initial, metrics, history)

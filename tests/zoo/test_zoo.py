@@ -487,3 +487,26 @@ def test_bundled_task_is_its_spec_output(name, tmp_path):
     out = Path(shutil.copytree(folder, tmp_path / name))
     rerun = generate_task(folder.parent / f"{name}_spec.json", out)
     assert rerun.trained == [] and rerun.complete
+
+
+def test_cli_names_the_models_that_diverged(cli, tmp_path):
+    """Huge inputs and a learning rate of 9.9 send the weights to inf/NaN: the zoo keeps the model (the grid must be
+    complete), records it, and says which."""
+    spec_path = write_spec(tmp_path, dict(TINY_SPEC, grid={"width": [2]},
+                                          fixed={**TINY_SPEC["fixed"], "learning_rate": 9.9, "epochs": 5,
+                                                                        "batch_norm": False, "dropout": 0}))
+    with np.load(tmp_path / "tiny.npz") as arrays:  # inputs of 1e15 overflow float32 within a step
+        np.savez(tmp_path / "tiny.npz", **{k: (v * 1e15).astype(np.float32) if k.startswith("x") else v
+                                            for k, v in arrays.items()})
+    result = cli(["zoo", str(spec_path), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 models diverged (non-finite weights): model_0" in result.output
+    (record,) = (tmp_path / "out" / "zoo_state" / "tiny").glob("model_*.json")
+    assert json.loads(record.read_text())["history"]["finite_weights"] is False
+    # a model that trains normally is recorded as finite, and no warning is printed
+    (tmp_path / "ok").mkdir()
+    ok = write_spec(tmp_path / "ok", dict(TINY_SPEC, grid={"width": [2]}))
+    result = cli(["zoo", str(ok), str(tmp_path / "out_ok")])
+    assert result.exit_code == 0 and "diverged" not in result.output
+    (record,) = (tmp_path / "out_ok" / "zoo_state" / "tiny").glob("model_*.json")
+    assert json.loads(record.read_text())["history"]["finite_weights"] is True
