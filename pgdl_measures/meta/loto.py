@@ -101,7 +101,8 @@ def leave_one_task_out(tasks: Sequence[BenchmarkTask], *, n_resamples: int = 100
         train = [t for i, t in enumerate(tasks) if i != h]
         # only measures computed on the held-out task too: which measures ran there is known
         # before its gaps are, and a component without values would leave the meta-measure none
-        pool = [m for m in candidates(train)[0] if m in candidates([task])[0]]
+        on_held_out = set(candidates([task])[0])
+        pool = [m for m in candidates(train)[0] if m in on_held_out]
         signed = fit_meta(train, features="signed_log", measures=pool)
         ranked = fit_meta(train, features="rank", measures=pool)
         fits[task.name] = (signed, ranked)
