@@ -249,7 +249,9 @@ def _fit_pairs(zs: Sequence[np.ndarray], gaps: Sequence[np.ndarray], c: float) -
         raise PGDLError("no two training models differ in gap: there is no order to fit")
     x = np.vstack(xs)
     w = np.concatenate(weights)
-    model = LogisticRegression(C=c, solver="liblinear", fit_intercept=False, max_iter=1000, **_l1_option())
+    # liblinear visits the coordinates in a random order: a fixed seed makes the fit repeatable.
+    model = LogisticRegression(C=c, solver="liblinear", fit_intercept=False, max_iter=1000, random_state=0,
+                               **_l1_option())
     model.fit(np.vstack([x, -x]), np.r_[np.ones(len(x)), np.zeros(len(x))], sample_weight=np.r_[w, w] * len(zs))
     return model.coef_[0].astype(np.float64)
 
