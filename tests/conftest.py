@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TOY = Path(os.environ.get("PGDL_TOY_DATA", ROOT.parent / "shared" / "pgdl_toy_data"))
 MINI = ROOT / "data" / "mini"
+
+
+def pytest_configure(config):
+    """One JAX compilation cache on disk for the whole run: the workers, and the child processes
+    they start, compile each program once (models of one architecture give the same program).
+    The process that starts the run makes it (the xdist workers inherit its environment) and
+    removes it at the end; a cache the caller set is left alone."""
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    cache = tempfile.mkdtemp(prefix="pgdl-tests-jax-cache-")
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 def pytest_addoption(parser):

@@ -217,6 +217,7 @@ def _run_child(backend_name: str) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
+@pytest.mark.one_backend  # each backend runs in its own child
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("jax") is None,
                     reason="needs both TensorFlow and JAX installed")
 def test_backends_agree_on_the_same_weights():

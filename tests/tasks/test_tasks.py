@@ -222,8 +222,10 @@ def test_no_task(tmp_path):
         find_tasks(tmp_path / "absent")
 
 
+@pytest.mark.one_backend  # the JAX child's predictions against those of the TensorFlow run
 def test_loads_on_jax_without_tensorflow(toy_path):
-    """KERAS_BACKEND=jax with TensorFlow made unimportable: the sample task loads and predicts."""
+    """KERAS_BACKEND=jax with TensorFlow made unimportable: the sample task loads and predicts the
+    TensorFlow backend's predictions."""
     pytest.importorskip("jax")
     code = (
         "import sys; sys.modules['tensorflow'] = None\n"

@@ -456,16 +456,25 @@ BUNDLED = {
 }
 
 
-@pytest.mark.parametrize("name", list(BUNDLED))
-def test_bundled_task_is_its_spec_output(name, tmp_path):
-    """data/<name>: a task of the benchmark (data/README.md), what data/<name>_spec.json generates."""
-    from pgdl_measures.tasks import find_tasks, grid_report
+def _bundled(name: str):
+    """The task data/<name> (skips where it has not been generated)."""
+    from pgdl_measures.tasks import find_tasks
 
-    n_models, shape, n_train, n_test, max_bytes = BUNDLED[name]
     folder = Path(__file__).resolve().parents[2] / "data" / name
     if not folder.is_dir():
         pytest.skip(f"data/{name} has not been generated (see data/README.md)")
     (task,) = find_tasks(folder)
+    return folder, task
+
+
+@pytest.mark.one_backend  # files, grid and sizes; the accuracies are checked on each backend below
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_bundled_task_is_its_spec_output(name, tmp_path):
+    """data/<name>: a task of the benchmark (data/README.md), what data/<name>_spec.json generates."""
+    from pgdl_measures.tasks import grid_report
+
+    n_models, shape, n_train, n_test, max_bytes = BUNDLED[name]
+    folder, task = _bundled(name)
     configs = task.model_configs()
     report = grid_report(configs)
     df = configs.set_index("model_id")
@@ -474,7 +483,18 @@ def test_bundled_task_is_its_spec_output(name, tmp_path):
     assert df["gen_gap"].std() > 0.005  # a spread of gaps to rank
     assert df["train_acc"].median() >= 0.9  # most networks learned their training set
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < max_bytes
-    # the reference accuracies are those of the committed weights on the committed TFRecords
+    # the folder is what its spec generates: a rerun finds every model finished
+    out = Path(shutil.copytree(folder, tmp_path / name))
+    rerun = generate_task(folder.parent / f"{name}_spec.json", out)
+    assert rerun.trained == [] and rerun.complete
+
+
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_bundled_task_reference_accuracies_are_its_weights(name):
+    """The reference accuracies of data/<name> are those of the committed weights on the committed TFRecords."""
+    n_models, shape, n_train, n_test, _ = BUNDLED[name]
+    _, task = _bundled(name)
+    df = task.model_configs().set_index("model_id")
     x, y = task.train.take()
     x_test, y_test = task.test.take()
     assert x.shape[1:] == shape and len(y) == n_train and len(y_test) == n_test
@@ -483,10 +503,6 @@ def test_bundled_task_is_its_spec_output(name, tmp_path):
         assert df.loc[model_id, "train_acc"] == pytest.approx(np.mean(np.argmax(model.predict(x, verbose=0), -1) == y))
         assert df.loc[model_id, "test_acc"] == pytest.approx(
             np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test))
-    # the folder is what its spec generates: a rerun finds every model finished
-    out = Path(shutil.copytree(folder, tmp_path / name))
-    rerun = generate_task(folder.parent / f"{name}_spec.json", out)
-    assert rerun.trained == [] and rerun.complete
 
 
 def test_cli_names_the_models_that_diverged(cli, tmp_path):
