@@ -2,13 +2,17 @@
 
 The unit tests need no child process. The end-to-end tests package measures and check that the
 zip gives what the toolkit gives (``get_measure(name, **params)(task.load_model(m))``, i.e.
-``pgdl evaluate``) on two models of the official sample task:
+``pgdl evaluate``):
 
-* through ``pgdl run-submission`` (legacy Keras 2, and Keras 3 for one measure);
 * in a child process that stands in for the competition's environment (:data:`HARNESS`): an
   import hook installed before anything else refuses every module outside the standard library,
   TensorFlow's dependencies and tf_keras, the toolkit included, and the project is not on its
-  path. Every built-in measure and a plugin package run there in one process.
+  path. Every built-in measure and a plugin package run there in one process, on two models of
+  the official sample task;
+* through ``pgdl run-submission``, one child process per zip, so each measure is run there once,
+  on one task: :data:`RUN_SUBMISSION` on the sample task (legacy Keras 2), AGN with parameters on
+  it under Keras 3, and :data:`MINI_CASES` (an image-only measure among them) on three conv nets
+  of the bundled mini task, against ``pgdl evaluate``.
 
 Running every built-in through ``pgdl run-submission`` (one child each) is opt-in:
 ``pytest --every-builtin tests/competition/test_package.py``.
@@ -33,8 +37,11 @@ from pgdl_measures.errors import PGDLError
 from pgdl_measures.registry import BUILTINS, ENTRY_POINT_GROUP, available_measures
 
 MODELS = ("model_0", "model_1")
-#: measures run through `pgdl run-submission` by default (one child process each)
-RUN_SUBMISSION = ("vc_dimension", "distance_from_init", "agn", "meta_measure")
+#: measures run through `pgdl run-submission` on the sample task by default (one child process
+#: each): the architecture only, the initial weights, a plugin outside `measures/` combining others;
+#: AGN (the training data) runs on the mini task (:data:`MINI_CASES`), and with parameters under
+#: Keras 3 here
+RUN_SUBMISSION = ("vc_dimension", "distance_from_init", "meta_measure")
 #: values that must be equal to the last bit; the others to rtol 1e-6
 EXACT = {"vc_dimension", "distance_from_init", "agn"}
 
@@ -540,8 +547,9 @@ def test_every_measure_runs_where_only_tensorflow_is_installed(tmp_path, toy_pat
         _check(case, values, expected[case])
 
 
-#: measures compared on the bundled mini task (conv nets, 10 classes, public-data layout)
-MINI_CASES = ["agn", "distance_from_init", "vc_dimension", "sharpness_pgdl_v2"] + IMAGE_ONLY[:1]
+#: measures compared on the bundled mini task (conv nets, 10 classes, public-data layout); the ones
+#: run through `pgdl run-submission` on the sample task (:data:`RUN_SUBMISSION`) are not run again
+MINI_CASES = ["agn", "sharpness_pgdl_v2"] + IMAGE_ONLY[:1]
 MINI_MODELS = "model_0,model_13,model_31"
 
 

@@ -251,24 +251,6 @@ def test_baselines_match_hand_computations(tmp_path, cli, toy_path, two_runs):
         assert values["jac"][model_id] == pytest.approx(expected, rel=1e-4)
 
 
-def test_legacy_idioms_and_program_dir(tmp_path, cli, toy_path):
-    x, _ = toy_train(toy_path)
-    out = tmp_path / "legacy"
-    result = cli(["run-submission", str(SUBMISSIONS / "legacy_idioms"), str(toy_path), str(out),
-                  "--models", "model_0"])
-    assert result.exit_code == 0, result.output
-    hidden = numpy_forward(toy_path / "model_0", x)[-2]
-    expected = np.mean(np.sum(hidden ** 2, axis=1)) / hidden.shape[1]
-    assert predict(out)["model_0"] == pytest.approx(expected, rel=1e-5)
-
-    out = tmp_path / "program_dir"
-    result = cli(["run-submission", str(SUBMISSIONS / "program_dir_helper"), str(toy_path),
-                  str(out), "--models", "0"])
-    assert result.exit_code == 0, result.output
-    # 2.5 (from helper/scale.json) * sum of the first example, shards in natural order
-    assert predict(out)["model_0"] == pytest.approx(2.5 * float(np.sum(x[0])), rel=1e-6)
-
-
 #: the models tests/competition/submissions/misbehaves meets, in the order one child runs them
 MISBEHAVING = {  # model: (value in the .predict, error message, stage)
     "model_0": (None, "ValueError: deliberate failure in complexity", "complexity"),
@@ -282,78 +264,131 @@ MISBEHAVING = {  # model: (value in the .predict, error message, stage)
 MISBEHAVING_BUDGET = 4.0
 
 
+#: $PGDL_WARM_UP_SECONDS and the per-model budget of the warm_up runs (:func:`overlapping_runs`)
+WARM_UP_SECONDS, WARM_UP_BUDGET = 6.0, 5.0
+
+
 @pytest.fixture(scope="module")
-def misbehaving(toy_path, tmp_path_factory, cli):
-    """One --reuse-process run of tests/competition/submissions/misbehaves over :data:`MISBEHAVING` (three
-    children: the hang and the crash each cost a restart, no more) and one of missing_module;
-    the live processes carrying the run's marker are listed as it ends."""
+def overlapping_runs(toy_path, tmp_path_factory, cli):
+    """Runs of fixture submissions started together, so that the waits of some (a model that
+    hangs until the budget kills it, a warm-up sleep) overlap the start-up of the others (each
+    child imports TensorFlow: seconds of CPU).
+
+    In the background:
+
+    * misbehaves: a `pgdl run-submission` process of its own, --reuse-process over
+      :data:`MISBEHAVING` (three children: the hang and the crash each cost a restart, no more),
+      its environment carrying a marker; the live processes carrying the marker are listed as
+      it ends;
+    * warm_up, through :func:`run_submission` in two threads: per model (the default) on
+      model_0, and per task with --reuse-process on model_0 and model_1.
+
+    Meanwhile, `pgdl run-submission` in this process, one after the other: missing_module on
+    model_0 and model_1, legacy_idioms on model_0, program_dir_helper on model 0.
+    """
     import os
     import signal
+    import subprocess
+    import sys
     import uuid
+    from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
 
-    root = tmp_path_factory.mktemp("misbehaving")
+    root = tmp_path_factory.mktemp("overlapping")
     marker = f"pgdl-test-{uuid.uuid4().hex}"
-    before = os.environ.get("PGDL_TEST_MARKER")
-    os.environ["PGDL_TEST_MARKER"] = marker
+    log = root / "misbehaves.log"
+    command = [sys.executable, "-c", "from pgdl_measures.cli import main; main()", "run-submission",
+               str(SUBMISSIONS / "misbehaves"), str(toy_path), str(root / "misbehaves"),
+               "--models", ",".join(MISBEHAVING), "--reuse-process", "--time-budget", str(MISBEHAVING_BUDGET)]
+    warm_up = SUBMISSIONS / "warm_up"
+    with open(log, "w") as out:
+        misbehaves = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                      env={**os.environ, "PGDL_TEST_MARKER": marker})
     try:
-        result = cli(["run-submission", str(SUBMISSIONS / "misbehaves"), str(toy_path),
-                         str(root / "misbehaves"), "--models", ",".join(MISBEHAVING),
-                         "--reuse-process", "--time-budget", str(MISBEHAVING_BUDGET)])
+        with pytest.MonkeyPatch.context() as mp, ThreadPoolExecutor(2) as pool:
+            mp.setenv("PGDL_WARM_UP_SECONDS", str(WARM_UP_SECONDS))
+            per_model = pool.submit(sub.run_submission, warm_up, toy_path, root / "per_model",
+                                    time_budget=WARM_UP_BUDGET, models=["model_0"])
+            per_task = pool.submit(sub.run_submission, warm_up, toy_path, root / "per_task",
+                                   time_budget=WARM_UP_BUDGET, budget_rule="per-task", reuse_process=True,
+                                   models=["model_0", "model_1"])  # 10 s for both: 4 s to load them
+            missing = cli(["run-submission", str(SUBMISSIONS / "missing_module"), str(toy_path),
+                           str(root / "missing_module"), "--models", "model_0,model_1"])
+            legacy = cli(["run-submission", str(SUBMISSIONS / "legacy_idioms"), str(toy_path),
+                          str(root / "legacy"), "--models", "model_0"])
+            program_dir = cli(["run-submission", str(SUBMISSIONS / "program_dir_helper"), str(toy_path),
+                               str(root / "program_dir"), "--models", "0"])
+            per_model.result()
+            per_task_run = per_task.result()
+        exit_code = misbehaves.wait(timeout=600)
         survivors = _processes_with(marker)
     finally:
+        if misbehaves.poll() is None:
+            misbehaves.kill()
+            misbehaves.wait()
         for pid in _processes_with(marker):
             os.kill(pid, signal.SIGKILL)
-        if before is None:
-            os.environ.pop("PGDL_TEST_MARKER")
-        else:
-            os.environ["PGDL_TEST_MARKER"] = before
-    missing = cli(["run-submission", str(SUBMISSIONS / "missing_module"), str(toy_path),
-                      str(root / "missing_module"), "--models", "model_0,model_1"])
-    return SimpleNamespace(result=result, out=root / "misbehaves", survivors=survivors,
-                           missing=missing, missing_out=root / "missing_module")
+    return SimpleNamespace(misbehaves=SimpleNamespace(exit_code=exit_code, output=log.read_text()),
+                           misbehaves_out=root / "misbehaves", survivors=survivors,
+                           missing=missing, missing_out=root / "missing_module",
+                           per_model_out=root / "per_model", per_task_out=root / "per_task",
+                           per_task_run=per_task_run, legacy=legacy, legacy_out=root / "legacy",
+                           program_dir=program_dir, program_dir_out=root / "program_dir")
 
 
-def test_misbehaving_models_are_recorded_and_the_run_goes_on(misbehaving):
+def test_legacy_idioms_and_program_dir(overlapping_runs, toy_path):
+    runs = overlapping_runs
+    x, _ = toy_train(toy_path)
+    assert runs.legacy.exit_code == 0, runs.legacy.output
+    hidden = numpy_forward(toy_path / "model_0", x)[-2]
+    expected = np.mean(np.sum(hidden ** 2, axis=1)) / hidden.shape[1]
+    assert predict(runs.legacy_out)["model_0"] == pytest.approx(expected, rel=1e-5)
+
+    assert runs.program_dir.exit_code == 0, runs.program_dir.output
+    # 2.5 (from helper/scale.json) * sum of the first example, shards in natural order
+    assert predict(runs.program_dir_out)["model_0"] == pytest.approx(2.5 * float(np.sum(x[0])), rel=1e-6)
+
+
+def test_misbehaving_models_are_recorded_and_the_run_goes_on(overlapping_runs):
     """An exception, a non-float, NaN, infinity, a hang and a crash: each is its model's only."""
-    assert misbehaving.result.exit_code == 1, misbehaving.result.output
-    assert predict(misbehaving.out) == {m: v for m, (v, _, _) in MISBEHAVING.items() if v is not None}
-    errors = json.loads((misbehaving.out / "pgdl_toy_data.errors.json").read_text())
+    assert overlapping_runs.misbehaves.exit_code == 1, overlapping_runs.misbehaves.output
+    assert predict(overlapping_runs.misbehaves_out) == {m: v for m, (v, _, _) in MISBEHAVING.items() if v is not None}
+    errors = json.loads((overlapping_runs.misbehaves_out / "pgdl_toy_data.errors.json").read_text())
     failing = {m: (message, stage) for m, (_, message, stage) in MISBEHAVING.items() if message}
     assert list(errors) == list(failing)
     for model_id, (message, stage) in failing.items():
         assert message in errors[model_id]["error"] and errors[model_id]["stage"] == stage
-        assert message in misbehaving.result.output  # printed
+        assert message in overlapping_runs.misbehaves.output  # printed
     assert "Traceback" in errors["model_0"]["stderr_tail"]
     assert "complexity.py" in errors["model_0"]["stderr_tail"]  # the submission's line is in it
     # NaN and infinity are failures, never a bare NaN in the .predict file
-    assert "NaN" not in (misbehaving.out / "pgdl_toy_data.predict").read_text()
+    assert "NaN" not in (overlapping_runs.misbehaves_out / "pgdl_toy_data.predict").read_text()
 
 
-def test_hang_and_crash_in_a_reused_process_restart_it(misbehaving):
+def test_hang_and_crash_in_a_reused_process_restart_it(overlapping_runs):
     """A model over budget or killing the child costs a restart, no more; outcomes are reported
     in order as they come."""
-    lines = [line for line in misbehaving.result.output.splitlines()
+    lines = [line for line in overlapping_runs.misbehaves.output.splitlines()
              if line.startswith("pgdl_toy_data/model_")]
     assert [line.split(":")[0].split("/")[1] for line in lines] == list(MISBEHAVING)
     (hang,) = [line for line in lines if line.startswith("pgdl_toy_data/model_2:")]
     assert float(hang.split("(")[1].split(" s)")[0]) >= MISBEHAVING_BUDGET
-    assert "5 of 7 models failed" in misbehaving.result.output
+    assert "5 of 7 models failed" in overlapping_runs.misbehaves.output
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
-def test_processes_a_submission_starts_in_a_new_session_do_not_survive(misbehaving):
-    assert predict(misbehaving.out)["model_12"] == 2.0  # it started `setsid sleep 1000`
-    assert misbehaving.survivors == []  # which was killed with the child
+def test_processes_a_submission_starts_in_a_new_session_do_not_survive(overlapping_runs):
+    assert predict(overlapping_runs.misbehaves_out)["model_12"] == 2.0  # it started `setsid sleep 1000`
+    assert overlapping_runs.survivors == []  # which was killed with the child
 
 
-def test_an_import_error_is_seen_once(misbehaving):
+def test_an_import_error_is_seen_once(overlapping_runs):
     """The submission does not import: the first model's error, the second not run again."""
-    assert misbehaving.missing.exit_code == 1, misbehaving.missing.output
+    assert overlapping_runs.missing.exit_code == 1, overlapping_runs.missing.output
     message = "No module named 'pgdl_no_such_module_2020'"
-    assert message in misbehaving.missing.output
-    assert predict(misbehaving.missing_out) == {}
-    errors = json.loads((misbehaving.missing_out / "pgdl_toy_data.errors.json").read_text())
+    assert message in overlapping_runs.missing.output
+    assert predict(overlapping_runs.missing_out) == {}
+    errors = json.loads((overlapping_runs.missing_out / "pgdl_toy_data.errors.json").read_text())
     assert list(errors) == ["model_0", "model_1"]
     for model_id in errors:
         assert message in errors[model_id]["error"] and errors[model_id]["stage"] == "import"
@@ -604,17 +639,11 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-def test_per_task_budget_pays_for_a_one_off_warm_up(tmp_path, toy_path, monkeypatch):
+def test_per_task_budget_pays_for_a_one_off_warm_up(overlapping_runs):
     """The competition's rule: a slow first model borrows the time the others leave."""
-    monkeypatch.setenv("PGDL_WARM_UP_SECONDS", "6")
-    sub.run_submission(SUBMISSIONS / "warm_up", toy_path, tmp_path / "model", time_budget=5,
-                       models=["model_0"])
-    assert predict(tmp_path / "model") == {"model_0": "EXCEEDED"}  # per model (the default)
-    run = sub.run_submission(SUBMISSIONS / "warm_up", toy_path, tmp_path / "task",
-                             time_budget=5, budget_rule="per-task", reuse_process=True,
-                             models=["model_0", "model_1"])  # 10 s for both: 4 s to load them
-    assert predict(tmp_path / "task") == {"model_0": 2.0, "model_1": 2.0}
-    assert run.tasks[0].outcomes["model_0"].seconds >= 6
+    assert predict(overlapping_runs.per_model_out) == {"model_0": "EXCEEDED"}  # per model (the default)
+    assert predict(overlapping_runs.per_task_out) == {"model_0": 2.0, "model_1": 2.0}
+    assert overlapping_runs.per_task_run.tasks[0].outcomes["model_0"].seconds >= WARM_UP_SECONDS
 
 
 def test_per_task_budget_spent_marks_the_models_left_exceeded():
