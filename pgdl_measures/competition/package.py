@@ -115,8 +115,10 @@ def _own_roots() -> dict[str, Path]:
     return {name: Path(importlib.import_module(name).__file__).resolve().parent for name in OWN_PACKAGES}
 
 
+@functools.lru_cache(maxsize=512)
 def rewrite_own(text: str, *, filename: str = "<source>") -> str:
-    """`text` with every reference to one of :data:`OWN_PACKAGES` turned into its vendored name."""
+    """`text` with every reference to one of :data:`OWN_PACKAGES` turned into its vendored name
+    (remembered: packaging several measures rewrites the same toolkit modules once)."""
     for old, new in OWN_PACKAGES.items():
         text = rewrite_source(text, old, new, filename=filename)
     return text
