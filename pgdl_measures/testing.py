@@ -214,41 +214,30 @@ class MeasureContract:
 
     # -- values -------------------------------------------------------------------------
     @pytest.mark.parametrize("kind", MODEL_KINDS)
-    def test_finite_float(self, kind):
+    def test_value(self, kind):
+        """A finite float, the model's weights left as they were, the same value again under the
+        same seed (a measure that needs images refuses the dense model instead)."""
+        import keras
+
         measure = self.make_measure()
         self._require_backend(measure)
         if getattr(measure, "needs_images", False) and kind != "conv":
             with pytest.raises(MeasureError, match="image"):
                 measure(self.make_trained(kind))
             return
-        value = measure(self.make_trained(kind))
-        assert type(value) is float and math.isfinite(value)
-
-    @pytest.mark.parametrize("kind", MODEL_KINDS)
-    def test_same_value_under_same_seed(self, kind):
-        import keras
-
-        measure = self.make_measure()
-        self._require_backend(measure)
-        if getattr(measure, "needs_images", False) and kind != "conv":
-            pytest.skip(f"{measure.name} needs image inputs")
         trained = self.make_trained(kind)
+        before = [np.array(w) for w in trained.model.get_weights()]
         keras.utils.set_random_seed(self.seed)
         first = measure(trained)
-        keras.utils.set_random_seed(self.seed)
-        second = measure(trained)
-        assert second == pytest.approx(first, rel=self.rel_tol, abs=1e-12)
-
-    def test_model_left_unchanged(self):
-        measure = self.make_measure()
-        self._require_backend(measure)
-        trained = self.make_trained("conv")
-        before = [np.array(w) for w in trained.model.get_weights()]
-        measure(trained)
+        assert type(first) is float and math.isfinite(first), f"the value must be a finite float, got {first!r}"
         after = trained.model.get_weights()
         assert len(after) == len(before)
         for index, (b, a) in enumerate(zip(before, after)):
             assert np.array_equal(a, b), f"weight array {index} changed: a measure must restore what it perturbs"
+        keras.utils.set_random_seed(self.seed)
+        second = measure(trained)
+        assert second == pytest.approx(first, rel=self.rel_tol, abs=1e-12), \
+            f"another value under the same seed: {first!r}, then {second!r}"
 
     # -- needs --------------------------------------------------------------------------
     def test_initial_weights_need(self):

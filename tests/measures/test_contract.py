@@ -1,7 +1,7 @@
 """The contract suite (pgdl_measures.testing.MeasureContract) over every registered built-in.
 
 One test class per available built-in is generated below, so a failure names the measure
-(``TestContract_agn::test_finite_float[conv]``). Built-ins whose module does not import yet
+(``TestContract_agn::test_value[conv]``). Built-ins whose module does not import yet
 are skipped by the registry; ``test_all_builtins_registered`` fails until every one does.
 """
 
