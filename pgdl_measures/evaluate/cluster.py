@@ -14,7 +14,9 @@ model with it: the scheduler runs that model again on another worker, and after 
 Data: a worker reads the task's folder from its path when it can see it (a shared filesystem,
 always true on a local cluster). When some worker cannot, the driver sends the task's
 ``dataset_1/`` once to every worker (``Engine.scatter``) and each model's files with its task;
-such a worker unpacks them under its temporary folder.
+such a worker unpacks them under its temporary folder. A model whose shipped data died with the
+workers holding it while it ran (Dask cancels it) is sent again once, carrying the data inside its
+own task: nothing it depends on can be lost again, so its tries end it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import deque
+import warnings
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +165,7 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
     data: dict[str, Any] = {}
     digests = {task.name: task.dataset_digest() for task in tasks} if ship_data else {}
     queue, in_flight, dispatch = deque(jobs), {}, []
+    lost: Counter[tuple[str, str]] = Counter()  # (task, model) -> times its shipped data was lost under it
     finished = engine.as_completed()
     common = {"sys_path": list(sys.path), "backend": backend, "log_dir": str(log_dir), "time_budget": time_budget,
               "shipped_only": shipped_only,
@@ -176,10 +180,18 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
                         "reference_dir": None if task.reference_dir is None else str(task.reference_dir)},
                "measures": [(type(m).__module__, type(m).__qualname__, m.params) for m in pending],
                "model_files": _pack(task.input_dir / model) if ship_data else None}
-        if ship_data and (task.name not in data or data[task.name].status != "finished"):
-            data[task.name] = engine.scatter(_pack(task.dataset_dir))  # again when its holders died
+        if ship_data and lost[(task.name, model)]:
+            # its data died with the workers holding it while it ran: this time the data travels
+            # inside the task, which then has nothing left to lose, so its tries end it
+            shipped = _pack(task.dataset_dir)
+        else:
+            if ship_data and (task.name not in data or data[task.name].status != "finished"):
+                data[task.name] = engine.scatter(_pack(task.dataset_dir))  # again when its holders died
+            shipped = data.get(task.name)
         submitted = time.monotonic()  # before submit: the worker may start before submit returns
-        future = engine.submit(run_model, job, data.get(task.name), key=f"pgdl-model-{uuid.uuid4().hex}", retries=0)
+        with warnings.catch_warnings():  # Dask's "large object in the task graph": meant, for that one task
+            warnings.simplefilter("ignore", UserWarning)
+            future = engine.submit(run_model, job, shipped, key=f"pgdl-model-{uuid.uuid4().hex}", retries=0)
         in_flight[future.key] = (task, model, pending, credit, submitted, future)
         finished.add(future)
 
@@ -191,8 +203,9 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
         fill()
         for future in finished:
             task, model, pending, credit, submitted, _ = in_flight.pop(future.key)
-            answer = _answer(future, f"{task.name}/{model}", len(pending), engine.max_tries)
+            answer = _answer(future, f"{task.name}/{model}", len(pending), engine.max_tries, lost[(task.name, model)])
             if answer is None:  # its shipped data died with the workers holding it: run it again
+                lost[(task.name, model)] += 1
                 queue.appendleft((task, model, pending, credit))
                 fill()
                 continue
@@ -211,20 +224,26 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
     return dispatch
 
 
-def _answer(future, what: str, n_measures: int, max_tries: int) -> dict[str, Any] | None:
+def _answer(future, what: str, n_measures: int, max_tries: int, lost: int = 0) -> dict[str, Any] | None:
     """The task's answer; a model that killed every worker it ran on becomes errors; None when
-    the task was cancelled (its shipped data was lost)."""
+    the task was cancelled (its shipped data was lost: `lost` times before this one), errors
+    when that happens to a task that carried its own data."""
     from concurrent.futures import CancelledError
 
     from distributed.scheduler import KilledWorker
 
+    earlier = (f", after {lost} earlier run{'s' if lost > 1 else ''} whose shipped data died with the workers "
+               "holding it") if lost else ""
     try:
         answer = future.result()
     except CancelledError:
-        return None
+        if not lost:
+            return None
+        error = f"computing {what} was cancelled by the cluster{earlier}; not tried again"
+        return {"rows": [(i, Status.ERROR, None, error, 0.0) for i in range(n_measures)]}
     except KilledWorker as exc:
         tries = getattr(exc, "allowed_failures", max_tries - 1) + 1
-        error = (f"computing {what} killed {tries} Dask worker processes (the most tries allowed); "
+        error = (f"computing {what} killed {tries} Dask worker processes (the most tries allowed){earlier}; "
                  "not tried again")
         return {"rows": [(i, Status.ERROR, None, error, 0.0) for i in range(n_measures)]}
     except Exception as exc:  # noqa: BLE001 - the cluster failed outside any model: stop, keep the results

@@ -88,28 +88,40 @@ def test_killed_worker_is_retried_and_counted_once(two_workers):
         os.kill(killed, 0)
 
 
-# a guard, not a timing: this run takes seconds, but pgdl_measures.evaluate.cluster can resubmit the model
-# forever when its death also loses the shipped data's last copy (a cancelled task gets a new key and
-# fresh tries); seen once in about ten loaded runs, so fail then rather than hang
-@pytest.mark.timeout(240)
-def test_model_that_kills_every_worker_is_recorded_after_the_tries(serial, mini_path, tmp_path):
-    """(With the task's files shipped to the workers, which read only those.)"""
-    log = tmp_path / "kills.log"
-    result = _evaluate(mini_path, tmp_path / "out", workers=2, max_tries=2, models=["model_0", "model_2"], ship_data=True,
+KILLED_TWICE = "computing digits_vgg/model_2 killed 2 Dask worker processes (the most tries allowed)"
+AFTER_A_LOSS = ", after 1 earlier run whose shipped data died with the workers holding it"
+
+
+def _kills_every_worker(serial, mini_path, out: Path, log: Path, workers: int, ship_data: bool):
+    result = _evaluate(mini_path, out, workers=workers, max_tries=2, models=["model_0", "model_2"], ship_data=ship_data,
                        measures=["vc_dimension", KillsWorker()],
                        env={"PGDL_TEST_KILL_MODEL": "model_2", "PGDL_TEST_KILL_LOG": str(log)})
-    assert len(log.read_text().split()) == 2  # two workers died, then no third try
-    rows = {(k.model, k.measure): (s, v) for k, (s, v) in _values(tmp_path / "out").items()}
+    rows = {(k.model, k.measure): (s, v) for k, (s, v) in _values(out).items()}
     assert rows[("model_2", "test_kills_worker")][0] == Status.ERROR and rows[("model_2", "vc_dimension")][0] == Status.ERROR
     assert rows[("model_0", "test_kills_worker")][0] == Status.OK and rows[("model_0", "vc_dimension")][0] == Status.OK
-    with ResultStore.in_folder(tmp_path / "out") as store:
-        errors = {r.error for r in store.rows() if r.status == Status.ERROR}
-    assert errors == {"computing digits_vgg/model_2 killed 2 Dask worker processes (the most tries allowed); "
-                      "not tried again"}
     assert result.failed_counts() == {Status.ERROR: 2}
+    with ResultStore.in_folder(out) as store:
+        (error,) = {r.error for r in store.rows() if r.status == Status.ERROR}
     expected = {k: v for k, v in _values(serial[0]).items()
                 if k.model == "model_0" and k.measure in ("vc_dimension", "test_kills_worker")}
-    assert {k: v for k, v in _values(tmp_path / "out").items() if k.model == "model_0"} == expected
+    assert {k: v for k, v in _values(out).items() if k.model == "model_0"} == expected
+    return len(log.read_text().split()), error
+
+
+def test_model_that_kills_every_worker_is_recorded_after_the_tries(serial, mini_path, tmp_path):
+    """(The workers read the task's folder: nothing shipped can be lost.) Two workers died, then no third try."""
+    deaths, error = _kills_every_worker(serial, mini_path, tmp_path / "out", tmp_path / "kills.log", workers=2,
+                                        ship_data=False)
+    assert (deaths, error) == (2, KILLED_TWICE + "; not tried again")
+
+
+def test_a_model_whose_shipped_data_dies_under_it_ends_after_its_tries(serial, mini_path, tmp_path):
+    """(With the task's files shipped to the one worker, which reads only those.) The model's first
+    death takes the only copy of the shipped data, and Dask cancels the model; it runs once more
+    carrying the data, and its tries end it (it used to be resubmitted with fresh tries for ever)."""
+    deaths, error = _kills_every_worker(serial, mini_path, tmp_path / "out", tmp_path / "kills.log", workers=1,
+                                        ship_data=True)
+    assert (deaths, error) == (3, KILLED_TWICE + AFTER_A_LOSS + "; not tried again")
 
 
 def _stored(out: Path) -> int:
