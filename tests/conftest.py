@@ -23,8 +23,9 @@ def pytest_configure(config):
     if "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return
     cache = tempfile.mkdtemp(prefix="pgdl-tests-jax-cache-")
+    # a size limit turns on JAX's file lock around each entry, so no process reads one half written
     os.environ.update(JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0", JAX_COMPILATION_CACHE_MAX_SIZE=str(2**31))
     config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
