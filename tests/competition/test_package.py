@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pgdl_measures.competition.package import VENDORED, competition_environment, package_submission, rewrite_source
+from pgdl_measures.competition.package import package_submission
+from pgdl_measures.competition.vendor import VENDORED, competition_environment, rewrite_source
 from pgdl_measures.errors import PGDLError
 from pgdl_measures.registry import BUILTINS, ENTRY_POINT_GROUP, available_measures
 
