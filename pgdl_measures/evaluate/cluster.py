@@ -180,7 +180,8 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
                         "reference_dir": None if task.reference_dir is None else str(task.reference_dir)},
                "measures": [(type(m).__module__, type(m).__qualname__, m.params) for m in pending],
                "model_files": _pack(task.input_dir / model) if ship_data else None}
-        if ship_data and lost[(task.name, model)]:
+        inline = ship_data and lost[(task.name, model)] > 0
+        if inline:
             # its data died with the workers holding it while it ran: this time the data travels
             # inside the task, which then has nothing left to lose, so its tries end it
             shipped = _pack(task.dataset_dir)
@@ -189,8 +190,9 @@ def compute_on_cluster(engine, jobs: list[tuple], put, progress: Progress, *, ti
                 data[task.name] = engine.scatter(_pack(task.dataset_dir))  # again when its holders died
             shipped = data.get(task.name)
         submitted = time.monotonic()  # before submit: the worker may start before submit returns
-        with warnings.catch_warnings():  # Dask's "large object in the task graph": meant, for that one task
-            warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings():
+            if inline:  # Dask's "large object in the task graph": meant, for this one task
+                warnings.simplefilter("ignore", UserWarning)
             future = engine.submit(run_model, job, shipped, key=f"pgdl-model-{uuid.uuid4().hex}", retries=0)
         in_flight[future.key] = (task, model, pending, credit, submitted, future)
         finished.add(future)
