@@ -473,7 +473,7 @@ def test_bundled_task_is_its_spec_output(name, tmp_path):
     """data/<name>: a task of the benchmark (data/README.md), what data/<name>_spec.json generates."""
     from pgdl_measures.tasks import grid_report
 
-    n_models, shape, n_train, n_test, max_bytes = BUNDLED[name]
+    n_models, *_, max_bytes = BUNDLED[name]
     folder, task = _bundled(name)
     configs = task.model_configs()
     report = grid_report(configs)
